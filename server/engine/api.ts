@@ -1,0 +1,136 @@
+/**
+ * The engine's public surface: what the CLI and the sidecar use. Nothing here knows about LSP or VS Code.
+ * Inference runs in a worker thread; every method returns promptly and never blocks the caller's event loop.
+ */
+
+export type ExecutionProvider = 'auto' | 'cpu' | 'cuda' | 'dml' | 'coreml' | 'webgpu';
+export type RemaskingStrategy = 'static' | 'dynamic';
+
+export interface EngineOptions {
+  /** A folder written by `diffusionvl convert` (holds manifest.json). */
+  modelDir: string;
+  provider?: ExecutionProvider;
+  /** ONNX Runtime intra-op threads (default: ORT's choice). */
+  threads?: number;
+}
+
+export interface GenerationOptions {
+  /** Tokens to generate (G). Default 128. */
+  maxNewTokens?: number;
+  /** Denoising steps per block (S). Default 8. */
+  steps?: number;
+  strategy?: RemaskingStrategy;
+  /** Confidence threshold for the dynamic strategy. Default 0.85. */
+  threshold?: number;
+  /** Override the model's block size (B). */
+  blockSize?: number;
+  /** 0 = greedy (default). */
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  /** Seed for sampling when temperature > 0. */
+  seed?: number;
+  /** Fold each block's commit pass into the next block's first forward (default true). */
+  fusedCommit?: boolean;
+  /** Recompute the whole sequence every forward, no KV reuse (benchmarks only). */
+  noKvCache?: boolean;
+  /** How alpha is handled: composite over white (default) or dropped as the official processor does. */
+  alpha?: 'white' | 'drop';
+}
+
+export type ImageInput = { path: string } | { bytes: Uint8Array };
+
+export interface AskRequest {
+  images: ImageInput[];
+  question: string;
+  options?: GenerationOptions;
+}
+
+/** Low-level request: prompt ids with `imagePlaceholder` (-200) where each image's features go. */
+export interface GenerateIdsRequest {
+  promptIds: number[];
+  images: ImageInput[];
+  options?: GenerationOptions;
+}
+
+export interface StepEvent {
+  kind: 'step';
+  block: number;
+  step: number;
+  /** Token ids of the current block; the MASK id marks positions still masked. */
+  blockIds: number[];
+  /** Text of the block with masked positions shown as `maskText`. */
+  blockText: string;
+}
+
+export interface BlockEvent {
+  kind: 'block';
+  block: number;
+  /** Generated ids committed so far. */
+  ids: number[];
+  /** Decoded answer so far (special tokens skipped). */
+  text: string;
+}
+
+export type GenerationEvent = StepEvent | BlockEvent;
+
+export interface ForwardCounts {
+  prefill: number;
+  denoise: number;
+  commit: number;
+}
+
+export interface GenerationStats {
+  generatedTokens: number;
+  forwards: ForwardCounts;
+  tokensPerForward: number;
+  timings: { visionMs: number; prefillMs: number; decodeMs: number; totalMs: number; ortRunMs: number };
+  cache: { visionHit: boolean; prefixHit: boolean };
+}
+
+export interface GenerationResult {
+  /** Exactly maxNewTokens ids, as the official code returns them (MASK fill kept). */
+  outputIds: number[];
+  text: string;
+  stats: GenerationStats;
+}
+
+export interface RunControls {
+  signal?: AbortSignal;
+  /** Emit step events (costs a decode per step). Block events are always emitted. */
+  steps?: boolean;
+  onEvent?: (event: GenerationEvent) => void;
+}
+
+export interface EngineInfo {
+  modelDir: string;
+  architecture: string;
+  precision: string;
+  /** The provider actually in use, and why (e.g. "cuda unavailable: …; fell back to cpu"). */
+  provider: string;
+  providerReason: string;
+}
+
+/** Error raised when a run is cancelled through its AbortSignal. */
+export class CancelledError extends Error {
+  constructor() {
+    super('generation cancelled');
+    this.name = 'CancelledError';
+  }
+}
+
+/** A problem with the input (unreadable/oversized image, bad options): the caller's fault, message is user-facing. */
+export class InputError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InputError';
+  }
+}
+
+export interface Engine {
+  readonly info: EngineInfo;
+  ask(req: AskRequest, controls?: RunControls): Promise<GenerationResult>;
+  generateIds(req: GenerateIdsRequest, controls?: RunControls): Promise<GenerationResult>;
+  /** Frees sessions and the worker. */
+  dispose(): Promise<void>;
+}
