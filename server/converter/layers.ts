@@ -1,0 +1,146 @@
+import type { Precision } from '../engine/manifest';
+import { toHalfArray } from './onnx/dtypes';
+import type { GraphBuilder, Value } from './onnx/graphBuilder';
+import { quantizeInt4 } from './quantize';
+
+/**
+ * Building blocks shared by the architectures' graphs. `compute` is the activation type inside the graph:
+ * float16 for fp16 models, float32 otherwise (int4 weights are dequantised by MatMulNBits against float32
+ * activations, which is what ONNX Runtime's fast CPU kernels expect).
+ */
+export interface LayerContext {
+  g: GraphBuilder;
+  precision: Precision;
+  compute: 'float32' | 'float16';
+}
+
+export const INT4_BLOCK = 32;
+
+export function computeTypeOf(precision: Precision): 'float32' | 'float16' {
+  return precision === 'fp16' ? 'float16' : 'float32';
+}
+
+/** A float32 vector/matrix stored in the compute type. */
+export function floatWeight(ctx: LayerContext, name: string, dims: number[], data: Float32Array): Value {
+  return ctx.compute === 'float16' ? ctx.g.weight(name, 'float16', dims, toHalfArray(data)) : ctx.g.weight(name, 'float32', dims, data);
+}
+
+/** Casts a float32 graph input to the compute type (no node when they agree). */
+export function toCompute(ctx: LayerContext, x: Value): Value {
+  return ctx.compute === 'float32' ? x : ctx.g.op('Cast', [x], { to: 10 });
+}
+
+/** Casts a compute-type value to float32 (no node when they agree). */
+export function toFloat32(ctx: LayerContext, x: Value): Value {
+  return ctx.compute === 'float32' ? x : ctx.g.op('Cast', [x], { to: 1 });
+}
+
+/**
+ * y = x · Wᵀ (+ b) for a Hugging Face weight W [n, k]. int4 models use MatMulNBits (block 32, accuracy level 4:
+ * int8 activations on CPU, the fastest measured kernel) whenever k allows it; the rest store Wᵀ for MatMul.
+ */
+export function linear(ctx: LayerContext, x: Value, name: string, w: Float32Array, n: number, k: number, bias?: Float32Array): Value {
+  const { g } = ctx;
+  if (w.length !== n * k) throw new Error(`${name}: weight has ${w.length} values, expected ${n}×${k}`);
+  let y: Value;
+  if (ctx.precision === 'int4' && k % INT4_BLOCK === 0) {
+    const q = quantizeInt4(w, n, k, INT4_BLOCK);
+    const bq = g.weight(`${name}.q4`, 'uint8', [n, q.blocksPerRow, INT4_BLOCK / 2], q.packed);
+    const scales = floatWeight(ctx, `${name}.scales`, [n * q.blocksPerRow], q.scales);
+    const zp = g.weight(`${name}.zero_points`, 'uint8', [q.zeroPoints.length], q.zeroPoints);
+    y = g.op('MatMulNBits', [x, bq, scales, zp], { K: k, N: n, bits: 4, block_size: INT4_BLOCK, accuracy_level: 4 }, 'com.microsoft');
+  } else {
+    y = g.op('MatMul', [x, floatWeight(ctx, `${name}.T`, [k, n], transpose(w, n, k))]);
+  }
+  return bias ? g.op('Add', [y, floatWeight(ctx, `${name}.bias`, [n], bias)]) : y;
+}
+
+/** Row-major [rows, cols] → [cols, rows]. */
+export function transpose(w: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(w.length);
+  // Tiled so that both reads and writes stay cache-friendly on multi-hundred-MB matrices.
+  const T = 64;
+  for (let r0 = 0; r0 < rows; r0 += T) {
+    const r1 = Math.min(rows, r0 + T);
+    for (let c0 = 0; c0 < cols; c0 += T) {
+      const c1 = Math.min(cols, c0 + T);
+      for (let r = r0; r < r1; r++) {
+        const src = r * cols;
+        for (let c = c0; c < c1; c++) out[c * rows + r] = w[src + c];
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Qwen2 RMSNorm: `w · cast(x32 · rsqrt(mean(x32²) + eps))`: statistics in float32, cast back to the compute type
+ * before the weight multiply, exactly as the reference does.
+ */
+export function rmsNorm(ctx: LayerContext, x: Value, name: string, weight: Float32Array, eps: number): Value {
+  const { g } = ctx;
+  const x32 = toFloat32(ctx, x);
+  const meanSq = g.op('ReduceMean', [g.op('Mul', [x32, x32]), g.ints([-1])], { keepdims: 1 });
+  const inv = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [meanSq, g.scalar(eps, 'eps')])])]);
+  const normed = toCompute(ctx, g.op('Mul', [x32, inv]));
+  return g.op('Mul', [normed, floatWeight(ctx, name, [weight.length], weight)]);
+}
+
+/** rotate_half over the last axis of size `dim`: [a, b] → [−b, a]. */
+export function rotateHalf(ctx: LayerContext, x: Value, dim: number): Value {
+  const { g } = ctx;
+  const [a, b] = g.opN('Split', [x, g.ints([dim / 2, dim / 2])], 2, { axis: -1 });
+  return g.op('Concat', [g.op('Neg', [b]), a], { axis: -1 });
+}
+
+/** x·cos + rotate_half(x)·sin, with cos/sin broadcastable to x. */
+export function applyRope(ctx: LayerContext, x: Value, cos: Value, sin: Value, dim: number): Value {
+  const { g } = ctx;
+  return g.op('Add', [g.op('Mul', [x, cos]), g.op('Mul', [rotateHalf(ctx, x, dim), sin])]);
+}
+
+export function silu(ctx: LayerContext, x: Value): Value {
+  return ctx.g.op('Mul', [x, ctx.g.op('Sigmoid', [x])]);
+}
+
+/** Exact (erf) GELU, as torch.nn.GELU() computes it. */
+export function geluErf(ctx: LayerContext, x: Value): Value {
+  const { g } = ctx;
+  const half = g.op('Mul', [x, scalarCompute(ctx, 0.5)]);
+  const erf = g.op('Erf', [g.op('Mul', [x, scalarCompute(ctx, Math.SQRT1_2)])]);
+  return g.op('Mul', [half, g.op('Add', [erf, scalarCompute(ctx, 1)])]);
+}
+
+/** A scalar constant in the compute type. */
+export function scalarCompute(ctx: LayerContext, v: number): Value {
+  return floatWeight(ctx, ctx.g.unusedName('c'), [], Float32Array.of(v));
+}
+
+/** SwiGLU MLP with gate and up fused into one matmul: down(silu(gate(x)) ⊙ up(x)). */
+export function swiglu(
+  ctx: LayerContext,
+  x: Value,
+  name: string,
+  hidden: number,
+  inter: number,
+  w: { gate: Float32Array; up: Float32Array; down: Float32Array; gateBias?: Float32Array; upBias?: Float32Array; downBias?: Float32Array },
+): Value {
+  const { g } = ctx;
+  const fused = concatRows([w.gate, w.up]);
+  const fusedBias = w.gateBias && w.upBias ? concatRows([w.gateBias, w.upBias]) : undefined;
+  const gu = linear(ctx, x, `${name}.gate_up_proj`, fused, 2 * inter, hidden, fusedBias);
+  const [gate, up] = g.opN('Split', [gu, g.ints([inter, inter])], 2, { axis: -1 });
+  const act = g.op('Mul', [silu(ctx, gate), up]);
+  return linear(ctx, act, `${name}.down_proj`, w.down, hidden, inter, w.downBias);
+}
+
+/** Stacks row-major matrices (or vectors) along the first axis. */
+export function concatRows(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
