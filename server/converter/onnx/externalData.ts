@@ -24,7 +24,8 @@ export class ExternalDataWriter {
     }
     const at = this.offset;
     let written = 0;
-    while (written < bytes.length) written += writeSync(this.fd, bytes, written, bytes.length - written);
+    // writeSync takes at most 2 GiB per call; a 7B embedding table is larger.
+    while (written < bytes.length) written += writeSync(this.fd, bytes, written, Math.min(bytes.length - written, 1 << 30));
     this.offset += bytes.length;
     return { offset: at, length: bytes.length };
   }

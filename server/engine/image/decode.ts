@@ -1,0 +1,162 @@
+import { stat, readFile } from 'node:fs/promises';
+import { gunzipSync } from 'node:zlib';
+import sharp, { type SharpOptions } from 'sharp';
+import { InputError, type ImageInput } from '../api';
+import { decodeBmp, isBmp } from './bmp';
+import type { RgbImage } from './pillowResize';
+import { looksLikeSvg, sanitizeSvg } from './svg';
+
+export type AlphaMode = 'white' | 'drop';
+
+export interface DecodeOptions {
+  /** 'white' composites over white; 'drop' discards alpha and keeps the stored RGB, like PIL `convert("RGB")`. */
+  alpha: AlphaMode;
+  /** Decompression-bomb guard: width·height above this is refused before decoding. */
+  maxInputPixels: number;
+  /** Largest encoded input accepted, in bytes. */
+  maxInputBytes: number;
+}
+
+export const DEFAULT_MAX_INPUT_PIXELS = 100_000_000;
+export const DEFAULT_MAX_INPUT_BYTES = 64 * 1024 * 1024;
+
+/** Formats we hand to sharp (AVIF/HEIC report as 'heif'). Anything else sharp might know is refused. */
+const SHARP_FORMATS = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff', 'heif', 'svg']);
+
+/** Reads the encoded bytes of an input, enforcing the byte limit before reading a file whole. */
+export async function readImageBytes(input: ImageInput | Uint8Array, maxBytes: number): Promise<{ bytes: Uint8Array; label: string }> {
+  if (input instanceof Uint8Array) return { bytes: checkSize(input, 'image data', maxBytes), label: 'image data' };
+  if ('bytes' in input) return { bytes: checkSize(input.bytes, 'image data', maxBytes), label: 'image data' };
+  const { path } = input;
+  let size: number;
+  try {
+    const st = await stat(path);
+    if (!st.isFile()) throw new InputError(`${path}: not a regular file`);
+    size = st.size;
+  } catch (err) {
+    if (err instanceof InputError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new InputError(code === 'ENOENT' ? `${path}: no such file` : `${path}: cannot read (${(err as Error).message})`);
+  }
+  if (size > maxBytes) throw new InputError(`${path}: file is ${size} bytes, over the limit of ${maxBytes}`);
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(path);
+  } catch (err) {
+    throw new InputError(`${path}: cannot read (${(err as Error).message})`);
+  }
+  return { bytes: checkSize(bytes, path, maxBytes), label: path };
+}
+
+function checkSize(bytes: Uint8Array, label: string, maxBytes: number): Uint8Array {
+  if (bytes.length === 0) throw new InputError(`${label}: empty input (0 bytes)`);
+  if (bytes.length > maxBytes) throw new InputError(`${label}: ${bytes.length} bytes, over the limit of ${maxBytes}`);
+  return bytes;
+}
+
+function startsWith(bytes: Uint8Array, sig: number[], at = 0): boolean {
+  return bytes.length >= at + sig.length && sig.every((b, i) => bytes[at + i] === b);
+}
+
+/** Magic numbers of the raster formats sharp decodes; anything else is checked for SVG before sharp sees it. */
+function isKnownRaster(b: Uint8Array): boolean {
+  return (
+    startsWith(b, [0x89, 0x50, 0x4e, 0x47]) || // PNG
+    startsWith(b, [0xff, 0xd8, 0xff]) || // JPEG
+    startsWith(b, [0x47, 0x49, 0x46, 0x38]) || // GIF8
+    (startsWith(b, [0x52, 0x49, 0x46, 0x46]) && startsWith(b, [0x57, 0x45, 0x42, 0x50], 8)) || // RIFF....WEBP
+    startsWith(b, [0x49, 0x49, 0x2a, 0x00]) || // TIFF little-endian
+    startsWith(b, [0x4d, 0x4d, 0x00, 0x2a]) || // TIFF big-endian
+    startsWith(b, [0x66, 0x74, 0x79, 0x70], 4) // ISO-BMFF "ftyp": AVIF, HEIC
+  );
+}
+
+/** Sharp's messages are terse; keep them but say which input and what kind of problem. */
+function sharpError(err: unknown, label: string, maxPixels: number): InputError {
+  const msg = err instanceof Error ? err.message : String(err);
+  if (/pixel limit/i.test(msg)) {
+    return new InputError(`${label}: image dimensions exceed the limit of ${maxPixels} pixels (decompression-bomb guard)`);
+  }
+  if (/unsupported image format/i.test(msg)) return new InputError(`${label}: not an image, or an unsupported image format`);
+  return new InputError(`${label}: cannot decode image (${msg.trim()})`);
+}
+
+/** Any 1–4 channel 8-bit image → RGB: grey is replicated, alpha composited over white or dropped. */
+export function toRgb(data: Uint8Array, width: number, height: number, channels: number, alpha: AlphaMode): RgbImage {
+  const n = width * height;
+  if (channels === 3) return { width, height, data: data.length === n * 3 ? data : data.subarray(0, n * 3) };
+  const out = new Uint8Array(n * 3);
+  const colour = channels >= 3 ? 3 : 1;
+  const hasAlpha = channels === 2 || channels === 4;
+  for (let i = 0, s = 0, o = 0; i < n; i++, s += channels, o += 3) {
+    for (let c = 0; c < 3; c++) {
+      const v = data[s + (colour === 3 ? c : 0)];
+      if (hasAlpha && alpha === 'white') {
+        const a = data[s + channels - 1];
+        // Integer "over" onto opaque white, rounded to nearest.
+        out[o + c] = Math.floor((v * a + 255 * (255 - a) + 127) / 255);
+      } else {
+        out[o + c] = v;
+      }
+    }
+  }
+  return { width, height, data: out };
+}
+
+/**
+ * Decodes an image to 8-bit RGB with EXIF orientation applied. Embedded ICC profiles of RGB and grey images are
+ * ignored (PIL does not apply them either, and the reference processor works on the stored values); JPEGs decode
+ * identically to PIL's (libjpeg-turbo lineage, same upsampling). 16-bit samples keep their high byte (v >> 8),
+ * which is what PIL does for 16-bit RGB(A) PNGs; for 16-bit grey PIL clips instead, which we do not imitate.
+ * Multi-frame inputs (GIF, WebP, TIFF) use the first frame.
+ */
+export async function decodeImage(input: ImageInput | Uint8Array, opts: DecodeOptions): Promise<RgbImage> {
+  const read = await readImageBytes(input, opts.maxInputBytes);
+  const { label } = read;
+  let bytes = read.bytes;
+
+  if (isBmp(bytes)) {
+    const bmp = decodeBmp(bytes, label, opts.maxInputPixels);
+    return toRgb(bmp.data, bmp.width, bmp.height, bmp.channels, opts.alpha);
+  }
+  if (startsWith(bytes, [0x1f, 0x8b])) {
+    // Gzipped SVG (svgz), which librsvg would otherwise inflate itself, past our SVG sanitising.
+    try {
+      bytes = gunzipSync(bytes, { maxOutputLength: opts.maxInputBytes });
+    } catch (err) {
+      throw new InputError(`${label}: bad or oversized gzip data (${(err as Error).message})`);
+    }
+    if (!looksLikeSvg(bytes)) throw new InputError(`${label}: gzip-compressed data that is not an SVG image`);
+  }
+  let isSvg = false;
+  if (!isKnownRaster(bytes) && looksLikeSvg(bytes)) {
+    bytes = sanitizeSvg(bytes, label);
+    isSvg = true;
+  }
+
+  const options: SharpOptions = {
+    autoOrient: true,
+    ignoreIcc: true,
+    failOn: 'error',
+    limitInputPixels: opts.maxInputPixels,
+    pages: 1,
+    page: 0,
+  };
+  try {
+    const meta = await sharp(bytes, options).metadata();
+    if (!SHARP_FORMATS.has(meta.format) || (meta.format === 'svg') !== isSvg) {
+      throw new InputError(`${label}: unsupported image format "${meta.format}"`);
+    }
+    // PIL ignores ICC profiles, so RGB/grey values are taken as stored. CMYK has no such reference (PIL's own
+    // conversion is naive), so there the embedded profile, or sharp's default CMYK profile, gives real colours.
+    const { data, info } = await sharp(bytes, { ...options, ignoreIcc: meta.space !== 'cmyk' })
+      .timeout({ seconds: 60 })
+      .toColourspace('srgb')
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+    return toRgb(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), info.width, info.height, info.channels, opts.alpha);
+  } catch (err) {
+    if (err instanceof InputError) throw err;
+    throw sharpError(err, label, opts.maxInputPixels);
+  }
+}

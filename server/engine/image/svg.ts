@@ -1,0 +1,41 @@
+import { InputError } from '../api';
+
+/**
+ * SVG inputs are rasterised by librsvg (through sharp). librsvg should refuse to load remote resources when it has no
+ * base URL, but an image from an untrusted source must never make the sidecar touch the network or the file system,
+ * so every reference that is not in-document (`#id`) or inline (`data:`) is neutralised before rendering.
+ */
+
+/** Does this (non-raster) buffer look like SVG? Checked on text, so that no SVG reaches librsvg unsanitised. */
+export function looksLikeSvg(bytes: Uint8Array): boolean {
+  const head = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+  return /<(?:[\w.-]+:)?svg[\s>/]/i.test(head);
+}
+
+function isLocalRef(value: string): boolean {
+  const v = value.trim();
+  return v === '' || v.startsWith('#') || /^data:/i.test(v);
+}
+
+/** Returns SVG text with external references removed; rejects external entities outright. */
+export function sanitizeSvg(bytes: Uint8Array, label: string): Buffer {
+  let text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
+  if (/<!ENTITY[^>]*\b(?:SYSTEM|PUBLIC)\b/i.test(text)) {
+    throw new InputError(`${label}: SVG declares external entities, which are not allowed`);
+  }
+  // An external DTD is never needed to render; keep only the root name (and any internal subset after it).
+  text = text.replace(
+    /(<!DOCTYPE\s+[\w:.-]+)\s+(?:PUBLIC\s+(?:"[^"]*"|'[^']*')(?:\s+(?:"[^"]*"|'[^']*'))?|SYSTEM\s+(?:"[^"]*"|'[^']*'))/gi,
+    '$1',
+  );
+  // href / xlink:href / src on any element (image, use, xi:include, feImage, xml-stylesheet PI, …).
+  text = text.replace(/(\s(?:[\w.-]+:)?(?:href|src)\s*=\s*)("[^"]*"|'[^']*')/gi, (m, attr: string, quoted: string) =>
+    isLocalRef(quoted.slice(1, -1)) ? m : `${attr}""`,
+  );
+  // CSS: url(...) in style attributes and <style>, and @import.
+  text = text.replace(/url\(\s*(?:"([^"]*)"|'([^']*)'|([^)]*))\s*\)/gi, (m, a?: string, b?: string, c?: string) =>
+    isLocalRef(a ?? b ?? c ?? '') ? m : 'none',
+  );
+  text = text.replace(/@import\b[^;]*;?/gi, '');
+  return Buffer.from(text, 'utf8');
+}

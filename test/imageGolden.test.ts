@@ -1,0 +1,134 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import {
+  QWEN_IMAGE_DEFAULTS,
+  decodeImage,
+  preprocessImage,
+  preprocessImages,
+  resizeBicubic,
+  sha256OfFloat32,
+  type RgbImage,
+} from '../server/engine/image';
+import { goldenDir } from './helpers/paths';
+
+interface ProcessorCase {
+  name: string;
+  files: string[];
+  min_pixels?: number;
+  max_pixels?: number;
+  image_grid_thw: [number, number, number][];
+  resized_hw?: [number, number];
+  shape: [number, number];
+  sha256: string;
+}
+interface ResizeCase {
+  source: string;
+  size_wh: [number, number];
+  sha256: string;
+}
+const golden = JSON.parse(readFileSync(join(goldenDir, 'preprocess.json'), 'utf8')) as {
+  processor: ProcessorCase[];
+  pillow_resize: ResizeCase[];
+};
+const imagePath = (file: string) => join(goldenDir, 'images', file);
+// The reference processor dropped alpha (PIL convert("RGB")), so goldens are compared with alpha 'drop'.
+const dropOpts = { ...QWEN_IMAGE_DEFAULTS, alpha: 'drop' as const };
+
+for (const c of golden.processor) {
+  test(`golden pixel_values: ${c.name}`, async () => {
+    const opts = { ...dropOpts, minPixels: c.min_pixels ?? dropOpts.minPixels, maxPixels: c.max_pixels ?? dropOpts.maxPixels };
+    const r = await preprocessImages(
+      c.files.map((f) => ({ path: imagePath(f) })),
+      opts,
+    );
+    assert.deepEqual(r.gridThw, c.image_grid_thw);
+    assert.equal(r.pixelValues.length, c.shape[0] * c.shape[1]);
+    if (c.resized_hw) assert.deepEqual([r.images[0].resized.height, r.images[0].resized.width], c.resized_hw);
+    assert.equal(sha256OfFloat32(r.pixelValues), c.sha256);
+  });
+}
+
+/** The generated 1000×750 pattern the Pillow resize hashes were made from. */
+function pattern1000x750(): RgbImage {
+  const width = 1000;
+  const height = 750;
+  const data = new Uint8Array(width * height * 3);
+  for (let y = 0, o = 0; y < height; y++) {
+    for (let x = 0; x < width; x++, o += 3) {
+      data[o] = (x * x + y * 7) % 256;
+      data[o + 1] = (x * 3 + y * y) % 256;
+      data[o + 2] = ((x ^ y) * 5) % 256;
+    }
+  }
+  return { width, height, data };
+}
+
+test('bicubic resize is bit-exact with Pillow, downscaling and mixed too', async () => {
+  const sources = new Map<string, RgbImage>([['pattern_1000x750', pattern1000x750()]]);
+  for (const c of golden.pillow_resize) {
+    let src = sources.get(c.source);
+    if (!src) {
+      src = await decodeImage({ path: imagePath(c.source) }, { alpha: 'drop', maxInputPixels: 1e8, maxInputBytes: 1e8 });
+      sources.set(c.source, src);
+    }
+    const out = resizeBicubic(src, c.size_wh[0], c.size_wh[1]);
+    assert.equal(out.data.length, c.size_wh[0] * c.size_wh[1] * 3);
+    assert.equal(createHash('sha256').update(out.data).digest('hex'), c.sha256, `${c.source} → ${c.size_wh.join('×')}`);
+  }
+});
+
+test('same-size resize is an exact copy', () => {
+  const src = pattern1000x750();
+  const out = resizeBicubic(src, src.width, src.height);
+  assert.notEqual(out.data, src.data);
+  assert.deepEqual(out.data, src.data);
+});
+
+test('resize speed on 1000×750 (reported, not asserted: shared machines are noisy)', (t) => {
+  const src = pattern1000x750();
+  const timings: string[] = [];
+  for (const [w, h] of [
+    [1008, 756],
+    [504, 364],
+  ]) {
+    resizeBicubic(src, w, h); // warm-up
+    let best = Infinity;
+    for (let i = 0; i < 5; i++) {
+      const start = process.hrtime.bigint();
+      resizeBicubic(src, w, h);
+      best = Math.min(best, Number(process.hrtime.bigint() - start) / 1e6);
+    }
+    timings.push(`${w}×${h}: ${best.toFixed(1)} ms`);
+  }
+  t.diagnostic(`1000×750 → ${timings.join(', ')} (best of 5)`);
+});
+
+test("alpha 'white' composites the transparent region over white; 'drop' keeps stored RGB", async () => {
+  const path = imagePath('img4_rgba_120x90.png');
+  const limits = { maxInputPixels: 1e8, maxInputBytes: 1e8 };
+  const white = await decodeImage({ path }, { alpha: 'white', ...limits });
+  const drop = await decodeImage({ path }, { alpha: 'drop', ...limits });
+  // Left third is fully transparent with non-zero stored RGB; right third is opaque.
+  for (const [x, y] of [
+    [0, 0],
+    [10, 45],
+    [39, 89],
+  ]) {
+    const i = (y * 120 + x) * 3;
+    assert.deepEqual([...white.data.subarray(i, i + 3)], [255, 255, 255]);
+    assert.deepEqual([...drop.data.subarray(i, i + 3)], [(x * 2 + 40) % 256, (y * 2 + 80) % 256, Math.floor((x * y) / 7) % 256]);
+  }
+  const i = (50 * 120 + 100) * 3;
+  assert.deepEqual(white.data.subarray(i, i + 3), drop.data.subarray(i, i + 3));
+
+  const pw = await preprocessImage({ path }, QWEN_IMAGE_DEFAULTS); // default alpha is 'white'
+  const pd = await preprocessImage({ path }, dropOpts);
+  assert.deepEqual(pw.gridThw, pd.gridThw);
+  assert.notEqual(sha256OfFloat32(pw.pixelValues), sha256OfFloat32(pd.pixelValues));
+  // The first row is the top-left 14×14 patch, deep inside the transparent region: white normalises to about 1.9–2.15.
+  const row = pw.pixelValues.subarray(0, 1176);
+  for (const v of row) assert.ok(v > 1.8, `expected white-ish, got ${v}`);
+});
