@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { copyFile, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { openCheckpoint, expectedTensors, type Checkpoint } from './checkpoint';
@@ -87,8 +87,7 @@ async function convertInto(ckpt: Checkpoint, dir: string, opts: ConvertOptions):
   {
     const { vocabSize: V, hiddenSize: H } = cfg.text;
     const table = await ckpt.readF32('model.embed_tokens.weight', [V, H]);
-    const bytes = embDtype === 'float32' ? table : toHalfArray(table);
-    writeAll(join(dir, 'embeddings.bin'), new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    writeRows(join(dir, 'embeddings.bin'), table, H, embDtype);
   }
 
   progress({ stage: 'tokenizer', done, total });
@@ -137,11 +136,17 @@ const MASK_TOKEN_ID = 151671;
 const PAD_TOKEN_ID = 151643;
 const IMAGE_PLACEHOLDER = -200;
 
-function writeAll(path: string, bytes: Uint8Array): void {
+/** Writes a row-major table in `dtype`, narrowing a slab of rows at a time (no second copy of the table). */
+function writeRows(path: string, table: Float32Array, width: number, dtype: 'float32' | 'float16'): void {
   const fd = openSync(path, 'w');
+  const slab = 4096 * width;
   try {
-    let at = 0;
-    while (at < bytes.length) at += writeSync(fd, bytes, at, Math.min(bytes.length - at, 1 << 26));
+    for (let at = 0; at < table.length; at += slab) {
+      const part = table.subarray(at, Math.min(table.length, at + slab));
+      const bytes = dtype === 'float32' ? new Uint8Array(part.buffer, part.byteOffset, part.byteLength) : new Uint8Array(toHalfArray(part).buffer);
+      let written = 0;
+      while (written < bytes.length) written += writeSync(fd, bytes, written, bytes.length - written);
+    }
   } finally {
     closeSync(fd);
   }
@@ -151,8 +156,4 @@ export async function sha256File(path: string): Promise<string> {
   const h = createHash('sha256');
   for await (const chunk of createReadStream(path, { highWaterMark: 1 << 22 })) h.update(chunk as Buffer);
   return h.digest('hex');
-}
-
-export async function fileSize(path: string): Promise<number> {
-  return (await stat(path)).size;
 }

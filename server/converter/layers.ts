@@ -1,5 +1,5 @@
 import type { Precision } from '../engine/manifest';
-import { toHalfArray } from './onnx/dtypes';
+import { toHalfArray, toHalfBits } from './onnx/dtypes';
 import type { GraphBuilder, Value } from './onnx/graphBuilder';
 import { quantizeInt4 } from './quantize';
 
@@ -50,27 +50,38 @@ export function linear(ctx: LayerContext, x: Value, name: string, w: Float32Arra
     const zp = g.weight(`${name}.zero_points`, 'uint8', [q.zeroPoints.length], q.zeroPoints);
     y = g.op('MatMulNBits', [x, bq, scales, zp], { K: k, N: n, bits: 4, block_size: INT4_BLOCK, accuracy_level: 4 }, 'com.microsoft');
   } else {
-    y = g.op('MatMul', [x, floatWeight(ctx, `${name}.T`, [k, n], transpose(w, n, k))]);
+    y = g.op('MatMul', [x, transposedWeight(ctx, `${name}.T`, w, n, k)]);
   }
   return bias ? g.op('Add', [y, floatWeight(ctx, `${name}.bias`, [n], bias)]) : y;
 }
 
-/** Row-major [rows, cols] → [cols, rows]. */
-export function transpose(w: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(w.length);
-  // Tiled so that both reads and writes stay cache-friendly on multi-hundred-MB matrices.
-  const T = 64;
-  for (let r0 = 0; r0 < rows; r0 += T) {
-    const r1 = Math.min(rows, r0 + T);
-    for (let c0 = 0; c0 < cols; c0 += T) {
-      const c1 = Math.min(cols, c0 + T);
-      for (let r = r0; r < r1; r++) {
-        const src = r * cols;
-        for (let c = c0; c < c1; c++) out[c * rows + r] = w[src + c];
+/** Output rows per streamed piece of a transposed weight (a few MB even for 152k-row embedding tables). */
+const TRANSPOSE_ROWS = 16;
+
+/**
+ * Stores Wᵀ [k, n] of a row-major W [n, k] in the compute type, transposing and narrowing a few output rows at a
+ * time straight into the data file: converting a 2 GB head costs no second 2 GB copy.
+ */
+export function transposedWeight(ctx: LayerContext, name: string, w: Float32Array, n: number, k: number): Value {
+  const half = ctx.compute === 'float16';
+  return ctx.g.weightChunks(name, ctx.compute, [k, n], (emit) => {
+    const rows = new Float32Array(TRANSPOSE_ROWS * n);
+    const narrow = half ? new Uint16Array(TRANSPOSE_ROWS * n) : undefined;
+    for (let c0 = 0; c0 < k; c0 += TRANSPOSE_ROWS) {
+      const c1 = Math.min(k, c0 + TRANSPOSE_ROWS);
+      for (let r = 0; r < n; r++) {
+        const src = r * k;
+        for (let c = c0; c < c1; c++) rows[(c - c0) * n + r] = w[src + c];
+      }
+      const count = (c1 - c0) * n;
+      if (narrow) {
+        for (let i = 0; i < count; i++) narrow[i] = toHalfBits(rows[i]);
+        emit(new Uint8Array(narrow.buffer, 0, count * 2));
+      } else {
+        emit(new Uint8Array(rows.buffer, 0, count * 4));
       }
     }
-  }
-  return out;
+  });
 }
 
 /**

@@ -17,17 +17,27 @@ export class ExternalDataWriter {
 
   /** Writes the bytes (64-byte aligned, which keeps SIMD loads of mapped weights aligned) and returns where they went. */
   append(bytes: Uint8Array): { offset: number; length: number } {
+    return this.appendChunks((emit) => emit(bytes));
+  }
+
+  /**
+   * Writes one tensor produced piece by piece, so a converted copy of a large weight (transposed, narrowed) never
+   * has to exist whole in memory.
+   */
+  appendChunks(produce: (emit: (bytes: Uint8Array) => void) => void): { offset: number; length: number } {
     const pad = (64 - (this.offset % 64)) % 64;
     if (pad) {
       writeSync(this.fd, new Uint8Array(pad));
       this.offset += pad;
     }
     const at = this.offset;
-    let written = 0;
-    // writeSync takes at most 2 GiB per call; a 7B embedding table is larger.
-    while (written < bytes.length) written += writeSync(this.fd, bytes, written, Math.min(bytes.length - written, 1 << 30));
-    this.offset += bytes.length;
-    return { offset: at, length: bytes.length };
+    produce((bytes) => {
+      let written = 0;
+      // writeSync takes at most 2 GiB per call.
+      while (written < bytes.length) written += writeSync(this.fd, bytes, written, Math.min(bytes.length - written, 1 << 30));
+      this.offset += bytes.length;
+    });
+    return { offset: at, length: this.offset - at };
   }
 
   get bytesWritten(): number {

@@ -112,6 +112,26 @@ export class GraphBuilder {
     return name;
   }
 
+  /**
+   * A large weight written in pieces (see ExternalDataWriter.appendChunks): `produce` emits the tensor's bytes in
+   * order, which must add up to `dims` of `type`.
+   */
+  weightChunks(name: string, type: ElemType, dims: number[], produce: (emit: (bytes: Uint8Array) => void) => void): Value {
+    this.claim(name);
+    const expected = dims.reduce((a, b) => a * b, 1) * elemBytes[type];
+    const where = this.data.appendChunks(produce);
+    if (where.length !== expected) throw new Error(`${this.name}: weight ${name} streamed ${where.length} bytes, expected ${expected}`);
+    const t = create(TensorProtoSchema, { name, dims: dims.map(BigInt), dataType: onnxDataType[type] });
+    t.dataLocation = TensorProto_DataLocation.EXTERNAL;
+    t.externalData = [
+      create(StringStringEntryProtoSchema, { key: 'location', value: this.data.location }),
+      create(StringStringEntryProtoSchema, { key: 'offset', value: String(where.offset) }),
+      create(StringStringEntryProtoSchema, { key: 'length', value: String(where.length) }),
+    ];
+    this.initializers.push(t);
+    return name;
+  }
+
   /** A small constant (shape vectors, scalars). */
   const(type: ElemType, dims: number[], values: number[], prefix = 'const'): Value {
     const name = this.unusedName(prefix);
