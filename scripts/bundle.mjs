@@ -19,5 +19,5 @@ const common = { bundle: true, platform: 'node', target: 'node20', format: 'cjs'
 
 await Promise.all([
   esbuild.build({ ...common, entryPoints: entries({ extension: 'extension/main.ts' }), outdir: 'dist' }),
-  esbuild.build({ ...common, entryPoints: entries({ cli: 'server/cli/main.ts', server: 'server/lsp/main.ts', engineWorker: 'server/engine/engineWorker.ts' }), outdir: 'dist' }),
+  esbuild.build({ ...common, entryPoints: entries({ cli: 'server/cli/main.ts', server: 'server/lsp/main.ts', engineWorker: 'server/engine/engineWorker.ts', convertWorker: 'server/lsp/convertWorker.ts' }), outdir: 'dist' }),
 ]);

@@ -1,0 +1,31 @@
+import { resolve } from 'node:path';
+import { runServer } from '../../lsp/main';
+import { parse, type Command } from '../command';
+
+export const serveCommand: Command = {
+  name: 'serve',
+  summary: 'Run the DiffusionVL language server (for any LSP client)',
+  usage: [
+    'Usage: diffusionvl serve (--stdio | --node-ipc | --socket=<port>) [--model <converted-dir>]',
+    '',
+    'Starts the sidecar language server: diffusionvl/ask, diffusionvl/status, diffusionvl/prepareModel, hovers and',
+    'alt-text code actions on image references. Messages go over the chosen transport; logs go to the client.',
+    '',
+    'Options:',
+    '  --stdio            speak LSP over stdin/stdout',
+    '  --node-ipc         speak LSP over the Node IPC channel',
+    '  --socket=<port>    connect to a client listening on 127.0.0.1:<port>',
+    '  --model <dir>      converted model folder (default: the client\'s diffusionvl.modelDir setting)',
+  ].join('\n'),
+  async run(argv) {
+    const { values } = parse(argv, { stdio: { type: 'boolean' }, 'node-ipc': { type: 'boolean' }, socket: { type: 'string' }, model: { type: 'string' }, clientProcessId: { type: 'string' } }, false);
+    const transport = values.stdio ? ['--stdio'] : values['node-ipc'] ? ['--node-ipc'] : values.socket ? [`--socket=${values.socket}`] : ['--stdio'];
+    const extra = values.clientProcessId ? [`--clientProcessId=${values.clientProcessId}`] : [];
+    const model = values.model ? ['--model', resolve(values.model)] : [];
+    // createConnection reads the transport from process.argv, so present exactly what it expects.
+    process.argv = [process.argv[0], process.argv[1], ...transport, ...extra, ...model];
+    runServer(process.argv);
+    // Never resolve: the process lives as long as the connection (the library exits on `exit`).
+    return new Promise<number>(() => {});
+  },
+};

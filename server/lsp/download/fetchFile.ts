@@ -1,0 +1,170 @@
+import { open, rename, rm, stat, mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { hashFile, type ExpectedHash } from './hashes';
+
+export interface FetchFileOptions {
+  url: string;
+  dest: string;
+  size: number;
+  hash: ExpectedHash;
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+  /** Called as bytes arrive with the file's running total. */
+  onBytes?: (done: number) => void;
+  /** Network attempts per file (each resumes where the last stopped). */
+  maxAttempts?: number;
+  /** Abort a connection that sends nothing for this long. */
+  stallMs?: number;
+  fetch?: typeof fetch;
+}
+
+export interface FetchFileResult {
+  /** Bytes received over the network. */
+  downloaded: number;
+  /** Continued from a partial file (an earlier run's or a dropped connection's). */
+  resumed: boolean;
+  /** Thrown away after a hash mismatch and fetched again. */
+  refetched: boolean;
+}
+
+export class DownloadError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DownloadError';
+  }
+}
+
+async function sizeOf(path: string): Promise<number> {
+  try {
+    return (await stat(path)).size;
+  } catch {
+    return 0;
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(t);
+      reject(signal.reason);
+    }, { once: true });
+  });
+}
+
+class TransientError extends Error {}
+
+/**
+ * Streams `url` into `<dest>.part`, continuing an existing part with an HTTP Range request, then verifies the hash and
+ * renames into place, so `dest` only ever exists complete and verified. Dropped connections and stalls retry from the
+ * bytes already on disk; a hash mismatch discards the part and fetches the file once more from scratch.
+ */
+export async function fetchFile(o: FetchFileOptions): Promise<FetchFileResult> {
+  const part = `${o.dest}.part`;
+  const maxAttempts = o.maxAttempts ?? 6;
+  await mkdir(dirname(o.dest), { recursive: true });
+  const result: FetchFileResult = { downloaded: 0, resumed: false, refetched: false };
+  let lastError = '';
+  for (let attempt = 0; attempt < maxAttempts; attempt++) {
+    o.signal?.throwIfAborted();
+    let have = await sizeOf(part);
+    if (have > o.size) {
+      await rm(part, { force: true });
+      have = 0;
+    }
+    if (have > 0 && have < o.size) result.resumed = true;
+    try {
+      if (have < o.size) result.downloaded += await receive(o, part, have);
+    } catch (err) {
+      if (o.signal?.aborted) throw o.signal.reason ?? err;
+      if (!(err instanceof TransientError)) throw err;
+      lastError = err.message;
+      await sleep(Math.min(200 * 2 ** attempt, 5000), o.signal);
+      continue;
+    }
+    const got = await sizeOf(part);
+    if (got !== o.size) {
+      lastError = `${got} of ${o.size} bytes`;
+      continue;
+    }
+    if ((await hashFile(part, o.hash.algo, o.signal)) === o.hash.hex) {
+      await rename(part, o.dest);
+      return result;
+    }
+    await rm(part, { force: true });
+    if (result.refetched) throw new DownloadError(`${o.url}: content does not match the hub's ${o.hash.algo} twice; the mirror may be serving a different file`);
+    result.refetched = true;
+    attempt--; // A corrupted copy is not a network failure; it gets its own fresh try.
+  }
+  throw new DownloadError(`${o.url}: giving up after ${maxAttempts} attempts (${lastError})`);
+}
+
+/** One request: appends to `part` from byte `have`. Returns bytes written. Network trouble → TransientError. */
+async function receive(o: FetchFileOptions, part: string, have: number): Promise<number> {
+  const stall = new AbortController();
+  const signal = o.signal ? AbortSignal.any([o.signal, stall.signal]) : stall.signal;
+  const stallMs = o.stallMs ?? 60_000;
+  let timer = setTimeout(() => stall.abort(), stallMs);
+  const headers: Record<string, string> = { ...o.headers, 'accept-encoding': 'identity' };
+  if (have > 0) headers.range = `bytes=${have}-`;
+  let res: Response;
+  try {
+    res = await (o.fetch ?? fetch)(o.url, { headers, signal, redirect: 'follow' });
+  } catch (err) {
+    clearTimeout(timer);
+    if (o.signal?.aborted) throw err;
+    throw new TransientError(`${o.url}: ${(err as Error).message}`);
+  }
+  let offset = have;
+  if (res.status === 416) {
+    // The part is not a prefix of the file any more; start over.
+    clearTimeout(timer);
+    await res.body?.cancel();
+    await rm(part, { force: true });
+    throw new TransientError(`${o.url}: range not satisfiable`);
+  }
+  if (res.status === 200) offset = 0;
+  else if (res.status === 206) {
+    const start = Number(/bytes\s+(\d+)-/.exec(res.headers.get('content-range') ?? '')?.[1]);
+    if (start !== have) offset = 0;
+  } else {
+    clearTimeout(timer);
+    await res.body?.cancel();
+    const transient = res.status === 408 || res.status === 429 || res.status >= 500;
+    const msg = `${o.url}: HTTP ${res.status}`;
+    throw transient ? new TransientError(msg) : new DownloadError(res.status === 401 || res.status === 403 ? `${msg} (gated or private: pass a token)` : msg);
+  }
+  if (!res.body) throw new TransientError(`${o.url}: empty response`);
+  if (offset === 0 && res.status === 206) {
+    clearTimeout(timer);
+    await res.body.cancel();
+    await rm(part, { force: true });
+    throw new TransientError(`${o.url}: server answered a different range`);
+  }
+  const fh = await open(part, offset === 0 ? 'w' : 'a');
+  let written = 0;
+  try {
+    const reader = res.body.getReader();
+    for (;;) {
+      let chunk: Awaited<ReturnType<typeof reader.read>>;
+      try {
+        chunk = await reader.read();
+      } catch (err) {
+        if (o.signal?.aborted) throw o.signal.reason ?? err;
+        throw new TransientError(`${o.url}: connection lost after ${offset + written} bytes (${(err as Error).message})`);
+      }
+      if (chunk.done) break;
+      clearTimeout(timer);
+      timer = setTimeout(() => stall.abort(), stallMs);
+      await fh.write(chunk.value);
+      written += chunk.value.byteLength;
+      if (offset + written > o.size) throw new TransientError(`${o.url}: more bytes than the hub listed`);
+      o.onBytes?.(offset + written);
+    }
+    await fh.sync();
+  } finally {
+    clearTimeout(timer);
+    await fh.close();
+  }
+  return written;
+}

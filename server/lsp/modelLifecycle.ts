@@ -1,0 +1,219 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { ResponseError } from 'vscode-languageserver/node';
+import type { Engine, EngineOptions } from '../engine/api';
+import type { ModelState, ServerSettings, StatusResult } from '../protocol';
+import { message, rpcError } from './errors';
+import { modelSettingsChanged } from './settings';
+
+export type EngineFactory = (opts: EngineOptions) => Promise<Engine>;
+
+/** How long a failed load is remembered, so a request storm against a broken model fails fast instead of reloading. */
+const LOAD_FAILURE_TTL_MS = 3000;
+
+/**
+ * Owns the engine: loads it on first use, unloads it after the idle timeout, reloads when model settings change, falls
+ * back to CPU when the requested execution provider fails to start, and replaces an engine whose worker failed.
+ * Callers go through `use`, which keeps the engine from being unloaded under a running request.
+ */
+export class ModelManager {
+  private engine?: Engine;
+  private loading?: Promise<Engine>;
+  private leases = 0;
+  private idleTimer?: NodeJS.Timeout;
+  private state: ModelState = 'unloaded';
+  private lastError?: { message: string; at: number; dir?: string };
+  private fallbackReason?: string;
+  /** Settings changed while a request held the engine: dispose once it is released. */
+  private stale = false;
+  /** Bumped on every model-relevant settings change; a load that finishes under an older generation is discarded. */
+  private generation = 0;
+
+  constructor(
+    private readonly factory: EngineFactory,
+    private settings: ServerSettings,
+    private readonly onChange: () => void,
+    private readonly log: (msg: string, level?: 'info' | 'warning' | 'error') => void,
+  ) {}
+
+  async use<T>(fn: (engine: Engine) => Promise<T>): Promise<{ value: T; loadMs: number }> {
+    const t0 = performance.now();
+    const engine = await this.acquire();
+    const loadMs = performance.now() - t0;
+    this.leases++;
+    this.clearIdle();
+    try {
+      return { value: await fn(engine), loadMs };
+    } catch (err) {
+      if (!isExpected(err)) {
+        // Anything but bad input or cancellation may mean the worker is gone; start fresh next time.
+        this.log(`engine failed (${message(err)}); it will be reloaded on the next request`, 'error');
+        this.stale = true;
+      }
+      throw err;
+    } finally {
+      this.leases--;
+      this.afterRelease();
+    }
+  }
+
+  /** New settings: unload (and reload if it was loaded) when the model folder, provider or threads changed. */
+  configure(next: ServerSettings): void {
+    const prev = this.settings;
+    this.settings = next;
+    this.lastError = undefined;
+    if (!modelSettingsChanged(prev, next)) {
+      this.armIdle();
+      return;
+    }
+    const wasLoaded = this.engine !== undefined || this.loading !== undefined;
+    this.generation++;
+    this.stale = true;
+    if (this.leases === 0) void this.dropStale().then(() => (wasLoaded && next.modelDir ? this.preload() : undefined));
+    this.changed();
+  }
+
+  /** Loads in the background (errors are reported through status). */
+  async preload(): Promise<void> {
+    try {
+      await this.acquire();
+      this.afterRelease();
+    } catch {
+      // Already recorded in lastError and status.
+    }
+  }
+
+  async unload(): Promise<void> {
+    this.clearIdle();
+    if (this.leases > 0) {
+      this.stale = true;
+      return;
+    }
+    await this.dropStale(true);
+  }
+
+  async dispose(): Promise<void> {
+    this.clearIdle();
+    const e = this.engine ?? (await this.loading?.catch(() => undefined));
+    this.engine = undefined;
+    this.loading = undefined;
+    await e?.dispose().catch(() => {});
+  }
+
+  status(): Pick<StatusResult, 'model' | 'provider'> {
+    const info = this.engine?.info;
+    return {
+      model: {
+        state: this.settings.modelDir ? this.state : 'none',
+        dir: this.settings.modelDir,
+        architecture: info?.architecture,
+        precision: info?.precision,
+        error: this.state === 'error' ? this.lastError?.message : undefined,
+        idleUnloadSeconds: this.settings.idleUnloadSeconds,
+      },
+      provider: {
+        requested: this.settings.provider,
+        inUse: info?.provider,
+        reason: info ? [this.fallbackReason, info.providerReason].filter(Boolean).join('; ') : undefined,
+      },
+    };
+  }
+
+  private async acquire(): Promise<Engine> {
+    if (this.stale && this.leases === 0) await this.dropStale();
+    if (this.engine) return this.engine;
+    if (!this.loading) {
+      this.loading = this.load().finally(() => {
+        this.loading = undefined;
+      });
+    }
+    return this.loading;
+  }
+
+  private async load(): Promise<Engine> {
+    const dir = this.settings.modelDir;
+    if (!dir) throw rpcError('ModelUnavailable', 'no model configured: set diffusionvl.modelDir, or run diffusionvl/prepareModel to download one');
+    const recent = this.lastError;
+    if (recent && recent.dir === dir && Date.now() - recent.at < LOAD_FAILURE_TTL_MS) throw rpcError('ModelUnavailable', recent.message);
+    if (!existsSync(join(dir, 'manifest.json'))) return this.fail(dir, `${dir}: not a converted model folder (no manifest.json); run diffusionvl/prepareModel or \`diffusionvl convert\``);
+
+    const gen = this.generation;
+    this.state = 'loading';
+    this.fallbackReason = undefined;
+    this.changed();
+    const { provider, threads } = this.settings;
+    let engine: Engine;
+    try {
+      engine = await this.factory({ modelDir: dir, provider, threads });
+    } catch (err) {
+      if (provider === 'cpu') return this.fail(dir, `cannot load the model from ${dir}: ${message(err)}`);
+      try {
+        engine = await this.factory({ modelDir: dir, provider: 'cpu', threads });
+      } catch (cpuErr) {
+        return this.fail(dir, `cannot load the model from ${dir}: ${message(cpuErr)}`);
+      }
+      this.fallbackReason = `${provider} failed to start (${message(err)}); fell back to cpu`;
+      this.log(`DiffusionVL: ${this.fallbackReason}`, 'warning');
+    }
+    if (gen !== this.generation) {
+      // Settings changed while loading; this engine is already out of date.
+      await engine.dispose().catch(() => {});
+      return this.load();
+    }
+    this.engine = engine;
+    this.state = 'ready';
+    this.lastError = undefined;
+    this.log(`model loaded from ${dir} (${engine.info.precision}, ${engine.info.provider})`);
+    this.changed();
+    return engine;
+  }
+
+  private fail(dir: string, msg: string): never {
+    this.state = 'error';
+    this.lastError = { message: msg, at: Date.now(), dir };
+    this.log(msg, 'error');
+    this.changed();
+    throw rpcError('ModelUnavailable', msg);
+  }
+
+  private async dropStale(force = false): Promise<void> {
+    if (!this.stale && !force) return;
+    this.stale = false;
+    const e = this.engine;
+    this.engine = undefined;
+    if (this.state !== 'error') this.state = 'unloaded';
+    if (e) {
+      this.log('model unloaded');
+      await e.dispose().catch((err: unknown) => this.log(`dispose failed: ${message(err)}`, 'warning'));
+    }
+    this.changed();
+  }
+
+  private afterRelease(): void {
+    if (this.leases > 0) return;
+    if (this.stale) void this.dropStale();
+    else this.armIdle();
+  }
+
+  private armIdle(): void {
+    this.clearIdle();
+    const s = this.settings.idleUnloadSeconds;
+    if (!this.engine || s <= 0 || this.leases > 0) return;
+    this.idleTimer = setTimeout(() => void this.unload(), s * 1000);
+    this.idleTimer.unref();
+  }
+
+  private clearIdle(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+  }
+
+  private changed(): void {
+    this.onChange();
+  }
+}
+
+function isExpected(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  return err.name === 'CancelledError' || err.name === 'InputError' || err instanceof ResponseError;
+}

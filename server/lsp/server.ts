@@ -1,0 +1,133 @@
+import {
+  DidChangeConfigurationNotification,
+  TextDocumentSyncKind,
+  TextDocuments,
+  type Connection,
+  type InitializeParams,
+  type InitializeResult,
+} from 'vscode-languageserver/node';
+import { TextDocument } from 'vscode-languageserver-textdocument';
+import { APPLY_DESCRIPTION_COMMAND, CodeActionKinds, Methods, SETTINGS_SECTION, type InitializationOptions, type ServerSettings } from '../protocol';
+import { registerAsk } from './ask';
+import { registerCodeActions } from './codeActions';
+import type { ServerContext } from './context';
+import { Describer } from './describe';
+import { registerHover } from './hover';
+import { ModelManager, type EngineFactory } from './modelLifecycle';
+import { WorkspaceGuard, uriToPath } from './pathGuard';
+import { registerPrepareModel } from './prepareModel';
+import { InferenceQueue } from './queue';
+import { DEFAULT_SETTINGS, mergeSettings } from './settings';
+import { buildStatus, registerStatus, StatusNotifier } from './status';
+
+export interface ServerOptions {
+  engineFactory: EngineFactory;
+  /** Defaults that client settings override (e.g. `serve --model`). */
+  settings?: Partial<ServerSettings>;
+}
+
+/** Wires every feature onto `connection` and starts listening. Returns once the connection is listening. */
+export function startServer(connection: Connection, opts: ServerOptions): void {
+  const documents = new TextDocuments(TextDocument);
+  const guard = new WorkspaceGuard();
+  let base = mergeSettings(DEFAULT_SETTINGS, opts.settings);
+  const log = (msg: string, level: 'info' | 'warning' | 'error' = 'info'): void => {
+    if (level === 'error') connection.console.error(msg);
+    else if (level === 'warning') connection.console.warn(msg);
+    else connection.console.info(msg);
+  };
+  const notifier = new StatusNotifier(() => void connection.sendNotification(Methods.statusChanged, buildStatus(ctx)));
+  const models = new ModelManager(opts.engineFactory, base, () => notifier.schedule(), log);
+  const queue = new InferenceQueue(64, () => notifier.schedule());
+  const ctx: ServerContext = {
+    connection,
+    documents,
+    guard,
+    settings: base,
+    models,
+    queue,
+    describer: new Describer({ guard, models, queue, settings: () => ctx.settings }),
+    client: { resolveCodeActionEdit: false, documentChanges: false, workDoneProgress: false },
+    statusChanged: () => notifier.schedule(),
+    log,
+  };
+  let pullConfiguration = false;
+
+  const applySettings = (raw: unknown): void => {
+    const next = mergeSettings(base, raw);
+    ctx.settings = next;
+    models.configure(next);
+  };
+
+  connection.onInitialize((params: InitializeParams): InitializeResult => {
+    const init = (params.initializationOptions ?? {}) as InitializationOptions;
+    base = mergeSettings(base, init.settings);
+    ctx.settings = base;
+    models.configure(base);
+    const folders = params.workspaceFolders?.map((f) => uriToPath(f.uri)).filter((p): p is string => !!p) ?? [];
+    const root = params.rootUri ? uriToPath(params.rootUri) : (params.rootPath ?? undefined);
+    guard.setRoots(folders.length > 0 ? folders : root ? [root] : []);
+    const caps = params.capabilities;
+    ctx.client = {
+      resolveCodeActionEdit: caps.textDocument?.codeAction?.resolveSupport?.properties.includes('edit') ?? false,
+      documentChanges: caps.workspace?.workspaceEdit?.documentChanges ?? false,
+      workDoneProgress: caps.window?.workDoneProgress ?? false,
+    };
+    pullConfiguration = caps.workspace?.configuration ?? false;
+    return {
+      capabilities: {
+        textDocumentSync: TextDocumentSyncKind.Incremental,
+        hoverProvider: true,
+        codeActionProvider: { codeActionKinds: [CodeActionKinds.altText, CodeActionKinds.describeComment], resolveProvider: true },
+        executeCommandProvider: { commands: [APPLY_DESCRIPTION_COMMAND] },
+        workspace: { workspaceFolders: { supported: true, changeNotifications: true } },
+      },
+      serverInfo: { name: 'diffusionvl', version: '0.1.0' },
+    };
+  });
+
+  const pull = async (): Promise<void> => {
+    try {
+      applySettings(await connection.workspace.getConfiguration(SETTINGS_SECTION));
+    } catch (err) {
+      log(`cannot read configuration: ${(err as Error).message}`, 'warning');
+    }
+  };
+
+  connection.onInitialized(() => {
+    if (pullConfiguration) {
+      void connection.client.register(DidChangeConfigurationNotification.type, { section: SETTINGS_SECTION }).catch(() => {});
+      void pull();
+    }
+    connection.workspace.onDidChangeWorkspaceFolders((e) => {
+      const removed = new Set(e.removed.map((f) => uriToPath(f.uri)));
+      const added = e.added.map((f) => uriToPath(f.uri)).filter((p): p is string => !!p);
+      guard.setRoots([...guard.folders.filter((f) => !removed.has(f)), ...added]);
+    });
+    notifier.enable();
+  });
+
+  connection.onDidChangeConfiguration((change) => {
+    const section = (change.settings as Record<string, unknown> | null | undefined)?.[SETTINGS_SECTION];
+    if (section !== undefined) applySettings(section);
+    else if (pullConfiguration) void pull();
+  });
+
+  registerAsk(ctx);
+  registerHover(ctx);
+  registerCodeActions(ctx);
+  registerStatus(ctx);
+  registerPrepareModel(ctx);
+
+  connection.onShutdown(async () => {
+    notifier.dispose();
+    await models.dispose();
+  });
+  connection.onExit(() => {
+    notifier.dispose();
+    void models.dispose();
+  });
+
+  documents.listen(connection);
+  connection.listen();
+}

@@ -1,0 +1,260 @@
+/**
+ * The DiffusionVL sidecar protocol: every custom method name and its params/result types, shared by the VS Code
+ * client and the server. Standard LSP features (hover, code actions, progress, cancellation) are used as LSP defines
+ * them; only their `data` payloads are typed here.
+ *
+ * Deliberately free of runtime imports: the client (vscode-languageclient 11) and the server (vscode-languageserver 10)
+ * ship different vscode-jsonrpc copies whose `RequestType` classes are not interchangeable, so method names are plain
+ * strings and each side calls `sendRequest<Result>(Methods.x, params)` / `onRequest(Methods.x, handler)`.
+ */
+
+export const PROTOCOL_VERSION = 1;
+
+/** Custom method names. Requests go client → server; notifications go server → client. */
+export const Methods = {
+  /** Request: answer a question about one image. {@link AskParams} → {@link AskResult}. */
+  ask: 'diffusionvl/ask',
+  /** Request: model, provider, memory, queue. `null` params → {@link StatusResult}. */
+  status: 'diffusionvl/status',
+  /** Request: download (or take a local) checkpoint and convert it. {@link PrepareModelParams} → {@link PrepareModelResult}. */
+  prepareModel: 'diffusionvl/prepareModel',
+  /** Request: unload the model now (it reloads on next use). `null` → `null`. */
+  unloadModel: 'diffusionvl/unloadModel',
+  /** Notification: streamed text of a running ask. {@link PartialAnswerParams}. */
+  partialAnswer: 'diffusionvl/partialAnswer',
+  /** Notification: sent on every status change. {@link StatusResult}. */
+  statusChanged: 'diffusionvl/statusChanged',
+} as const;
+
+export type MethodName = (typeof Methods)[keyof typeof Methods];
+
+/** `workspace/configuration` section and `didChangeConfiguration` key holding {@link ServerSettings}. */
+export const SETTINGS_SECTION = 'diffusionvl';
+
+/** LSP progress token (same shape as the LSP `ProgressToken`). */
+export type ProgressToken = number | string;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Shared pieces
+
+/** An image: an absolute filesystem path (must lie inside a workspace folder when the client has any), a `file:` URI,
+ * or the raw encoded file (PNG, JPEG, WebP, GIF, …) as base64. */
+export type ImageSource = { path: string } | { uri: string } | { bytes: string };
+
+export type ExecutionProvider = 'auto' | 'cpu' | 'cuda' | 'dml' | 'coreml' | 'webgpu';
+export type Precision = 'fp32' | 'fp16' | 'int4';
+
+/** Generation options (all optional; the engine's defaults apply). */
+export interface GenerationOptions {
+  maxNewTokens?: number;
+  /** Denoising steps per block. */
+  steps?: number;
+  strategy?: 'static' | 'dynamic';
+  threshold?: number;
+  blockSize?: number;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  seed?: number;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// diffusionvl/ask
+
+export interface AskParams {
+  image: ImageSource;
+  question: string;
+  options?: GenerationOptions;
+  /** When set, `diffusionvl/partialAnswer` notifications carrying this token stream the answer. */
+  streamToken?: ProgressToken;
+  /** Also stream every denoising step's block state (costs a decode per step). */
+  streamSteps?: boolean;
+  /** LSP work-done progress: begin/report(text so far)/end. */
+  workDoneToken?: ProgressToken;
+  /** LSP partial results: `$/progress` values are {@link AskPartial}. The final response is still the full result. */
+  partialResultToken?: ProgressToken;
+}
+
+export interface AskStats {
+  generatedTokens: number;
+  forwards: { prefill: number; denoise: number; commit: number; total: number };
+  tokensPerForward: number;
+  timings: { queueMs: number; loadMs: number; visionMs: number; prefillMs: number; decodeMs: number; totalMs: number };
+  cache: { visionHit: boolean; prefixHit: boolean };
+}
+
+export interface AskResult {
+  text: string;
+  stats: AskStats;
+  /** The model folder that answered. */
+  model: string;
+}
+
+/** One streamed update: a committed block (`text` = answer so far) or, with `streamSteps`, a step's block state. */
+export interface AskPartial {
+  kind: 'block' | 'step';
+  block: number;
+  /** Step within the block (step events only). */
+  step?: number;
+  /** Committed answer so far. */
+  text: string;
+  /** Current block with masked positions shown (step events only). */
+  blockText?: string;
+}
+
+export interface PartialAnswerParams extends AskPartial {
+  token: ProgressToken;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// diffusionvl/status
+
+export type ModelState = 'none' | 'unloaded' | 'loading' | 'ready' | 'error';
+
+export interface StatusResult {
+  protocolVersion: number;
+  model: {
+    state: ModelState;
+    /** Configured converted-model folder, if any. */
+    dir?: string;
+    architecture?: string;
+    precision?: string;
+    /** Last load error (state `error`). */
+    error?: string;
+    idleUnloadSeconds: number;
+  };
+  provider: {
+    requested: ExecutionProvider;
+    /** Provider actually in use once loaded, and why (e.g. a fallback to cpu). */
+    inUse?: string;
+    reason?: string;
+  };
+  memory: { rssBytes: number; heapUsedBytes: number; externalBytes: number };
+  queue: {
+    running: number;
+    waitingInteractive: number;
+    waitingHover: number;
+    completed: number;
+    failed: number;
+    cancelled: number;
+  };
+  download?: DownloadStatus;
+}
+
+export interface DownloadStatus {
+  repo: string;
+  phase: 'listing' | 'downloading' | 'verifying' | 'converting' | 'done' | 'failed';
+  file?: string;
+  bytesDone: number;
+  bytesTotal: number;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// diffusionvl/prepareModel
+
+/** Releases this server can convert and run. */
+export const SUPPORTED_REPOS = ['hustvl/DiffusionVL-Qwen2.5VL-3B', 'hustvl/DiffusionVL-Qwen2.5VL-7B'] as const;
+export const DEFAULT_REPO = SUPPORTED_REPOS[0];
+export const DEFAULT_ENDPOINT = 'https://huggingface.co';
+
+export interface PrepareModelParams {
+  /** Folder the client owns (e.g. the extension's global storage); checkpoints and models go below it. */
+  storageDir: string;
+  /** Hugging Face repo id (default {@link DEFAULT_REPO}). */
+  repo?: string;
+  revision?: string;
+  /** Hub endpoint: a mirror or an air-gapped host (default {@link DEFAULT_ENDPOINT}). */
+  endpoint?: string;
+  /** Bearer token for gated/private hubs. */
+  hfToken?: string;
+  /** Convert this local checkpoint folder instead of downloading. */
+  localCheckpoint?: string;
+  precision?: Precision;
+  /** Make the converted model the active one (default true). */
+  activate?: boolean;
+  workDoneToken?: ProgressToken;
+}
+
+export interface PrepareModelResult {
+  modelDir: string;
+  checkpointDir: string;
+  files: number;
+  downloadedBytes: number;
+  /** Files that continued from a partial download (HTTP Range). */
+  resumedFiles: number;
+  /** Files fetched again after failing hash verification. */
+  refetchedFiles: number;
+  /** False when an up-to-date converted model was already there. */
+  converted: boolean;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Settings (initializationOptions.settings and didChangeConfiguration `settings.diffusionvl`)
+
+export interface ServerSettings {
+  /** Converted model folder (from `diffusionvl convert` or prepareModel). */
+  modelDir?: string;
+  provider: ExecutionProvider;
+  threads?: number;
+  /** Unload the model after this long without requests; 0 = never. */
+  idleUnloadSeconds: number;
+  /** Largest image accepted, in bytes. */
+  maxImageBytes: number;
+  hover: { enabled: boolean; prompt: string; maxNewTokens: number };
+  altText: { prompt: string; maxChars: number; maxNewTokens: number };
+}
+
+export interface InitializationOptions {
+  settings?: Partial<ServerSettings>;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Code actions (standard textDocument/codeAction + codeAction/resolve; `data` is this)
+
+export const CodeActionKinds = {
+  altText: 'quickfix.diffusionvl.altText',
+  describeComment: 'refactor.rewrite.diffusionvl.describe',
+} as const;
+
+export interface CodeActionData {
+  kind: 'altText' | 'describeComment';
+  uri: string;
+  /** Document version the action was computed for; resolve fails if the document changed since. */
+  version: number;
+  /** Absolute path of the image. */
+  imagePath: string;
+  /** The reference as written and where it started, to find it again if the document changed. */
+  target: string;
+  offset: number;
+}
+
+/** Command a code action carries for clients without `codeAction/resolve` support; its one argument is the
+ * {@link CodeActionData}; the server computes the edit and applies it with `workspace/applyEdit`. */
+export const APPLY_DESCRIPTION_COMMAND = 'diffusionvl.applyImageDescription';
+
+// ---------------------------------------------------------------------------------------------------------------
+// Errors (ResponseError.code; `data` is {@link ErrorData})
+
+export const ErrorCodes = {
+  /** LSP RequestCancelled. */
+  RequestCancelled: -32800,
+  InvalidParams: -32602,
+  InternalError: -32603,
+  /** Image unreadable, empty, truncated, corrupt, oversized or of an unsupported format. */
+  InvalidImage: 1001,
+  /** Path outside every workspace folder. */
+  PathOutsideWorkspace: 1002,
+  /** No model configured, or the folder is missing/corrupt. */
+  ModelUnavailable: 1003,
+  /** Too many requests waiting. */
+  QueueFull: 1004,
+  DownloadFailed: 1005,
+  /** A checkpoint this server cannot run (e.g. the SigLIP variant). */
+  UnsupportedModel: 1006,
+  /** Not enough free disk space. */
+  DiskFull: 1007,
+} as const;
+
+export interface ErrorData {
+  kind: keyof typeof ErrorCodes;
+}

@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { writeGoldenTinyCheckpoint } from '../server/converter/tinyCheckpoint';
+import { ErrorCodes, Methods, type AskResult, type PrepareModelResult, type StatusResult } from '../server/protocol';
+import { startLspServer, type LspClient } from './helpers/lspClient';
+import { startLocalHub, type HubFileSpec, type LocalHub } from './helpers/lspHub';
+import { fixturesDir } from './helpers/paths';
+import { ensureTinyModel } from './helpers/tinyModel';
+
+const REPO = 'hustvl/DiffusionVL-Qwen2.5VL-3B';
+let work: string;
+let hub: LocalHub;
+let client: LspClient;
+
+before(async () => {
+  work = await mkdtemp(join(tmpdir(), 'dvl-prep-'));
+  const ckpt = join(work, 'ckpt');
+  await writeGoldenTinyCheckpoint(ckpt);
+  const files: HubFileSpec[] = [];
+  for (const name of (await readdir(ckpt)).sort()) {
+    files.push({ path: name, content: await readFile(join(ckpt, name)), lfs: name.endsWith('.safetensors') });
+  }
+  hub = await startLocalHub(REPO, files, {
+    cutAfter: new Map([['model.safetensors', 5_000_000]]),
+    corruptOnce: new Set(['vision_tower.safetensors', 'config.json']),
+  });
+  client = await startLspServer({ workspaceFolders: [fixturesDir], args: ['--model', await ensureTinyModel('fp32')], settings: { provider: 'cpu' } });
+});
+
+after(async () => {
+  await client?.close();
+  await hub?.close();
+  await rm(work, { recursive: true, force: true });
+});
+
+test('prepareModel downloads (resuming a cut, refetching a corrupted file), converts, and the model answers', async () => {
+  const image = { path: join(fixturesDir, 'lsp', 'diagram.png') };
+  const ask = { image, question: 'What is shown?', options: { maxNewTokens: 8 } };
+  const before = await client.request<AskResult>(Methods.ask, ask);
+
+  const progress: unknown[] = [];
+  const sub = client.conn.onNotification('$/progress', (p: { token: string; value: unknown }) => {
+    if (p.token === 'prep') progress.push(p.value);
+  });
+  const storageDir = join(work, 'storage');
+  const res = await client.request<PrepareModelResult>(Methods.prepareModel, {
+    storageDir,
+    endpoint: hub.endpoint,
+    repo: REPO,
+    precision: 'fp32',
+    workDoneToken: 'prep',
+  });
+  sub.dispose();
+  assert.equal(res.resumedFiles, 1, 'cut connection resumed');
+  assert.equal(res.refetchedFiles, 2, 'corrupted files refetched');
+  assert.ok(res.converted);
+  assert.ok(existsSync(join(res.modelDir, 'manifest.json')));
+  assert.deepEqual(hub.log.filter((l) => l.range).map((l) => `${l.path.split('/').pop()} ${l.range}`), ['model.safetensors bytes=5000000-']);
+  assert.ok(progress.length >= 3, 'work-done progress reported');
+
+  const after = await client.request<AskResult>(Methods.ask, ask);
+  assert.equal(after.model, res.modelDir, 'the prepared model is active');
+  assert.equal(after.text, before.text, 'same checkpoint, same answer');
+  const st = await client.request<StatusResult>(Methods.status, null);
+  assert.equal(st.download?.phase, 'done');
+
+  // Again: everything verified and already converted, nothing fetched.
+  const n = hub.log.length;
+  const again = await client.request<PrepareModelResult>(Methods.prepareModel, { storageDir, endpoint: hub.endpoint, repo: REPO, precision: 'fp32' });
+  assert.equal(again.converted, false);
+  assert.equal(again.downloadedBytes, 0);
+  assert.ok(hub.log.slice(n).every((l) => !l.path.includes('/resolve/')));
+});
+
+test('the SigLIP variant is refused with a clear message; bad params are rejected', async () => {
+  await assert.rejects(
+    client.request(Methods.prepareModel, { storageDir: work, repo: 'hustvl/DiffusionVL-Qwen2.5-7B' }),
+    (e: { code: number; message: string }) => e.code === ErrorCodes.UnsupportedModel && /SigLIP/.test(e.message),
+  );
+  await assert.rejects(client.request(Methods.prepareModel, { storageDir: 'relative' }), (e: { code: number }) => e.code === ErrorCodes.InvalidParams);
+  await assert.rejects(
+    client.request(Methods.prepareModel, { storageDir: work, endpoint: hub.endpoint, repo: 'hustvl/nope' }),
+    (e: { code: number }) => e.code === ErrorCodes.DownloadFailed,
+  );
+});
