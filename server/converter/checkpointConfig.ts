@@ -45,7 +45,7 @@ export interface QwenVLCheckpointConfig {
   /** Image processor bounds used by the model (config.json `min_pixels` / `max_pixels`). */
   pixels: { minPixels: number; maxPixels: number };
   image: { mean: [number, number, number]; std: [number, number, number] };
-  tokens: { bos?: number; eos: number; imageToken?: number };
+  tokens: { bos?: number; eos: number; pad: number; mask: number; imageToken?: number };
   projectorType: 'qwen_merger';
   /** Fields that were absent and took a documented default, for the converter's log. */
   defaulted: string[];
@@ -64,6 +64,8 @@ const DEFAULT_MAX_PIXELS = 512 * 512;
 const CLIP_MEAN: [number, number, number] = [0.48145466, 0.4578275, 0.40821073];
 const CLIP_STD: [number, number, number] = [0.26862954, 0.26130258, 0.27577711];
 const DEFAULT_EOS = 151645;
+const DEFAULT_MASK = 151671;
+const DEFAULT_PAD = 151643;
 
 function isObject(v: unknown): v is Json {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -340,7 +342,16 @@ export function parseQwenVLConfig(src: ConfigSources): QwenVLCheckpointConfig {
   const eosRaw = t.raw('eos_token_id')?.value;
   // Some configs list several stop ids; the generator stops on <|im_end|>, which must be among them.
   const eos = Array.isArray(eosRaw) ? (eosRaw.includes(DEFAULT_EOS) ? DEFAULT_EOS : Number(eosRaw[0])) : t.optionalInt('eos_token_id') ?? DEFAULT_EOS;
-  const tokens = { bos: t.optionalInt('bos_token_id'), eos, imageToken: top.optionalInt('image_token_id') };
+  // MASK is an embedding row, not a tokenizer token: the Qwen releases hard-code 151671 in their generate loop;
+  // models with their own tokenizer name theirs in config.json.
+  const mask = top.optionalInt('mask_token_id') ?? DEFAULT_MASK;
+  const pad = t.optionalInt('pad_token_id') ?? DEFAULT_PAD;
+  for (const [key, id] of [['mask_token_id', mask], ['eos_token_id', eos], ['pad_token_id', pad]] as const) {
+    if (id < 0 || id >= text.vocabSize) {
+      throw new Error(`config.json: ${key} ${id} is outside the embedding table (vocab_size ${text.vocabSize})`);
+    }
+  }
+  const tokens = { bos: t.optionalInt('bos_token_id'), eos, pad, mask, imageToken: top.optionalInt('image_token_id') };
 
   return {
     modelType: ACCEPTED_MODEL_TYPE,

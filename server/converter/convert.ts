@@ -116,7 +116,7 @@ async function convertInto(ckpt: Checkpoint, dir: string, opts: ConvertOptions):
     },
     vision: { ...cfg.vision, fullAttentionBlocks: [...cfg.vision.fullAttentionBlocks] },
     image: { minPixels: cfg.pixels.minPixels, maxPixels: cfg.pixels.maxPixels, mean: cfg.image.mean, std: cfg.image.std },
-    tokens: { mask: MASK_TOKEN_ID, eos: cfg.tokens.eos, pad: PAD_TOKEN_ID, imagePlaceholder: IMAGE_PLACEHOLDER },
+    tokens: { mask: cfg.tokens.mask, eos: cfg.tokens.eos, pad: cfg.tokens.pad, imagePlaceholder: IMAGE_PLACEHOLDER },
     files: { decoder: 'decoder.onnx', lmHead: 'lm_head.onnx', vision: 'vision.onnx', tokenizer: 'tokenizer.json' },
     embeddings: { file: 'embeddings.bin', dtype: embDtype, rows: t.vocabSize, cols: t.hiddenSize },
     source: { files: sources },
@@ -127,13 +127,7 @@ async function convertInto(ckpt: Checkpoint, dir: string, opts: ConvertOptions):
   return manifest;
 }
 
-/**
- * DiffusionVL's MASK is a trained embedding row the official code hard-codes (the Qwen tokenizer has no such
- * token); the pad and the -200 image placeholder come from the LLaVA code. Recorded in the manifest so the engine
- * never hard-codes them.
- */
-const MASK_TOKEN_ID = 151671;
-const PAD_TOKEN_ID = 151643;
+/** The LLaVA code's image placeholder in prompt ids; recorded in the manifest so the engine never hard-codes it. */
 const IMAGE_PLACEHOLDER = -200;
 
 /** Writes a row-major table in `dtype`, narrowing a slab of rows at a time (no second copy of the table). */

@@ -324,6 +324,17 @@ function topConfigDict(opts: TinyCheckpointOptions): { [k: string]: PyJson } {
     tokenizer_padding_side: 'right',
     use_cache: true,
   };
+  // A vocabulary smaller than Qwen's has no row 151671 for MASK: give such models their own special ids, as a
+  // model with its own tokenizer does.
+  if (text.vocabSize <= 151671) {
+    const V = text.vocabSize;
+    for (const c of [cfg, tc]) {
+      c.eos_token_id = V - 2;
+      c.bos_token_id = V - 3;
+      c.pad_token_id = V - 3;
+    }
+    cfg.mask_token_id = V - 1;
+  }
   // The release config copies every text_config field to the top level.
   for (const [k, v] of Object.entries(tc)) if (k !== 'model_type' && !(k in cfg)) cfg[k] = v;
   if (opts.configStyle === 'flat') delete cfg.text_config;
