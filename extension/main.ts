@@ -1,0 +1,47 @@
+import * as vscode from 'vscode';
+import { Sidecar } from './client';
+import { registerAsk } from './commands/ask';
+import { registerDescribeInsert } from './commands/describeInsert';
+import { registerModelCommands } from './commands/model';
+import { trackTextEditors } from './editors';
+import { registerPasteAndDrop } from './paste';
+import { affectsServer } from './settings';
+import { StatusBar } from './statusBar';
+import { registerWalkthrough } from './walkthrough';
+
+/** What activate() returns: enough for tests and other extensions to see the sidecar's state. */
+export interface DiffusionVLApi {
+  readonly sidecar: Sidecar;
+}
+
+let sidecar: Sidecar | undefined;
+
+export async function activate(ctx: vscode.ExtensionContext): Promise<DiffusionVLApi> {
+  const log = vscode.window.createOutputChannel('DiffusionVL', { log: true });
+  sidecar = new Sidecar(ctx, log);
+  const sc = sidecar;
+  ctx.subscriptions.push(
+    log,
+    { dispose: () => void sc.dispose() },
+    new StatusBar(ctx, sc),
+    trackTextEditors(),
+    registerAsk(ctx, sc),
+    registerDescribeInsert(sc),
+    registerModelCommands(ctx, sc),
+    registerPasteAndDrop(sc),
+    registerWalkthrough(ctx, sc),
+    vscode.workspace.onDidChangeConfiguration((e) => {
+      if (affectsServer(e)) sc.sendSettings();
+    }),
+    // Hovers and quick fixes are off in Restricted Mode; granting trust turns them on without a reload.
+    vscode.workspace.onDidGrantWorkspaceTrust(() => sc.sendSettings()),
+  );
+  // Start in the background: activation must not wait for the server (or fail when it cannot start).
+  sc.start().catch((err: unknown) => log.error(String(err)));
+  return { sidecar: sc };
+}
+
+export async function deactivate(): Promise<void> {
+  await sidecar?.dispose();
+  sidecar = undefined;
+}

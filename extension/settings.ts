@@ -1,0 +1,112 @@
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as fs from 'node:fs';
+import * as vscode from 'vscode';
+import { SUPPORTED_REPOS, type ExecutionProvider, type GenerationOptions, type ServerSettings } from '../server/protocol';
+
+export const SECTION = 'diffusionvl';
+
+/** The two downloadable models, by the short names the `diffusionvl.model` setting uses. */
+export const MODELS = {
+  '3B': { repo: SUPPORTED_REPOS[0], download: '≈ 7.5 GB download', memory: '≈ 8 GB RAM/VRAM (fp16)' },
+  '7B': { repo: SUPPORTED_REPOS[1], download: '≈ 16.6 GB download', memory: '≈ 17 GB RAM/VRAM (fp16)' },
+} as const;
+export type ModelName = keyof typeof MODELS;
+
+/** globalState key: repo id → converted model folder, recorded after a successful download. */
+const PREPARED_KEY = 'diffusionvl.preparedModels';
+
+function cfg(): vscode.WorkspaceConfiguration {
+  return vscode.workspace.getConfiguration(SECTION);
+}
+
+function expandHome(p: string): string {
+  return p === '~' || p.startsWith('~/') || p.startsWith('~\\') ? path.join(os.homedir(), p.slice(1)) : p;
+}
+
+/**
+ * Reads a machine-scoped setting from user/remote settings only. VS Code already ignores workspace values for
+ * `machine` scope; asking inspect() keeps that true even if the scope were ever loosened.
+ */
+function machineSetting<T>(key: string): T | undefined {
+  const i = cfg().inspect<T>(key);
+  return i?.globalValue ?? i?.defaultValue;
+}
+
+export function modelName(): ModelName {
+  const m = machineSetting<string>('model');
+  return m === '7B' ? '7B' : '3B';
+}
+
+export function preparedModels(ctx: vscode.ExtensionContext): Record<string, string> {
+  return ctx.globalState.get<Record<string, string>>(PREPARED_KEY, {});
+}
+
+export async function recordPreparedModel(ctx: vscode.ExtensionContext, repo: string, modelDir: string): Promise<void> {
+  await ctx.globalState.update(PREPARED_KEY, { ...preparedModels(ctx), [repo]: modelDir });
+}
+
+export interface ResolvedModel {
+  dir?: string;
+  /** Where the choice came from, for the status tooltip. */
+  source: 'setting' | 'downloaded' | 'bundled' | 'none';
+  label: string;
+}
+
+/** Model folder to load: the explicit path, else the downloaded model chosen by name, else one shipped in the extension. */
+export function resolveModel(ctx: vscode.ExtensionContext): ResolvedModel {
+  const explicit = (machineSetting<string>('modelPath') ?? '').trim();
+  if (explicit) {
+    const dir = path.resolve(expandHome(explicit));
+    return { dir, source: 'setting', label: path.basename(dir) };
+  }
+  const name = modelName();
+  const downloaded = preparedModels(ctx)[MODELS[name].repo];
+  if (downloaded && fs.existsSync(path.join(downloaded, 'manifest.json'))) return { dir: downloaded, source: 'downloaded', label: `DiffusionVL ${name}` };
+  const bundled = ctx.asAbsolutePath(path.join('models', 'default'));
+  if (fs.existsSync(path.join(bundled, 'manifest.json'))) return { dir: bundled, source: 'bundled', label: 'bundled model' };
+  return { source: 'none', label: 'no model' };
+}
+
+export function provider(): ExecutionProvider {
+  return machineSetting<ExecutionProvider>('executionProvider') ?? 'auto';
+}
+
+export function downloadEndpoint(): string | undefined {
+  return (machineSetting<string>('downloadEndpoint') ?? '').trim() || undefined;
+}
+
+/** Hovers read workspace images on their own, so they stay off in Restricted Mode. */
+export function hoverEnabled(): boolean {
+  return vscode.workspace.isTrusted && cfg().get<boolean>('hover.enabled', true);
+}
+
+type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
+
+/** What the server gets in initializationOptions and didChangeConfiguration (it fills in its own defaults). */
+export function serverSettings(ctx: vscode.ExtensionContext): DeepPartial<ServerSettings> {
+  const minutes = cfg().get<number>('idleUnloadMinutes', 5);
+  return {
+    modelDir: resolveModel(ctx).dir ?? '',
+    provider: provider(),
+    idleUnloadSeconds: Math.max(0, Math.round(minutes * 60)),
+    hover: { enabled: hoverEnabled() },
+  };
+}
+
+/** Generation options sent with every request the user starts. */
+export function generationOptions(overrides: GenerationOptions = {}): GenerationOptions {
+  const c = cfg();
+  return {
+    steps: c.get<number>('steps', 8),
+    strategy: c.get<'static' | 'dynamic'>('remasking', 'static'),
+    threshold: c.get<number>('confidenceThreshold', 0.85),
+    maxNewTokens: c.get<number>('maxNewTokens', 128),
+    ...overrides,
+  };
+}
+
+/** Settings whose change must reach the server. */
+export function affectsServer(e: vscode.ConfigurationChangeEvent): boolean {
+  return ['model', 'modelPath', 'executionProvider', 'idleUnloadMinutes', 'hover.enabled'].some((k) => e.affectsConfiguration(`${SECTION}.${k}`));
+}

@@ -1,0 +1,113 @@
+// Builds a platform-specific .vsix: `npm run package [-- --target linux-x64] [--embed-model]`.
+// The bundles need no node_modules except the native addons (onnxruntime-node, sharp), so those are staged for
+// the one target with their runtime dependencies, and vsce packages the staged folder (its `npm list` then sees
+// exactly those).
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const args = process.argv.slice(2);
+const opt = (name) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
+const hostTarget = `${process.platform}-${process.arch === 'arm' ? 'armhf' : process.arch}`;
+const target = opt('--target') ?? process.env.VSIX_TARGET ?? hostTarget;
+const embedModel = args.includes('--embed-model');
+const [os, cpu0] = target.replace(/^alpine-/, 'linux-').split('-');
+const cpu = cpu0 === 'armhf' ? 'arm' : cpu0;
+const libc = target.startsWith('alpine-') ? 'musl' : 'glibc';
+const NATIVE = ['onnxruntime-node', 'sharp'];
+// onnxruntime-node's other dependencies (adm-zip, global-agent, …) only serve its install script, which never runs
+// from a .vsix: ship it with just its runtime dependency.
+const RUNTIME_DEPS = { 'onnxruntime-node': ['onnxruntime-common'] };
+
+const pkg = JSON.parse(fs.readFileSync(path.join(repo, 'package.json'), 'utf8'));
+const stage = path.join(repo, '.cache', 'vsix', target);
+const outDir = path.join(repo, 'dist');
+const out = path.join(outDir, `${pkg.name}-${target}-${pkg.version}.vsix`);
+const log = (m) => console.log(`[package] ${m}`);
+
+// 1) Fresh bundles (esbuild only; type checking is `npm run build`'s job).
+execFileSync(process.execPath, [path.join(repo, 'scripts', 'bundle.mjs')], { cwd: repo, stdio: 'inherit' });
+for (const f of ['dist/extension.js', 'dist/server.js']) {
+  if (!fs.existsSync(path.join(repo, f))) throw new Error(`${f} is missing: the bundle step did not produce it`);
+}
+
+// 2) Where the native packages come from: this checkout for the host, else an install for the target platform.
+let modules = path.join(repo, 'node_modules');
+if (target !== hostTarget) {
+  const foreign = path.join(repo, '.cache', 'vsix', `npm-${target}`);
+  fs.mkdirSync(foreign, { recursive: true });
+  fs.writeFileSync(path.join(foreign, 'package.json'), JSON.stringify({ private: true, dependencies: Object.fromEntries(NATIVE.map((n) => [n, pkg.dependencies[n]])) }));
+  log(`installing ${NATIVE.join(', ')} for ${target}`);
+  execFileSync('npm', ['install', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', `--os=${os}`, `--cpu=${cpu}`, `--libc=${libc}`], { cwd: foreign, stdio: 'inherit' });
+  modules = path.join(foreign, 'node_modules');
+}
+
+/** Runtime closure of a package: dependencies plus the optional ones built for this target. */
+function closure(names, seen = new Set()) {
+  for (const name of names) {
+    if (seen.has(name)) continue;
+    const dir = path.join(modules, name);
+    const pj = path.join(dir, 'package.json');
+    if (!fs.existsSync(pj)) continue; // an optional dependency for another platform
+    const p = JSON.parse(fs.readFileSync(pj, 'utf8'));
+    const fits = (list, v) => !list || list.includes(v) || (list.every((x) => x.startsWith('!')) && !list.includes(`!${v}`));
+    if (!fits(p.os, os) || !fits(p.cpu, cpu) || (p.libc && !fits(p.libc, libc))) continue;
+    seen.add(name);
+    closure(RUNTIME_DEPS[name] ?? [...Object.keys(p.dependencies ?? {}), ...Object.keys(p.optionalDependencies ?? {})], seen);
+  }
+  return seen;
+}
+
+// 3) Stage.
+fs.rmSync(stage, { recursive: true, force: true });
+fs.mkdirSync(stage, { recursive: true });
+const copy = (from, to = from, filter) => fs.cpSync(path.join(repo, from), path.join(stage, to), { recursive: true, filter });
+for (const f of ['dist/extension.js', 'dist/server.js', 'dist/engineWorker.js', 'CHANGELOG.md', 'LICENSE', 'media', '.vscodeignore']) {
+  if (fs.existsSync(path.join(repo, f))) copy(f);
+}
+// The README's screenshots stay out of the package (size), so the packaged README goes without them.
+const readme = fs.readFileSync(path.join(repo, 'README.md'), 'utf8').replace(/^!\[[^\]]*\]\(media\/screenshots\/[^)]*\)\n\n?/gm, '');
+fs.writeFileSync(path.join(stage, 'README.md'), readme);
+if (embedModel) {
+  if (!fs.existsSync(path.join(repo, 'models/default/manifest.json'))) throw new Error('--embed-model: models/default is missing (npm run setup creates it)');
+  copy('models/default');
+}
+const onnxBin = path.join('onnxruntime-node', 'bin', 'napi-v6');
+for (const name of closure(NATIVE)) {
+  fs.cpSync(path.join(modules, name), path.join(stage, 'node_modules', name), {
+    recursive: true,
+    // onnxruntime-node ships every platform's binaries in one package: keep only this target's.
+    filter: (src) => {
+      const rel = path.relative(path.join(modules), src);
+      if (!rel.startsWith(onnxBin + path.sep)) return true;
+      const [plat, arch] = rel.slice(onnxBin.length + 1).split(path.sep);
+      return plat === os && (arch === undefined || arch === cpu);
+    },
+  });
+}
+for (const [name, deps] of Object.entries(RUNTIME_DEPS)) {
+  const pj = path.join(stage, 'node_modules', name, 'package.json');
+  const p = JSON.parse(fs.readFileSync(pj, 'utf8'));
+  p.dependencies = Object.fromEntries(deps.map((d) => [d, p.dependencies[d]]));
+  delete p.scripts;
+  fs.writeFileSync(pj, JSON.stringify(p, null, 2));
+}
+const manifest = { ...pkg };
+for (const k of ['scripts', 'devDependencies', 'bin', 'private']) delete manifest[k];
+manifest.dependencies = Object.fromEntries(NATIVE.map((n) => [n, pkg.dependencies[n]]));
+fs.writeFileSync(path.join(stage, 'package.json'), JSON.stringify(manifest, null, 2));
+
+// 4) vsce (installed with the e2e tools, or on its own into .cache/vsce).
+const vsceVersion = JSON.parse(fs.readFileSync(path.join(repo, 'test', 'e2e', 'package.json'), 'utf8')).devDependencies['@vscode/vsce'];
+let vsce = [path.join(repo, '.cache', 'e2e', 'node_modules', '@vscode', 'vsce', 'vsce'), path.join(repo, '.cache', 'vsce', 'node_modules', '@vscode', 'vsce', 'vsce')].find((p) => fs.existsSync(p));
+if (!vsce) {
+  log(`installing @vscode/vsce@${vsceVersion} into .cache/vsce`);
+  fs.mkdirSync(path.join(repo, '.cache', 'vsce'), { recursive: true });
+  execFileSync('npm', ['install', '--prefix', path.join(repo, '.cache', 'vsce'), '--no-save', '--no-audit', '--no-fund', `@vscode/vsce@${vsceVersion}`], { stdio: 'inherit' });
+  vsce = path.join(repo, '.cache', 'vsce', 'node_modules', '@vscode', 'vsce', 'vsce');
+}
+fs.mkdirSync(outDir, { recursive: true });
+execFileSync(process.execPath, [vsce, 'package', '--target', target, '--skip-license', '--allow-missing-repository', '--out', out], { cwd: stage, stdio: 'inherit' });
+log(`${path.relative(repo, out)} (${(fs.statSync(out).size / 1048576).toFixed(1)} MB)`);
