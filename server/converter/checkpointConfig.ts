@@ -3,6 +3,7 @@
  * preprocessor_config.json). Class defaults of the Python configs are deliberately NOT used for dimensions: a
  * missing `hidden_size` would silently become 3584 there (see the inference spec, config fields).
  */
+import type { VisionDims } from '../engine/manifest';
 
 export interface QwenVLTextConfig {
   vocabSize: number;
@@ -21,20 +22,8 @@ export interface QwenVLTextConfig {
   maxPositionEmbeddings?: number;
 }
 
-export interface QwenVLVisionConfig {
-  depth: number;
-  hiddenSize: number;
-  numHeads: number;
-  headDim: number;
-  intermediateSize: number;
-  patchSize: number;
-  temporalPatchSize: number;
-  spatialMergeSize: number;
-  windowSize: number;
-  fullAttentionBlocks: number[];
-  outHiddenSize: number;
-  inChannels: number;
-}
+/** The vision tower's dimensions, exactly what the converted model's manifest records. */
+export type QwenVLVisionConfig = VisionDims;
 
 export interface QwenVLCheckpointConfig {
   modelType: 'diffusionvl_qwenvl';

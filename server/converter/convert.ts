@@ -6,7 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { openCheckpoint, expectedTensors, type Checkpoint } from './checkpoint';
 import { buildDecoder, buildLmHead, buildVision } from './qwenvl';
 import { computeTypeOf } from './layers';
-import { toHalfArray } from './onnx/dtypes';
+import { f32ToF16Array } from './halfFloat';
 import { MANIFEST_FILE, type ModelManifest, type Precision } from '../engine/manifest';
 
 export const CONVERTER_VERSION = '0.1.0';
@@ -137,7 +137,7 @@ function writeRows(path: string, table: Float32Array, width: number, dtype: 'flo
   try {
     for (let at = 0; at < table.length; at += slab) {
       const part = table.subarray(at, Math.min(table.length, at + slab));
-      const bytes = dtype === 'float32' ? new Uint8Array(part.buffer, part.byteOffset, part.byteLength) : new Uint8Array(toHalfArray(part).buffer);
+      const bytes = dtype === 'float32' ? new Uint8Array(part.buffer, part.byteOffset, part.byteLength) : new Uint8Array(f32ToF16Array(part).buffer);
       let written = 0;
       while (written < bytes.length) written += writeSync(fd, bytes, written, bytes.length - written);
     }

@@ -82,6 +82,13 @@ export function f32ToF16Bits(value: number): number {
   return sign | h;
 }
 
+/** float32 values → IEEE half bits (round to nearest even), as torch's `.half()` converts weights. */
+export function f32ToF16Array(src: Float32Array): Uint16Array {
+  const out = new Uint16Array(src.length);
+  for (let i = 0; i < src.length; i++) out[i] = f32ToF16Bits(src[i]);
+  return out;
+}
+
 /** float32 → bfloat16 bits, round to nearest even; NaN stays NaN. */
 export function f32ToBf16Bits(value: number): number {
   scratchF[0] = value;

@@ -1,5 +1,5 @@
 import type { Precision } from '../engine/manifest';
-import { toHalfArray, toHalfBits } from './onnx/dtypes';
+import { f32ToF16Array, f32ToF16Bits } from './halfFloat';
 import type { GraphBuilder, Value } from './onnx/graphBuilder';
 import { quantizeInt4 } from './quantize';
 
@@ -22,7 +22,7 @@ export function computeTypeOf(precision: Precision): 'float32' | 'float16' {
 
 /** A float32 vector/matrix stored in the compute type. */
 export function floatWeight(ctx: LayerContext, name: string, dims: number[], data: Float32Array): Value {
-  return ctx.compute === 'float16' ? ctx.g.weight(name, 'float16', dims, toHalfArray(data)) : ctx.g.weight(name, 'float32', dims, data);
+  return ctx.compute === 'float16' ? ctx.g.weight(name, 'float16', dims, f32ToF16Array(data)) : ctx.g.weight(name, 'float32', dims, data);
 }
 
 /** Casts a float32 graph input to the compute type (no node when they agree). */
@@ -75,7 +75,7 @@ export function transposedWeight(ctx: LayerContext, name: string, w: Float32Arra
       }
       const count = (c1 - c0) * n;
       if (narrow) {
-        for (let i = 0; i < count; i++) narrow[i] = toHalfBits(rows[i]);
+        for (let i = 0; i < count; i++) narrow[i] = f32ToF16Bits(rows[i]);
         emit(new Uint8Array(narrow.buffer, 0, count * 2));
       } else {
         emit(new Uint8Array(rows.buffer, 0, count * 4));

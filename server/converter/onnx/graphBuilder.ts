@@ -96,19 +96,11 @@ export class GraphBuilder {
     if (bytes.length !== count * elemBytes[type]) {
       throw new Error(`${this.name}: weight ${name} has ${bytes.length} bytes, expected ${count * elemBytes[type]} for ${type}[${dims.join(',')}]`);
     }
-    const t = create(TensorProtoSchema, { name, dims: dims.map(BigInt), dataType: onnxDataType[type] });
     if (bytes.length <= INLINE_LIMIT) {
-      t.rawData = bytes.slice();
+      this.initializers.push(create(TensorProtoSchema, { name, dims: dims.map(BigInt), dataType: onnxDataType[type], rawData: bytes.slice() }));
     } else {
-      const where = this.data.append(bytes);
-      t.dataLocation = TensorProto_DataLocation.EXTERNAL;
-      t.externalData = [
-        create(StringStringEntryProtoSchema, { key: 'location', value: this.data.location }),
-        create(StringStringEntryProtoSchema, { key: 'offset', value: String(where.offset) }),
-        create(StringStringEntryProtoSchema, { key: 'length', value: String(where.length) }),
-      ];
+      this.externalInitializer(name, type, dims, this.data.append(bytes));
     }
-    this.initializers.push(t);
     return name;
   }
 
@@ -121,15 +113,22 @@ export class GraphBuilder {
     const expected = dims.reduce((a, b) => a * b, 1) * elemBytes[type];
     const where = this.data.appendChunks(produce);
     if (where.length !== expected) throw new Error(`${this.name}: weight ${name} streamed ${where.length} bytes, expected ${expected}`);
-    const t = create(TensorProtoSchema, { name, dims: dims.map(BigInt), dataType: onnxDataType[type] });
-    t.dataLocation = TensorProto_DataLocation.EXTERNAL;
-    t.externalData = [
-      create(StringStringEntryProtoSchema, { key: 'location', value: this.data.location }),
-      create(StringStringEntryProtoSchema, { key: 'offset', value: String(where.offset) }),
-      create(StringStringEntryProtoSchema, { key: 'length', value: String(where.length) }),
-    ];
-    this.initializers.push(t);
+    this.externalInitializer(name, type, dims, where);
     return name;
+  }
+
+  /** An initializer whose bytes live in the external data file at `where`. */
+  private externalInitializer(name: string, type: ElemType, dims: number[], where: { offset: number; length: number }): void {
+    const entry = (key: string, value: string) => create(StringStringEntryProtoSchema, { key, value });
+    this.initializers.push(
+      create(TensorProtoSchema, {
+        name,
+        dims: dims.map(BigInt),
+        dataType: onnxDataType[type],
+        dataLocation: TensorProto_DataLocation.EXTERNAL,
+        externalData: [entry('location', this.data.location), entry('offset', String(where.offset)), entry('length', String(where.length))],
+      }),
+    );
   }
 
   /** A small constant (shape vectors, scalars). */
