@@ -1,4 +1,10 @@
 import type { Command } from './command';
+import { askCommand } from './commands/ask';
+import { convertCommand } from './commands/convert';
+import { evalSyntheticCommand } from './commands/evalSynthetic';
+import { generateCommand } from './commands/generate';
+import { inspectImageCommand } from './commands/inspectImage';
+import { serveCommand } from './commands/serve';
 
 /** Every CLI subcommand, in the order `--help` lists them. */
-export const commands: Command[] = [];
+export const commands: Command[] = [askCommand, generateCommand, convertCommand, inspectImageCommand, evalSyntheticCommand, serveCommand];

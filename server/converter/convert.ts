@@ -23,6 +23,8 @@ export interface ConvertOptions {
   onProgress?: (p: ConvertProgress) => void;
   /** A tokenizer.json to use when the checkpoint has none. */
   tokenizer?: string;
+  /** Config fields that took a default or were resolved by precedence (worth showing to whoever converts). */
+  onNotice?: (message: string) => void;
 }
 
 /** The Qwen2.5 tokenizer (shared by every DiffusionVL-QwenVL release), shipped as an npm data package. */
@@ -58,6 +60,8 @@ export async function convertCheckpoint(checkpointDir: string, outDir: string, o
 async function convertInto(ckpt: Checkpoint, dir: string, opts: ConvertOptions): Promise<ModelManifest> {
   const cfg = ckpt.config;
   const progress = opts.onProgress ?? (() => {});
+  for (const d of cfg.defaulted) opts.onNotice?.(`config.json: ${d} (default)`);
+  for (const w of cfg.warnings) opts.onNotice?.(`config: ${w}`);
   const precision = opts.precision;
   const compute = computeTypeOf(precision);
   const kvDtype = compute;

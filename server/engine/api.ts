@@ -34,6 +34,8 @@ export interface GenerationOptions {
   fusedCommit?: boolean;
   /** Recompute the whole sequence every forward, no KV reuse (benchmarks only). */
   noKvCache?: boolean;
+  /** Reuse the previous prompt's K/V for identical leading full blocks (default true). */
+  prefixCache?: boolean;
   /** How alpha is handled: composite over white (default) or dropped as the official processor does. */
   alpha?: 'white' | 'drop';
 }
@@ -74,10 +76,17 @@ export interface BlockEvent {
 
 export type GenerationEvent = StepEvent | BlockEvent;
 
+/** How `StepEvent.blockText` shows a still-masked position. */
+export const MASK_TEXT = '░';
+
 export interface ForwardCounts {
   prefill: number;
+  /** Denoising passes, fused ones included. */
   denoise: number;
+  /** Stand-alone commit passes (0 with fused commit, where commits ride along with the next block's first pass). */
   commit: number;
+  /** Denoising passes that also committed the previous block (fused commit). */
+  fusedCommits?: number;
 }
 
 export interface GenerationStats {
@@ -85,7 +94,12 @@ export interface GenerationStats {
   forwards: ForwardCounts;
   tokensPerForward: number;
   timings: { visionMs: number; prefillMs: number; decodeMs: number; totalMs: number; ortRunMs: number };
-  cache: { visionHit: boolean; prefixHit: boolean };
+  cache: {
+    visionHit: boolean;
+    prefixHit: boolean;
+    /** Prompt positions whose K/V were reused from the previous run (0 on a miss). */
+    prefixReusedTokens?: number;
+  };
 }
 
 export interface GenerationResult {

@@ -35,7 +35,10 @@ export const convertCommand: Command = {
       if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${line}`);
       else process.stderr.write(`${line}\n`);
     };
-    const manifest = await convertCheckpoint(positionals[0], positionals[1], { precision, tokenizer: values.tokenizer, onProgress });
+    const onNotice = (message: string) => {
+      if (!values.quiet) process.stderr.write(`${process.stderr.isTTY ? '\r\x1b[K' : ''}note: ${message}\n`);
+    };
+    const manifest = await convertCheckpoint(positionals[0], positionals[1], { precision, tokenizer: values.tokenizer, onProgress, onNotice });
     if (showProgress && process.stderr.isTTY) process.stderr.write('\n');
     const secs = ((Date.now() - started) / 1000).toFixed(1);
     console.log(

@@ -1,0 +1,181 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Engine, GenerationOptions } from '../engine/api';
+import { createEngine } from '../engine/engine';
+import { readManifest } from '../engine/manifest';
+import { ArDecoder } from './arDecode';
+import { drawItems, isCorrect, type SyntheticItem } from './generator';
+import { renderPng } from './render';
+
+/**
+ * Accuracy and decoding speed of the synthetic model through the TypeScript engine, on K fresh items drawn with
+ * any seed (split "eval", never a training key): the AR baseline (greedy, one token per forward) and the translated
+ * block-diffusion model with static remasking and dynamic remasking at several thresholds.
+ */
+
+export interface EvalConfig {
+  name: string;
+  kind: 'ar' | 'diffusion';
+  strategy?: 'static' | 'dynamic';
+  threshold?: number;
+}
+
+export interface EvalRow {
+  name: string;
+  kind: 'ar' | 'diffusion';
+  strategy?: string;
+  threshold?: number;
+  blockSize: number;
+  steps?: number;
+  count: number;
+  correct: number;
+  accuracy: number;
+  perType: Record<string, { correct: number; count: number; accuracy: number }>;
+  /** Decoded positions (answer, EOS and the EOS fill of its block) per forward pass, all items pooled. */
+  tokensPerForward: number;
+  /** Answer tokens up to and including the first EOS per forward pass: counts no EOS padding. */
+  answerTokensPerForward: number;
+  forwardsPerItem: number;
+  /** Mean wall time per question, vision encoder included. */
+  msPerItem: number;
+}
+
+export interface EvalReport {
+  seed: number;
+  count: number;
+  modelDir: string;
+  arModelDir?: string;
+  maxNewTokens: number;
+  rows: EvalRow[];
+}
+
+export interface EvalOptions {
+  modelDir: string;
+  arModelDir?: string;
+  seed: number;
+  count: number;
+  thresholds?: number[];
+  maxNewTokens?: number;
+  threads?: number;
+  onProgress?: (line: string) => void;
+}
+
+export const DEFAULT_THRESHOLDS = [0.95, 0.9, 0.8, 0.7, 0.5];
+
+/** The AR baseline shipped next to the default model, when present. */
+export function arBaselineDir(modelDir: string): string | undefined {
+  const dir = join(modelDir, 'ar');
+  return existsSync(join(dir, 'manifest.json')) ? dir : undefined;
+}
+
+export async function evaluateSynthetic(o: EvalOptions): Promise<EvalReport> {
+  const maxNewTokens = o.maxNewTokens ?? 16;
+  const items = drawItems(o.seed, 'eval', o.count);
+  const pngs = await Promise.all(items.map((it) => renderPng(it.svg)));
+  const blockSize = readManifest(o.modelDir).blockSize;
+  const configs: EvalConfig[] = [];
+  if (o.arModelDir) configs.push({ name: 'AR (block size 1)', kind: 'ar' });
+  configs.push({ name: 'diffusion, static', kind: 'diffusion', strategy: 'static' });
+  for (const t of o.thresholds ?? DEFAULT_THRESHOLDS) configs.push({ name: `diffusion, dynamic ${t}`, kind: 'diffusion', strategy: 'dynamic', threshold: t });
+
+  const rows: EvalRow[] = [];
+  let engine: Engine | undefined;
+  try {
+    for (const cfg of configs) {
+      const acc = new Tally(items);
+      if (cfg.kind === 'ar') {
+        const ar = await ArDecoder.load(o.arModelDir!, o.threads);
+        try {
+          for (const [i, it] of items.entries()) {
+            const r = await ar.ask(pngs[i], it.question, maxNewTokens);
+            acc.add(it, r.text, r.ids.length, r.ids.length, r.forwards, r.totalMs);
+          }
+        } finally {
+          await ar.dispose();
+        }
+        rows.push(acc.row(cfg, 1));
+      } else {
+        engine ??= await createEngine({ modelDir: o.modelDir, provider: 'cpu', threads: o.threads });
+        const options: GenerationOptions = { maxNewTokens, steps: blockSize, strategy: cfg.strategy, threshold: cfg.threshold };
+        for (const [i, it] of items.entries()) {
+          const r = await engine.ask({ images: [{ bytes: pngs[i] }], question: it.question, options });
+          const f = r.stats.forwards;
+          const eos = r.outputIds.indexOf(readEos(o.modelDir));
+          const answerTokens = eos < 0 ? r.stats.generatedTokens : eos + 1;
+          acc.add(it, r.text, r.stats.generatedTokens, answerTokens, f.prefill + f.denoise + f.commit, r.stats.timings.totalMs);
+        }
+        rows.push({ ...acc.row(cfg, blockSize), steps: blockSize });
+      }
+      o.onProgress?.(`${cfg.name}: ${(rows[rows.length - 1].accuracy * 100).toFixed(1)} %`);
+    }
+  } finally {
+    await engine?.dispose();
+  }
+  return { seed: o.seed, count: o.count, modelDir: o.modelDir, arModelDir: o.arModelDir, maxNewTokens, rows };
+}
+
+const eosCache = new Map<string, number>();
+function readEos(dir: string): number {
+  let id = eosCache.get(dir);
+  if (id === undefined) eosCache.set(dir, (id = readManifest(dir).tokens.eos));
+  return id;
+}
+
+class Tally {
+  private correct = 0;
+  private tokens = 0;
+  private answerTokens = 0;
+  private forwards = 0;
+  private ms = 0;
+  private perType = new Map<string, { correct: number; count: number }>();
+
+  constructor(private items: SyntheticItem[]) {}
+
+  add(item: SyntheticItem, text: string, tokens: number, answerTokens: number, forwards: number, ms: number): void {
+    const ok = isCorrect(text, item.answer);
+    this.correct += ok ? 1 : 0;
+    this.tokens += tokens;
+    this.answerTokens += answerTokens;
+    this.forwards += forwards;
+    this.ms += ms;
+    const t = this.perType.get(item.type) ?? { correct: 0, count: 0 };
+    t.correct += ok ? 1 : 0;
+    t.count++;
+    this.perType.set(item.type, t);
+  }
+
+  row(cfg: EvalConfig, blockSize: number): EvalRow {
+    const n = this.items.length;
+    const perType: EvalRow['perType'] = {};
+    for (const [k, v] of [...this.perType.entries()].sort()) perType[k] = { ...v, accuracy: v.correct / v.count };
+    return {
+      name: cfg.name,
+      kind: cfg.kind,
+      strategy: cfg.strategy,
+      threshold: cfg.threshold,
+      blockSize,
+      count: n,
+      correct: this.correct,
+      accuracy: this.correct / n,
+      perType,
+      tokensPerForward: this.tokens / Math.max(1, this.forwards),
+      answerTokensPerForward: this.answerTokens / Math.max(1, this.forwards),
+      forwardsPerItem: this.forwards / n,
+      msPerItem: this.ms / n,
+    };
+  }
+}
+
+/** Markdown table of a report (the README's results table). */
+export function reportTable(r: EvalReport): string {
+  const lines = [
+    '| decoder | accuracy | tokens / forward | answer tokens / forward | forwards / question | ms / question |',
+    '|---|---:|---:|---:|---:|---:|',
+  ];
+  for (const row of r.rows) {
+    lines.push(
+      `| ${row.name} | ${(row.accuracy * 100).toFixed(1)} % | ${row.tokensPerForward.toFixed(2)} | ${row.answerTokensPerForward.toFixed(2)} | ${row.forwardsPerItem.toFixed(2)} | ${row.msPerItem.toFixed(1)} |`,
+    );
+  }
+  return lines.join('\n');
+}
