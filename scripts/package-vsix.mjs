@@ -64,7 +64,7 @@ function closure(names, seen = new Set()) {
 fs.rmSync(stage, { recursive: true, force: true });
 fs.mkdirSync(stage, { recursive: true });
 const copy = (from, to = from, filter) => fs.cpSync(path.join(repo, from), path.join(stage, to), { recursive: true, filter });
-for (const f of ['dist/extension.js', 'dist/server.js', 'dist/engineWorker.js', 'CHANGELOG.md', 'LICENSE', 'media', '.vscodeignore']) {
+for (const f of ['dist/extension.js', 'dist/server.js', 'dist/engineWorker.js', 'dist/convertWorker.js', 'CHANGELOG.md', 'LICENSE', 'media', '.vscodeignore']) {
   if (fs.existsSync(path.join(repo, f))) copy(f);
 }
 // The README's screenshots stay out of the package (size), so the packaged README goes without them.

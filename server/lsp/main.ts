@@ -1,25 +1,5 @@
 // Sidecar entry: `node dist/server.js --stdio` (or --node-ipc / --socket=N, as vscode-languageclient starts it).
-import { createConnection, ProposedFeatures } from 'vscode-languageserver/node';
-import { createEngine } from '../engine/engine';
-import { startServer } from './server';
+// Kept apart from run.ts so that bundling `serve` into the CLI never starts a server on load.
+import { runServer } from './run';
 
-/** `--model <dir>` (or `--model=<dir>`) on the command line sets the default model folder. */
-function modelArg(argv: string[]): string | undefined {
-  for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--model') return argv[i + 1];
-    if (argv[i].startsWith('--model=')) return argv[i].slice('--model='.length);
-  }
-  return process.env.DIFFUSIONVL_MODEL || undefined;
-}
-
-/** Starts the server on the transport named in argv; stdout belongs to the protocol from here on. */
-export function runServer(argv: string[] = process.argv): void {
-  const connection = createConnection(ProposedFeatures.all);
-  // Anything printed with console.log would corrupt a stdio transport; route it to the client's log instead.
-  console.log = (...args: unknown[]) => connection.console.log(args.map(String).join(' '));
-  console.info = console.log;
-  const modelDir = modelArg(argv);
-  startServer(connection, { engineFactory: createEngine, settings: modelDir ? { modelDir } : undefined });
-}
-
-if (require.main === module) runServer();
+runServer();

@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { runServer } from '../../lsp/main';
+import { runServer } from '../../lsp/run';
 import { parse, type Command } from '../command';
 
 export const serveCommand: Command = {

@@ -1,0 +1,35 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { GenerationOptions } from '../../server/engine/api';
+import { goldenDir } from './paths';
+
+/** The official generation cases (compact copy: prompts, settings, outputs and forward counts). */
+export interface GoldenCase {
+  prompt_ids: number[];
+  image: string | null;
+  gen_kwargs: { gen_length: number; steps: number; temperature: number; remasking_strategy: string; confidence_threshold?: number };
+  block_size: number;
+  prompt_len_after_splice: number;
+  output_ids: number[];
+  forwards: { prefill: number; denoise: number; commit: number };
+}
+
+export function goldenCases(): Record<string, GoldenCase> {
+  return (JSON.parse(readFileSync(join(goldenDir, 'generate.json'), 'utf8')) as { cases: Record<string, GoldenCase> }).cases;
+}
+
+export function caseImagePath(c: GoldenCase): string[] {
+  return c.image ? [join(goldenDir, 'images', `${c.image}.png`)] : [];
+}
+
+export function caseOptions(c: GoldenCase): GenerationOptions {
+  const k = c.gen_kwargs;
+  return {
+    maxNewTokens: k.gen_length,
+    steps: k.steps,
+    strategy: k.remasking_strategy === 'low_confidence_dynamic' ? 'dynamic' : 'static',
+    threshold: k.confidence_threshold ?? 0.85,
+    blockSize: c.block_size,
+    temperature: k.temperature,
+  };
+}
