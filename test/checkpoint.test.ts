@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { expectedTensors, openCheckpoint } from '../server/converter/checkpoint';
-import { f32ToBf16Bits, f32ToF16Bits } from '../server/converter/halfFloat';
+import { f32ToBf16Bits, f32ToF16Bits } from '../server/engine/half';
 import { readSafetensorsHeader, readTensorBytes, type SafetensorsDtype } from '../server/converter/safetensors';
 import { tinyTensorValues, writeTinyCheckpoint, type TinyCheckpointOptions } from '../server/converter/tinyCheckpoint';
 

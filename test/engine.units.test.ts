@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { runBlockDiffusion, type DiffusionParams } from '../server/engine/blockDiffusion';
 import type { DiffusionModel } from '../server/engine/diffusionModel';
-import { floatToHalf, halfToFloat } from '../server/engine/half';
+import { f32ToF16Bits as floatToHalf, halfToFloat } from '../server/engine/half';
 import { KvCache } from '../server/engine/kvCache';
 import { blockCausalMask, fusedCommitMask } from '../server/engine/masks';
 import type { VisionDims } from '../server/engine/manifest';

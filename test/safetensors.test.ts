@@ -3,7 +3,7 @@ import { mkdtemp, open, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { f32ToBf16Bits, f32ToF16Bits } from '../server/converter/halfFloat';
+import { f32ToBf16Bits, f32ToF16Bits } from '../server/engine/half';
 import { readSafetensorsHeader, readTensorF32, type SafetensorsDtype } from '../server/converter/safetensors';
 import { writeSafetensors } from '../server/converter/safetensorsWriter';
 

@@ -6,7 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { openCheckpoint, expectedTensors, type Checkpoint } from './checkpoint';
 import { buildDecoder, buildLmHead, buildVision } from './qwenvl';
 import { computeTypeOf } from './layers';
-import { f32ToF16Array } from './halfFloat';
+import { f32ToF16Array } from '../engine/half';
 import { MANIFEST_FILE, type ModelManifest, type Precision } from '../engine/manifest';
 
 export const CONVERTER_VERSION = '0.1.0';

@@ -1,5 +1,5 @@
 import type { Precision } from '../engine/manifest';
-import { f32ToF16Array, f32ToF16Bits } from './halfFloat';
+import { f32ToF16Array, f32ToF16Bits } from '../engine/half';
 import type { GraphBuilder, Value } from './onnx/graphBuilder';
 import { quantizeInt4 } from './quantize';
 

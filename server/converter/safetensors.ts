@@ -1,7 +1,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { endianness } from 'node:os';
-import { bf16ToF32Into, f16ToF32Into } from './halfFloat';
+import { bf16ToF32Into, f16ToF32Into } from '../engine/half';
 
 /** The element types the converter can widen to float32. */
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16';

@@ -1,5 +1,5 @@
 import { open } from 'node:fs/promises';
-import { f32ToHalfInto } from './halfFloat';
+import { f32ToHalfInto } from '../engine/half';
 import { pyJsonDumps, type PyJson } from './pyJson';
 import { dtypeBytes, numel, type SafetensorsDtype } from './safetensors';
 

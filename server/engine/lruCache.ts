@@ -1,4 +1,4 @@
-/** A small least-recently-used map (per-image vision features). */
+/** A small least-recently-used map (Map keeps insertion order; re-inserting on access moves a key to the end). */
 export class LruCache<K, V> {
   private map = new Map<K, V>();
 
@@ -17,6 +17,10 @@ export class LruCache<K, V> {
     this.map.delete(key);
     this.map.set(key, value);
     while (this.map.size > this.capacity) this.map.delete(this.map.keys().next().value as K);
+  }
+
+  get size(): number {
+    return this.map.size;
   }
 
   clear(): void {

@@ -3,7 +3,7 @@ import type { ModelManager } from './modelLifecycle';
 import type { WorkspaceGuard } from './pathGuard';
 import type { InferenceQueue, Lane } from './queue';
 import { readWithHash } from './imageInput';
-import { Lru } from './lru';
+import { LruCache } from '../engine/lruCache';
 
 /** One line of text: the model sometimes adds line breaks or wraps its answer in quotes. */
 export function oneLine(text: string): string {
@@ -23,7 +23,7 @@ export function clip(text: string, max: number): string {
  * so re-hovering an unchanged image (or the same image under another name) costs nothing.
  */
 export class Describer {
-  private readonly cache = new Lru<string, string>(512);
+  private readonly cache = new LruCache<string, string>(512);
 
   constructor(
     private readonly deps: { guard: WorkspaceGuard; models: ModelManager; queue: InferenceQueue; settings: () => ServerSettings },
