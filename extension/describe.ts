@@ -2,10 +2,11 @@ import * as vscode from 'vscode';
 import type { Sidecar } from './client';
 import { type PickedImage, toImageSource } from './images';
 import { generationOptions } from './settings';
+import { DefaultPrompts } from '../server/protocol';
 
-/** Prompts for generated text that goes into documents: short, so it fits alt text and comments. */
-export const ALT_TEXT_PROMPT = 'Write a short alt text for this image.';
-export const DESCRIBE_PROMPT = 'Describe this image in one or two sentences.';
+/** Prompts for generated text that goes into documents (shared with the server's hovers and quick fixes). */
+export const ALT_TEXT_PROMPT = DefaultPrompts.altText;
+export const DESCRIBE_PROMPT = DefaultPrompts.describe;
 
 /** Generates a description, showing progress (and the text as it forms) in a cancellable notification. */
 export async function describeWithProgress(

@@ -1,8 +1,9 @@
 import * as vscode from 'vscode';
+import { DefaultPrompts } from '../server/protocol';
 
 const HISTORY_KEY = 'diffusionvl.questionHistory';
 const HISTORY_MAX = 30;
-const SUGGESTIONS = ['Describe this image.', 'What text appears in this image?', 'What is unusual about this image?'];
+const SUGGESTIONS = [DefaultPrompts.describe, 'What does the text say?', 'How many shapes are there?'];
 
 export function questionHistory(ctx: vscode.ExtensionContext): string[] {
   return ctx.globalState.get<string[]>(HISTORY_KEY, []);

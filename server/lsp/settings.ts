@@ -1,11 +1,11 @@
-import type { ServerSettings } from '../protocol';
+import { DefaultPrompts, type ServerSettings } from '../protocol';
 
 export const DEFAULT_SETTINGS: ServerSettings = {
   provider: 'auto',
   idleUnloadSeconds: 300,
   maxImageBytes: 32 * 1024 * 1024,
-  hover: { enabled: true, prompt: 'Describe this image in one sentence.', maxNewTokens: 64 },
-  altText: { prompt: 'Write a short alt text for this image.', maxChars: 125, maxNewTokens: 48 },
+  hover: { enabled: true, prompt: DefaultPrompts.describe, maxNewTokens: 64 },
+  altText: { prompt: DefaultPrompts.altText, maxChars: 125, maxNewTokens: 48 },
 };
 
 const PROVIDERS = new Set(['auto', 'cpu', 'cuda', 'dml', 'coreml', 'webgpu']);

@@ -10,6 +10,16 @@
 
 export const PROTOCOL_VERSION = 1;
 
+/**
+ * Instructions the client and server send on the user's behalf (hovers, alt text, "describe and insert"). A plain
+ * "Describe the image." works with the released models and is also what the small embedded model was trained on;
+ * both are settings on the server side.
+ */
+export const DefaultPrompts = {
+  describe: 'Describe the image.',
+  altText: 'Describe the image.',
+} as const;
+
 /** Custom method names. Requests go client → server; notifications go server → client. */
 export const Methods = {
   /** Request: answer a question about one image. {@link AskParams} → {@link AskResult}. */

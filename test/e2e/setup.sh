@@ -46,5 +46,7 @@ if [ ! -f models/default/manifest.json ]; then
   [ -f models/default/manifest.json ] || { echo "e2e setup: models/default/manifest.json still missing after npm run setup" >&2; exit 1; }
 fi
 step "build" npm run --silent build
+# A model that generates long enough to be interrupted (restart and cancel scenarios): the random-weight tiny model.
+step "long-generation model" node -e "require('./out/test/helpers/tinyModel.js').ensureTinyModel('fp32').then((d) => require('fs').writeFileSync(process.argv[1], d))" "$CACHE/long-model.path"
 step "package .vsix" npm run --silent package
 echo "[e2e setup] ready"
