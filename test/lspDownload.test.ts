@@ -54,7 +54,10 @@ test('a connection cut mid-file resumes with Range; a corrupted byte is caught b
     assert.equal(r.refetchedFiles, 2);
     for (const f of files.filter((x) => isCheckpointFile(x.path))) assert.ok((await readFile(join(dest, f.path))).equals(f.content), f.path);
     const ranged = hub.log.filter((l) => l.path.endsWith(big.path) && l.range);
-    assert.deepEqual(ranged.map((l) => l.range), ['bytes=100000-']);
+    // Everything that arrived before the cut (at most the 100 000 bytes sent) is kept; one Range request fetches the rest.
+    assert.equal(ranged.length, 1);
+    const from = Number(/^bytes=(\d+)-$/.exec(ranged[0].range ?? '')?.[1]);
+    assert.ok(from > 0 && from <= 100_000, `resumed from byte ${from}`);
     assert.ok(!existsSync(join(dest, 'README.md')));
     assert.deepEqual((await readdir(dest)).filter((n) => n.endsWith('.part')), [], 'no partial files left');
 
