@@ -255,8 +255,8 @@ try {
     await frame.locator('.exchange.done').first().waitFor({ timeout: 180_000 });
     const answer = (await frame.locator('.exchange.done .answer').first().innerText()).trim();
     log(`  answer: ${JSON.stringify(answer.slice(0, 120))}`);
-    // The default model was trained on such diagrams: the arrow in flow.png points from D to E.
-    if (answer !== 'E') throw new Error(`expected the answer "E", got ${JSON.stringify(answer)}`);
+    // The default model was trained on such diagrams: the arrow in flow.png points from H to B.
+    if (answer !== 'B') throw new Error(`expected the answer "B", got ${JSON.stringify(answer)}`);
     await shot('03-ask-answer');
   });
 
@@ -273,7 +273,7 @@ try {
       return lines.length && lines.every((l) => l.trim().startsWith('#')) && lines.join('\n');
     }, 'the description comment in src/app.py', 180_000);
     log(`  inserted: ${JSON.stringify(inserted.slice(0, 120))}`);
-    if (!/# an arrow from D to E/.test(inserted)) throw new Error(`unexpected description comment ${JSON.stringify(inserted)}`);
+    if (!/# an arrow from H to B/.test(inserted)) throw new Error(`unexpected description comment ${JSON.stringify(inserted)}`);
     await until(async () => (await editorText(editor)).includes(inserted.split('\n')[0].trim().slice(0, 20)), 'the comment in the editor', 10_000);
     await shot('04-describe-insert');
   });
@@ -290,7 +290,7 @@ try {
       return false;
     }, 'the hover', 180_000, 15_000);
     const hoverText = await hover.innerText();
-    if (!/an arrow from D to E/.test(hoverText)) throw new Error(`unexpected hover ${JSON.stringify(hoverText)}`);
+    if (!/an arrow from H to B/.test(hoverText)) throw new Error(`unexpected hover ${JSON.stringify(hoverText)}`);
     await shot('05-hover');
     await page.keyboard.press('Escape');
   });
@@ -312,7 +312,7 @@ try {
     await page.keyboard.press('Enter');
     const line = await until(() => read('notes.md').split('\n').find((l) => /^!\[[^\]]+\]\(images\/flow\.png\)/.test(l)), 'alt text in notes.md', 180_000);
     log(`  fixed: ${line}`);
-    if (!line.startsWith('![an arrow from D to E](')) throw new Error(`unexpected alt text in ${line}`);
+    if (!line.startsWith('![an arrow from H to B](')) throw new Error(`unexpected alt text in ${line}`);
     await until(async () => (await editorText(editor)).includes(line.slice(0, 15)), 'the fixed line in the editor', 10_000);
     await shot('07-quickfix-applied');
   });
@@ -363,7 +363,7 @@ try {
     await frame.locator('#ask button').click();
     await until(async () => (await frame.locator('.exchange.done').count()) > done, 'an answer after the restart', 180_000);
     const after2 = (await frame.locator('.exchange.done .answer').last().innerText()).trim();
-    if (after2 !== 'an arrow from D to E') throw new Error(`unexpected answer after the restart: ${JSON.stringify(after2)}`);
+    if (after2 !== 'an arrow from H to B') throw new Error(`unexpected answer after the restart: ${JSON.stringify(after2)}`);
     await shot('10-after-restart');
   });
 
