@@ -7,6 +7,7 @@ import { expectedTensors, openCheckpoint } from '../server/converter/checkpoint'
 import { f32ToBf16Bits, f32ToF16Bits } from '../server/engine/half';
 import { readSafetensorsHeader, readTensorBytes, type SafetensorsDtype } from '../server/converter/safetensors';
 import { tinyTensorValues, writeTinyCheckpoint, type TinyCheckpointOptions } from '../server/converter/tinyCheckpoint';
+import { rejects } from './helpers/assertRejects';
 
 /** Small enough that each variant is a few hundred KB. */
 const SMALL: TinyCheckpointOptions = {
@@ -97,16 +98,6 @@ async function rewrite(path: string, edit: (ts: RawTensor[]) => RawTensor[]): Pr
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(json.length));
   await writeFile(path, Buffer.concat([len, json, ...edited.map((t) => t.bytes)]));
-}
-
-async function rejects(p: Promise<unknown>, ...parts: (string | RegExp)[]): Promise<void> {
-  await assert.rejects(p, (err: Error) => {
-    for (const part of parts) {
-      if (typeof part === 'string') assert.ok(err.message.includes(part), `"${err.message}" should mention "${part}"`);
-      else assert.match(err.message, part);
-    }
-    return true;
-  });
 }
 
 describe('openCheckpoint: layouts and dtypes', () => {

@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { f32ToBf16Bits, f32ToF16Bits } from '../server/engine/half';
 import { readSafetensorsHeader, readTensorF32, type SafetensorsDtype } from '../server/converter/safetensors';
 import { writeSafetensors } from '../server/converter/safetensorsWriter';
+import { rejects } from './helpers/assertRejects';
 
 let dir: string;
 before(async () => {
@@ -41,16 +42,6 @@ function halfBytes(bits: number[]): Uint8Array {
   const b = Buffer.alloc(bits.length * 2);
   bits.forEach((v, i) => b.writeUInt16LE(v, i * 2));
   return b;
-}
-
-async function rejects(p: Promise<unknown>, ...parts: (string | RegExp)[]): Promise<void> {
-  await assert.rejects(p, (err: Error) => {
-    for (const part of parts) {
-      if (typeof part === 'string') assert.ok(err.message.includes(part), `"${err.message}" should mention "${part}"`);
-      else assert.match(err.message, part);
-    }
-    return true;
-  });
 }
 
 describe('safetensors reader: widening', () => {
