@@ -53,7 +53,7 @@ export const askCommand: Command = {
       throw new UsageError(`no model at ${modelDir}. Run \`npm run setup\` to fetch and convert the default model, or pass --model <converted-dir>.`);
     }
     const tty = process.stderr.isTTY;
-    const status = (line: string) => (tty ? process.stderr.write(`\r\x1b[K${line}`) : process.stderr.write(`${line}\n`));
+    const status = (line: string) => (tty ? process.stderr.write(`\r\x1b[K${line}`) : process.stderr.write(`${line.replace(/\n$/, '')}\n`));
     const started = Date.now();
     status('loading model…');
     const engine = await createEngine({ modelDir, provider: providerFlag(values.provider, 'auto'), threads: threadsFlag(values.threads) });
@@ -72,16 +72,20 @@ export const askCommand: Command = {
       process.stdout.write(delta);
       printed = safe;
     };
+    const showSteps = !!values['show-steps'];
     const onEvent = (e: GenerationEvent) => {
-      if (e.kind === 'step') {
-        if (values['show-steps']) status(`block ${e.block} step ${e.step}: ${e.blockText.replace(/\n/g, '⏎')}`);
+      if (showSteps) {
+        // One line per denoising step (masked positions visible); the answer is printed once it is complete.
+        if (e.kind === 'step') process.stderr.write(`block ${e.block} step ${e.step}: ${e.blockText.replace(/\n/g, '⏎')}\n`);
         return;
       }
+      if (e.kind !== 'block') return;
       flushAnswer(e.text, false);
-      status(`block ${e.block} · ${e.ids.length} tokens · ${((Date.now() - started) / 1000).toFixed(1)}s`);
+      // Progress only until the answer starts: a status line written after it would break (or, on a terminal, erase) it.
+      if (!printed) status(`block ${e.block} · ${e.ids.length} tokens · ${((Date.now() - started) / 1000).toFixed(1)}s`);
     };
     try {
-      const r = await engine.ask({ images: [{ path: resolve(imagePath) }], question, options }, { signal: abort.signal, steps: !!values['show-steps'], onEvent });
+      const r = await engine.ask({ images: [{ path: resolve(imagePath) }], question, options }, { signal: abort.signal, steps: showSteps, onEvent });
       flushAnswer(r.text, true);
       if (!printed.startsWith(r.text) && printed !== r.text) process.stdout.write(`\n${r.text}`);
       process.stdout.write('\n');
