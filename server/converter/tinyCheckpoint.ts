@@ -9,35 +9,21 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { VisionDims } from '../engine/manifest';
+import type { QwenVLTextConfig } from './checkpointConfig';
 import { LegacyRandomState } from './mt19937';
 import { pyFloat, pyJsonDumps, type PyJson } from './pyJson';
 import { dtypeBytes, numel, type SafetensorsDtype } from './safetensors';
 import { writeSafetensors, type TensorSource } from './safetensorsWriter';
 
-export interface TinyTextDims {
-  vocabSize: number;
-  hiddenSize: number;
-  intermediateSize: number;
-  numLayers: number;
-  numHeads: number;
-  numKvHeads: number;
-  rmsNormEps: number;
-  ropeTheta: number;
-}
+/** The text sizes a tiny checkpoint is generated with (the rest of the config follows from them). */
+export type TinyTextDims = Pick<
+  QwenVLTextConfig,
+  'vocabSize' | 'hiddenSize' | 'intermediateSize' | 'numLayers' | 'numHeads' | 'numKvHeads' | 'rmsNormEps' | 'ropeTheta'
+>;
 
-/** The vision tower's out_hidden_size always equals the text hidden size. */
-export interface TinyVisionDims {
-  depth: number;
-  hiddenSize: number;
-  numHeads: number;
-  intermediateSize: number;
-  patchSize: number;
-  temporalPatchSize: number;
-  spatialMergeSize: number;
-  windowSize: number;
-  fullAttentionBlocks: number[];
-  inChannels: number;
-}
+/** The vision tower's head dim follows from its sizes; out_hidden_size always equals the text hidden size. */
+export type TinyVisionDims = Omit<VisionDims, 'headDim' | 'outHiddenSize'>;
 
 export interface TinyCheckpointOptions {
   text?: Partial<TinyTextDims>;
