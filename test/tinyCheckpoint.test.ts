@@ -6,7 +6,8 @@ import { after, before, describe, it } from 'node:test';
 import { openCheckpoint } from '../server/converter/checkpoint';
 import { LegacyRandomState } from '../server/converter/mt19937';
 import { pyFloat, pyFloatRepr, pyJsonDumps } from '../server/converter/pyJson';
-import { sha256File, tensorSeed, tinyTensorValues, writeGoldenTinyCheckpoint } from '../server/converter/tinyCheckpoint';
+import { sha256File } from '../server/converter/fileHash';
+import { tensorSeed, tinyTensorValues, writeGoldenTinyCheckpoint } from '../server/converter/tinyCheckpoint';
 import { goldenDir } from './helpers/paths';
 
 let dir: string;

@@ -1,5 +1,3 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { copyFile, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { closeSync, existsSync, openSync, writeSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -8,6 +6,7 @@ import { buildDecoder, buildLmHead, buildVision } from './qwenvl';
 import { computeTypeOf } from './layers';
 import { f32ToF16Array } from '../engine/half';
 import { MANIFEST_FILE, type ModelManifest, type Precision } from '../engine/manifest';
+import { sha256File } from './fileHash';
 
 export const CONVERTER_VERSION = '0.1.0';
 
@@ -166,8 +165,3 @@ function writeRows(path: string, table: Float32Array, width: number, dtype: 'flo
   }
 }
 
-export async function sha256File(path: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 22 })) h.update(chunk as Buffer);
-  return h.digest('hex');
-}

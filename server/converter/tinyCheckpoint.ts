@@ -6,7 +6,6 @@
  * rounded to float32. `writeTinyCheckpoint` uses the same recipe for other sizes, dtypes and file layouts.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { VisionDims } from '../engine/manifest';
@@ -15,6 +14,7 @@ import { LegacyRandomState } from './mt19937';
 import { pyFloat, pyJsonDumps, type PyJson } from './pyJson';
 import { dtypeBytes, numel, type SafetensorsDtype } from './safetensors';
 import { writeSafetensors, type TensorSource } from './safetensorsWriter';
+import { sha256File } from './fileHash';
 
 /** The text sizes a tiny checkpoint is generated with (the rest of the config follows from them). */
 export type TinyTextDims = Pick<
@@ -342,12 +342,6 @@ const PREPROCESSOR: { [k: string]: PyJson } = {
 /** `json.dump(obj, f, indent=2, sort_keys=True)` followed by a newline. */
 async function writePyJson(path: string, obj: PyJson): Promise<void> {
   await writeFile(path, pyJsonDumps(obj, 2) + '\n');
-}
-
-export async function sha256File(path: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 22 })) h.update(chunk as Buffer);
-  return h.digest('hex');
 }
 
 /** Splits sorted tensors into `n` consecutive groups of roughly equal bytes (what sharded saves look like). */

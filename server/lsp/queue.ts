@@ -1,4 +1,5 @@
 import { CancelledError } from '../engine/api';
+import type { QueueStats } from '../protocol';
 
 /** Interactive work (asks, code actions) always runs before hovers. */
 export type Lane = 'interactive' | 'hover';
@@ -13,15 +14,6 @@ export class QueueFullError extends Error {
 interface Waiter {
   lane: Lane;
   start: () => void;
-}
-
-export interface QueueStats {
-  running: number;
-  waitingInteractive: number;
-  waitingHover: number;
-  completed: number;
-  failed: number;
-  cancelled: number;
 }
 
 /**

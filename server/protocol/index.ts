@@ -140,15 +140,18 @@ export interface StatusResult {
     reason?: string;
   };
   memory: { rssBytes: number; heapUsedBytes: number; externalBytes: number };
-  queue: {
-    running: number;
-    waitingInteractive: number;
-    waitingHover: number;
-    completed: number;
-    failed: number;
-    cancelled: number;
-  };
+  queue: QueueStats;
   download?: DownloadStatus;
+}
+
+/** The server's inference queue: interactive requests go before hovers. */
+export interface QueueStats {
+  running: number;
+  waitingInteractive: number;
+  waitingHover: number;
+  completed: number;
+  failed: number;
+  cancelled: number;
 }
 
 export interface DownloadStatus {
