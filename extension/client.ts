@@ -27,7 +27,8 @@ import {
   type ProgressToken,
   type StatusResult,
 } from '../server/protocol';
-import { hoverEnabled, serverSettings } from './settings';
+import { labelDemoHover, noteDemoInsert } from './demo';
+import { hoverEnabled, isDemoModel, serverSettings } from './settings';
 
 /** Languages whose image references get hovers and alt-text fixes from the server. */
 const DOCUMENT_LANGUAGES = [
@@ -73,7 +74,7 @@ export class Sidecar implements vscode.Disposable {
   readonly onDidChangeBusy = this.busyEmitter.event;
 
   constructor(
-    private readonly ctx: vscode.ExtensionContext,
+    readonly ctx: vscode.ExtensionContext,
     readonly log: vscode.LogOutputChannel,
   ) {}
 
@@ -105,8 +106,17 @@ export class Sidecar implements vscode.Disposable {
       errorHandler: this.errorHandler(),
       middleware: {
         // The server also honours hover.enabled; checking here avoids a round trip and covers Restricted Mode at once.
-        provideHover: (document, position, token, next) => (hoverEnabled() ? next(document, position, token) : undefined),
+        provideHover: async (document, position, token, next) => {
+          if (!hoverEnabled(this.ctx)) return undefined;
+          const hover = await next(document, position, token);
+          return hover && isDemoModel(this.ctx) ? labelDemoHover(hover) : hover;
+        },
         provideCodeActions: (document, range, context, token, next) => (vscode.workspace.isTrusted ? next(document, range, context, token) : []),
+        resolveCodeAction: async (item, token, next) => {
+          const resolved = await next(item, token);
+          if (resolved?.edit && isDemoModel(this.ctx)) noteDemoInsert(/alt/i.test(item.title) ? 'alt text' : 'description');
+          return resolved;
+        },
         workspace: {
           // The library would push the raw VS Code keys; the server wants ServerSettings, so push those instead.
           didChangeConfiguration: async () => this.sendSettings(),
@@ -262,6 +272,8 @@ export class Sidecar implements vscode.Disposable {
     if (s.protocolVersion !== PROTOCOL_VERSION) this.log.warn(`server speaks protocol ${s.protocolVersion}, client ${PROTOCOL_VERSION}`);
     this._status = s;
     void vscode.commands.executeCommand('setContext', 'diffusionvl.modelPresent', s.model.state !== 'none');
+    // The walkthrough's "real model" step completes on this: a downloaded or chosen model, not the shipped demo.
+    void vscode.commands.executeCommand('setContext', 'diffusionvl.realModelPresent', s.model.state !== 'none' && !isDemoModel(this.ctx));
     this.statusEmitter.fire(s);
   }
 

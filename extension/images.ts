@@ -2,7 +2,8 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { ImageSource } from '../server/protocol';
 
-export const IMAGE_EXTENSIONS = ['png', 'jpg', 'jpeg', 'gif', 'webp', 'bmp', 'tif', 'tiff', 'avif'];
+/** Everything the server decodes (SVG is rasterised after its external references are removed). */
+export const IMAGE_EXTENSIONS = ['png', 'jpg', 'jpeg', 'gif', 'webp', 'bmp', 'tif', 'tiff', 'avif', 'svg'];
 const IMAGE_GLOB = `**/*.{${IMAGE_EXTENSIONS.join(',')}}`;
 /** Matches the server's default maxImageBytes; bigger files are refused before they cross the wire. */
 const MAX_IMAGE_BYTES = 32 * 1024 * 1024;

@@ -1,6 +1,6 @@
 import * as vscode from 'vscode';
 import { Sidecar } from './client';
-import { registerAsk } from './commands/ask';
+import { followUpIn, registerAsk } from './commands/ask';
 import { registerDescribeInsert } from './commands/describeInsert';
 import { registerModelCommands } from './commands/model';
 import { trackTextEditors } from './editors';
@@ -29,7 +29,7 @@ export async function activate(ctx: vscode.ExtensionContext): Promise<DiffusionV
     registerDescribeInsert(sc),
     registerModelCommands(ctx, sc),
     registerPasteAndDrop(sc),
-    registerWalkthrough(ctx, sc),
+    registerWalkthrough(ctx, sc, followUpIn(ctx)),
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (affectsServer(e)) sc.sendSettings();
     }),

@@ -1,13 +1,21 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { Sidecar } from './client';
-import { errorText, SidecarError } from './client';
+import { SidecarError } from './client';
+import { noteDemoInsert } from './demo';
+import { isDemoModel } from './settings';
+import { reportToLog, toUserError } from './userErrors';
 import { ALT_TEXT_PROMPT, describeWithProgress } from './describe';
 import { extensionOfMime, isImageUri, mimeOf, type PickedImage } from './images';
 import { altText, markdownLink } from './insert';
 
-/** Our paste/drop option sits under VS Code's Markdown image kind, so `markdown.link.image` preferences include it. */
-export const DESCRIBED_IMAGE_KIND = vscode.DocumentDropOrPasteEditKind.Empty.append('markdown', 'link', 'image', 'diffusionvl');
+/**
+ * Our paste/drop option is its own kind, outside VS Code's `markdown.link…` kinds, and yields to them: a plain Ctrl+V
+ * or drop keeps VS Code's own link and runs no model; ours is one click away in the paste/drop widget, or the default
+ * for users who list `diffusionvl` in `editor.pasteAs.preferences` / `editor.dropIntoEditor.preferences`.
+ */
+export const DESCRIBED_IMAGE_KIND = vscode.DocumentDropOrPasteEditKind.Empty.append('diffusionvl', 'describedImage');
+const YIELD_TO = [vscode.DocumentDropOrPasteEditKind.Empty.append('markdown', 'link'), vscode.DocumentDropOrPasteEditKind.Text];
 const TITLE = 'Insert image with generated description';
 
 /**
@@ -62,9 +70,15 @@ async function imageFrom(dataTransfer: vscode.DataTransfer): Promise<ImageData |
 
 async function describe(sidecar: Sidecar, img: PickedImage, token: vscode.CancellationToken): Promise<string> {
   try {
-    return (await describeWithProgress(sidecar, img, ALT_TEXT_PROMPT, token)) ?? '';
+    const text = (await describeWithProgress(sidecar, img, ALT_TEXT_PROMPT, token)) ?? '';
+    if (text && isDemoModel(sidecar.ctx)) noteDemoInsert('alt text');
+    return text;
   } catch (err) {
-    if (!(err instanceof SidecarError && err.cancelled)) void vscode.window.showErrorMessage(`DiffusionVL: no description (${errorText(err)}); the image was inserted without one.`);
+    if (!(err instanceof SidecarError && err.cancelled)) {
+      const e = toUserError(err);
+      reportToLog(sidecar.log, `describe ${img.label}`, e);
+      void vscode.window.showWarningMessage(`DiffusionVL: the image was inserted without a description. ${e.headline}`);
+    }
     return '';
   }
 }
@@ -72,17 +86,19 @@ async function describe(sidecar: Sidecar, img: PickedImage, token: vscode.Cancel
 class DescribedPasteEdit extends vscode.DocumentPasteEdit {
   constructor(readonly document: vscode.TextDocument, readonly image: ImageData) {
     super('', TITLE, DESCRIBED_IMAGE_KIND);
+    this.yieldTo = YIELD_TO;
   }
 }
 
 class DescribedDropEdit extends vscode.DocumentDropEdit {
   constructor(insertText: string, readonly document: vscode.TextDocument, readonly image: ImageData, readonly target: vscode.Uri) {
     super(insertText, TITLE, DESCRIBED_IMAGE_KIND);
+    this.yieldTo = YIELD_TO;
   }
 }
 
 /**
- * Paste: an extra option next to VS Code's own. Nothing runs until the user picks it (or prefers it via
+ * Paste: an extra option after VS Code's own. Nothing runs until the user picks it (or prefers it via
  * `editor.pasteAs.preferences`); resolving it saves the image and asks the model for alt text.
  */
 class PasteProvider implements vscode.DocumentPasteEditProvider<DescribedPasteEdit> {

@@ -46,6 +46,9 @@ export async function recordPreparedModel(ctx: vscode.ExtensionContext, repo: st
   await ctx.globalState.update(PREPARED_KEY, { ...preparedModels(ctx), [repo]: modelDir });
 }
 
+/** What the UI calls the model shipped inside the extension (a toy trained on synthetic diagrams). */
+export const DEMO_LABEL = 'Demo model';
+
 export interface ResolvedModel {
   dir?: string;
   /** Where the choice came from, for the status tooltip. */
@@ -64,7 +67,7 @@ export function resolveModel(ctx: vscode.ExtensionContext): ResolvedModel {
   const downloaded = preparedModels(ctx)[MODELS[name].repo];
   if (downloaded && fs.existsSync(path.join(downloaded, 'manifest.json'))) return { dir: downloaded, source: 'downloaded', label: `DiffusionVL ${name}` };
   const bundled = ctx.asAbsolutePath(path.join('models', 'default'));
-  if (fs.existsSync(path.join(bundled, 'manifest.json'))) return { dir: bundled, source: 'bundled', label: 'bundled model' };
+  if (fs.existsSync(path.join(bundled, 'manifest.json'))) return { dir: bundled, source: 'bundled', label: DEMO_LABEL };
   return { source: 'none', label: 'no model' };
 }
 
@@ -76,9 +79,26 @@ export function downloadEndpoint(): string | undefined {
   return (machineSetting<string>('downloadEndpoint') ?? '').trim() || undefined;
 }
 
-/** Hovers read workspace images on their own, so they stay off in Restricted Mode. */
-export function hoverEnabled(): boolean {
-  return vscode.workspace.isTrusted && cfg().get<boolean>('hover.enabled', true);
+/** Whether the model in use is the demo model shipped in the extension. */
+export function isDemoModel(ctx: vscode.ExtensionContext): boolean {
+  return resolveModel(ctx).source === 'bundled';
+}
+
+/** Whether the user set a value for `key` anywhere (user, workspace or folder), as opposed to leaving the default. */
+function explicitlySet(key: string): boolean {
+  const i = cfg().inspect(key);
+  return i?.globalValue !== undefined || i?.workspaceValue !== undefined || i?.workspaceFolderValue !== undefined;
+}
+
+/**
+ * Hovers read workspace images on their own, so they stay off in Restricted Mode. With the demo model they are off
+ * unless the user turned them on: it only understands synthetic diagrams, and a hover over every image in the user's
+ * docs would mostly show it guessing.
+ */
+export function hoverEnabled(ctx: vscode.ExtensionContext): boolean {
+  if (!vscode.workspace.isTrusted) return false;
+  if (isDemoModel(ctx) && !explicitlySet('hover.enabled')) return false;
+  return cfg().get<boolean>('hover.enabled', true);
 }
 
 type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
@@ -90,7 +110,7 @@ export function serverSettings(ctx: vscode.ExtensionContext): DeepPartial<Server
     modelDir: resolveModel(ctx).dir ?? '',
     provider: provider(),
     idleUnloadSeconds: Math.max(0, Math.round(minutes * 60)),
-    hover: { enabled: hoverEnabled() },
+    hover: { enabled: hoverEnabled(ctx) },
   };
 }
 

@@ -1,18 +1,18 @@
 import * as vscode from 'vscode';
 import type { StatusResult } from '../server/protocol';
 import type { Sidecar } from './client';
+import { explainCompute } from './compute';
+import { demoMarkdown, REAL_MODEL_COMMANDS } from './demo';
 import { resolveModel } from './settings';
 
-/** "GPU (cuda)" / "CPU" from the provider the server actually uses (or the one requested before first load). */
-export function computeLabel(s: StatusResult | undefined): { short: string; why: string } {
-  if (!s) return { short: '', why: '' };
-  const inUse = s.provider.inUse;
-  const name = inUse ?? s.provider.requested;
-  const onCpu = name === 'cpu' || /\bcpu\b/i.test(name) && !/cuda|dml|coreml|webgpu/i.test(name);
-  const short = inUse ? (onCpu ? 'CPU' : `GPU (${name})`) : `${s.provider.requested} — not loaded`;
-  const why = s.provider.reason ?? (inUse ? `${name} requested and in use` : 'decided when the model first loads');
-  return { short, why };
-}
+/** Model states in a user's words. */
+export const STATE_WORDS: Record<NonNullable<StatusResult['model']['state']>, string> = {
+  none: 'no model',
+  unloaded: 'loads on your first question',
+  loading: 'loading…',
+  ready: 'loaded',
+  error: 'failed to load',
+};
 
 /** Status-bar item: model, GPU/CPU and why, busy spinner; click for the full status. */
 export class StatusBar implements vscode.Disposable {
@@ -37,10 +37,11 @@ export class StatusBar implements vscode.Disposable {
   render(): void {
     const s = this.sidecar.status;
     const model = resolveModel(this.ctx);
-    const { short, why } = computeLabel(s);
+    const compute = explainCompute(s);
+    const demo = model.source === 'bundled';
     const busy = this.sidecar.busy > 0 || s?.model.state === 'loading' || (s?.queue.running ?? 0) > 0;
     const tip = new vscode.MarkdownString(undefined, true);
-    tip.isTrusted = { enabledCommands: ['diffusionvl.showStatus', 'diffusionvl.downloadModel', 'diffusionvl.useLocalModelFolder', 'diffusionvl.showLog'] };
+    tip.isTrusted = { enabledCommands: ['diffusionvl.showStatus', 'diffusionvl.showLog', ...REAL_MODEL_COMMANDS] };
     this.item.backgroundColor = undefined;
 
     switch (this.sidecar.state) {
@@ -60,10 +61,11 @@ export class StatusBar implements vscode.Disposable {
           this.item.backgroundColor = new vscode.ThemeColor('statusBarItem.warningBackground');
           tip.appendMarkdown('No model yet. [Download Model](command:diffusionvl.downloadModel) or [Use Local Model Folder](command:diffusionvl.useLocalModelFolder).');
         } else {
-          const icon = busy ? '$(sync~spin)' : s.model.state === 'error' ? '$(warning)' : '$(eye)';
-          this.item.text = `${icon} ${model.label} · ${short}`;
-          tip.appendMarkdown(`**${model.label}** — ${s.model.state}${s.model.precision ? `, ${s.model.precision}` : ''}\n\n`);
-          tip.appendMarkdown(`**Runs on:** ${short}\n\n**Why:** ${why}\n\n`);
+          const icon = busy ? '$(sync~spin)' : s.model.state === 'error' ? '$(warning)' : demo ? '$(beaker)' : '$(eye)';
+          this.item.text = `${icon} ${demo ? 'DiffusionVL demo' : model.label} · ${compute.short}`;
+          tip.appendMarkdown(`**${model.label}** — ${STATE_WORDS[s.model.state]}\n\n`);
+          if (demo) tip.appendMarkdown(`${demoMarkdown().value}\n\n`);
+          tip.appendMarkdown(`${compute.what}${compute.todo ? ` ${compute.todo}` : ''}\n\n`);
           if (s.model.error) tip.appendMarkdown(`**Error:** ${s.model.error}\n\n`);
           if (busy) tip.appendMarkdown(`Busy: ${s.queue.running} running, ${s.queue.waitingInteractive + s.queue.waitingHover} waiting\n\n`);
           tip.appendMarkdown('[Show status](command:diffusionvl.showStatus)');

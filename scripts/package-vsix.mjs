@@ -1,4 +1,6 @@
-// Builds a platform-specific .vsix: `npm run package [-- --target linux-x64] [--embed-model]`.
+// Builds a platform-specific .vsix: `npm run package [-- --target linux-x64] [--no-model]`.
+// The demo model (models/default, ≈ 7 MB) ships inside by default so that every feature works on first run; its
+// autoregressive parent (models/default/ar, an evaluation baseline only) stays out.
 // The bundles need no node_modules except the native addons (onnxruntime-node, sharp), so those are staged for
 // the one target with their runtime dependencies, and vsce packages the staged folder (its `npm list` then sees
 // exactly those).
@@ -12,7 +14,7 @@ const args = process.argv.slice(2);
 const opt = (name) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
 const hostTarget = `${process.platform}-${process.arch === 'arm' ? 'armhf' : process.arch}`;
 const target = opt('--target') ?? process.env.VSIX_TARGET ?? hostTarget;
-const embedModel = args.includes('--embed-model');
+const embedModel = !args.includes('--no-model');
 const [os, cpu0] = target.replace(/^alpine-/, 'linux-').split('-');
 const cpu = cpu0 === 'armhf' ? 'arm' : cpu0;
 const libc = target.startsWith('alpine-') ? 'musl' : 'glibc';
@@ -71,8 +73,8 @@ for (const f of ['dist/extension.js', 'dist/server.js', 'dist/engineWorker.js', 
 const readme = fs.readFileSync(path.join(repo, 'README.md'), 'utf8').replace(/^!\[[^\]]*\]\(media\/screenshots\/[^)]*\)\n\n?/gm, '');
 fs.writeFileSync(path.join(stage, 'README.md'), readme);
 if (embedModel) {
-  if (!fs.existsSync(path.join(repo, 'models/default/manifest.json'))) throw new Error('--embed-model: models/default is missing (npm run setup creates it)');
-  copy('models/default');
+  if (!fs.existsSync(path.join(repo, 'models/default/manifest.json'))) throw new Error('models/default is missing (npm run setup creates it; --no-model packages without it)');
+  copy('models/default', 'models/default', (src) => path.relative(path.join(repo, 'models/default'), src).split(path.sep)[0] !== 'ar');
 }
 const onnxBin = path.join('onnxruntime-node', 'bin', 'napi-v6');
 for (const name of closure(NATIVE)) {

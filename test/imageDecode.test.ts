@@ -10,9 +10,10 @@ import sharp from 'sharp';
 import { InputError } from '../server/engine/api';
 import { QWEN_IMAGE_DEFAULTS, decodeImage, preprocessImage, type DecodeOptions } from '../server/engine/image';
 import { sanitizeSvg } from '../server/engine/image/svg';
+import { DEFAULT_MAX_INPUT_PIXELS, DOWNSCALED_PIXELS } from '../server/engine/image/decode';
 import { goldenDir } from './helpers/paths';
 
-const opts: DecodeOptions = { alpha: 'white', maxInputPixels: 100_000_000, maxInputBytes: 64 * 1024 * 1024 };
+const opts: DecodeOptions = { alpha: 'white', maxInputPixels: DEFAULT_MAX_INPUT_PIXELS, maxInputBytes: 64 * 1024 * 1024 };
 const golden = (f: string) => join(goldenDir, 'images', f);
 const img1 = readFileSync(golden('img1_rgb_300x200.png'));
 const tmp = mkdtempSync(join(tmpdir(), 'dvl-image-test-'));
@@ -239,7 +240,7 @@ test('bad inputs throw InputError with a clear message', async () => {
 });
 
 test('decompression-bomb and size guards', async () => {
-  await assert.rejects(decodeImage(pngHeaderOnly(30000, 30000), opts), isInputError(/exceed the limit of 100000000 pixels/));
+  await assert.rejects(decodeImage(pngHeaderOnly(30000, 30000), opts), isInputError(/30000×30000 = 900 megapixels, which would exceed the limit of 200000000 pixels/));
   const hugeSvg = '<svg xmlns="http://www.w3.org/2000/svg" width="50000" height="50000"><rect width="10" height="10"/></svg>';
   await assert.rejects(decodeImage(Buffer.from(hugeSvg), opts), isInputError(/exceed the limit/));
   await assert.rejects(decodeImage(img1, { ...opts, maxInputPixels: 300 * 200 - 1 }), isInputError(/exceed the limit of 59999 pixels/));
@@ -255,6 +256,27 @@ test('decompression-bomb and size guards', async () => {
   bmpBomb.writeInt32LE(40000, 22);
   bmpBomb.writeUInt16LE(24, 28);
   await assert.rejects(decodeImage(bmpBomb, opts), isInputError(/over the limit/));
+});
+
+test('a large legitimate image (12000×9000 PNG, 108 MP) is shrunk while decoding, not refused', async () => {
+  const w = 12000;
+  const h = 9000;
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}"><rect width="100%" height="100%" fill="white"/><rect x="1200" y="4500" width="2400" height="3600" fill="purple"/></svg>`;
+  const png = await sharp({ create: { width: w, height: h, channels: 3, background: 'white' }, limitInputPixels: false })
+    .composite([{ input: Buffer.from(svg), limitInputPixels: false }])
+    .png()
+    .toBuffer();
+  const rgb = await decodeImage(png, opts);
+  assert.deepEqual(rgb.original, { width: w, height: h });
+  assert.ok(rgb.width * rgb.height <= DOWNSCALED_PIXELS && rgb.width * rgb.height > DOWNSCALED_PIXELS * 0.99, `${rgb.width}×${rgb.height}`);
+  assert.equal(Math.round((rgb.width / rgb.height) * 100), Math.round((w / h) * 100));
+  // The purple bar is still where it was: sample its centre in the shrunk image.
+  const x = Math.round(rgb.width * 0.15);
+  const y = Math.round(rgb.height * 0.7);
+  assert.deepEqual([...rgb.data.subarray((y * rgb.width + x) * 3, (y * rgb.width + x) * 3 + 3)], [128, 0, 128]);
+  // Under the threshold nothing changes size.
+  const small = await decodeImage(img1, opts);
+  assert.equal(small.original, undefined);
 });
 
 test('preprocessImage rejects bad options and extreme aspect ratios as InputError', async () => {

@@ -25,6 +25,34 @@ test('html img: src and alt attribute spans, missing alt gets an insertion point
   assert.deepEqual([needsAltText(refs[0]), needsAltText(refs[1]), needsAltText(refs[2])], [true, true, false]);
 });
 
+test('reference-style markdown images: full, collapsed and shortcut forms, and the definition line', () => {
+  const text = [
+    'Flow: ![][flow] and ![Chart][c] and ![Logo][] and ![logo] and ![none][missing] and [not an image][flow].',
+    '',
+    '[Flow]: images/flow.png',
+    '  [c]: <charts/bar chart.png> "Sales"',
+    '[logo]: logo.svg',
+    '[site]: https://example.com/x.png',
+    '[flow]: ignored-second-definition.png',
+  ].join('\n');
+  const refs = findImageRefs(text, 'markdown');
+  const usages = refs.filter((r) => !r.definition);
+  assert.deepEqual(usages.map((r) => `${text.slice(r.start, r.end)} -> ${r.target}`), [
+    '![][flow] -> images/flow.png',
+    '![Chart][c] -> charts/bar chart.png',
+    '![Logo][] -> logo.svg',
+    '![logo] -> logo.svg',
+  ]);
+  // Only the full form with empty alt text needs it; collapsed and shortcut forms use their label as alt text.
+  assert.deepEqual(usages.map(needsAltText), [true, false, false, false]);
+  assert.equal(usages[0].alt!.start, text.indexOf('![][flow]') + 2);
+  const defs = refs.filter((r) => r.definition);
+  assert.deepEqual(defs.map((r) => text.slice(r.start, r.end)), ['images/flow.png', 'charts/bar chart.png', 'logo.svg']);
+  assert.ok(defs.every((d) => !needsAltText(d)));
+  // Hovering the definition's path finds the definition.
+  assert.equal(refAt(refs, text.indexOf('images/flow.png') + 3)?.definition, true);
+});
+
 test('html inside markdown is found too', () => {
   const refs = findImageRefs('# T\n\n<img src="x.png">\n![y](y.png)\n', 'markdown');
   assert.deepEqual(refs.map((r) => `${r.kind}:${r.target}`), ['html:x.png', 'markdown:y.png']);

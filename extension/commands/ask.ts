@@ -1,6 +1,6 @@
 import * as vscode from 'vscode';
 import type { Sidecar } from '../client';
-import { errorText } from '../client';
+import { showUserError } from '../userErrors';
 import { DESCRIBE_PROMPT } from '../describe';
 import { isImageUri, loadImage, pickImage, type PickedImage } from '../images';
 import { AnswerPanel } from '../panel/answerPanel';
@@ -21,9 +21,14 @@ async function run(ctx: vscode.ExtensionContext, panel: AnswerPanel, question: s
   return panel.ask(question);
 }
 
+/** How a question typed into a panel runs: remembered for the question picker, answered in that panel. */
+export function followUpIn(ctx: vscode.ExtensionContext): (p: AnswerPanel, q: string) => void {
+  return (p, q) => void run(ctx, p, q);
+}
+
 /** Ask About Image…: choose an image and a question; the answer streams into the panel. */
 export function registerAsk(ctx: vscode.ExtensionContext, sidecar: Sidecar): vscode.Disposable {
-  const followUp = (p: AnswerPanel, q: string) => void run(ctx, p, q);
+  const followUp = followUpIn(ctx);
   return vscode.Disposable.from(
     // Arguments (both optional): the image URI (Explorer, editor title) and the question (keybindings, tests).
     vscode.commands.registerCommand('diffusionvl.askAboutImage', async (uri?: unknown, givenQuestion?: unknown) => {
@@ -35,7 +40,7 @@ export function registerAsk(ctx: vscode.ExtensionContext, sidecar: Sidecar): vsc
         const panel = chosen.panel ?? AnswerPanel.show(ctx, sidecar, chosen.image, followUp);
         return await run(ctx, panel, question);
       } catch (err) {
-        void vscode.window.showErrorMessage(`DiffusionVL: ${errorText(err)}`);
+        void showUserError(sidecar.log, 'ask about image', err);
         return undefined;
       }
     }),
@@ -47,7 +52,7 @@ export function registerAsk(ctx: vscode.ExtensionContext, sidecar: Sidecar): vsc
         const panel = chosen.panel ?? AnswerPanel.show(ctx, sidecar, chosen.image, followUp);
         return await panel.ask(DESCRIBE_PROMPT);
       } catch (err) {
-        void vscode.window.showErrorMessage(`DiffusionVL: ${errorText(err)}`);
+        void showUserError(sidecar.log, 'ask about image', err);
         return undefined;
       }
     }),

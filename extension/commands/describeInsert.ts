@@ -1,6 +1,9 @@
 import * as vscode from 'vscode';
 import type { Sidecar } from '../client';
-import { errorText, SidecarError } from '../client';
+import { showUserError } from '../userErrors';
+import { noteDemoInsert } from '../demo';
+import { isDemoModel } from '../settings';
+import { SidecarError } from '../client';
 import { ALT_TEXT_PROMPT, DESCRIBE_PROMPT, describeWithProgress } from '../describe';
 import { isImageUri, loadImage, pickImage, type PickedImage } from '../images';
 import { insertDescription, insertStyleFor } from '../insert';
@@ -35,6 +38,10 @@ export function registerDescribeInsert(sidecar: Sidecar): vscode.Disposable {
       const markdown = insertStyleFor(document.languageId) === 'markdown';
       const text = await describeWithProgress(sidecar, image, markdown ? ALT_TEXT_PROMPT : DESCRIBE_PROMPT);
       if (text === undefined) return;
+      if (!text) {
+        void vscode.window.showWarningMessage(`DiffusionVL: the model gave no description for ${image.label}, so nothing was inserted. Try Ask About Image with a question${isDemoModel(sidecar.ctx) ? ', or a real model (the demo model only knows synthetic diagrams)' : ''}.`);
+        return;
+      }
       let imageUri = image.uri;
       if (markdown && (!imageUri || imageUri.scheme !== document.uri.scheme)) {
         // Pasted or outside this file system: keep a copy next to the document so the link works.
@@ -43,9 +50,10 @@ export function registerDescribeInsert(sidecar: Sidecar): vscode.Disposable {
       }
       const target = vscode.window.visibleTextEditors.find((e) => e.document === document) ?? (await vscode.window.showTextDocument(document, editor.viewColumn));
       await insertDescription(target, position, text, imageUri);
+      if (text && isDemoModel(sidecar.ctx)) noteDemoInsert(markdown ? 'alt text' : 'description');
     } catch (err) {
       if (err instanceof SidecarError && err.cancelled) return;
-      void vscode.window.showErrorMessage(`DiffusionVL: ${errorText(err)}`);
+      void showUserError(sidecar.log, 'describe and insert', err);
     }
   });
 }

@@ -3,8 +3,11 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { Methods, type PrepareModelParams, type PrepareModelResult, type StatusResult } from '../../server/protocol';
 import type { Sidecar } from '../client';
-import { errorText, SidecarError } from '../client';
-import { computeLabel } from '../statusBar';
+import { showUserError } from '../userErrors';
+import { SidecarError } from '../client';
+import { explainCompute } from '../compute';
+import { DEMO_SUMMARY } from '../demo';
+import { STATE_WORDS } from '../statusBar';
 import { downloadEndpoint, MODELS, type ModelName, modelName, preparedModels, recordPreparedModel, resolveModel, SECTION } from '../settings';
 
 function mib(n: number): string {
@@ -88,6 +91,13 @@ async function useLocalFolder(ctx: vscode.ExtensionContext, sidecar: Sidecar): P
 
 type Action = vscode.QuickPickItem & { run?: () => unknown };
 
+/** The whole CPU/GPU explanation, which a quick-pick row would cut off, with the setting one click away. */
+async function explainComputeModal(c: ReturnType<typeof explainCompute>): Promise<void> {
+  const detail = [c.todo, c.details ? `Details: ${c.details}` : undefined].filter(Boolean).join('\n\n');
+  const pick = await vscode.window.showInformationMessage(c.what, { modal: true, detail }, 'Open Setting');
+  if (pick === 'Open Setting') await vscode.commands.executeCommand('workbench.action.openSettings', 'diffusionvl.executionProvider');
+}
+
 /** Show Status: the server's view (model, provider and why, memory, queue) with the actions that fix what's wrong. */
 async function showStatus(ctx: vscode.ExtensionContext, sidecar: Sidecar): Promise<void> {
   const s: StatusResult | undefined = await sidecar.refreshStatus();
@@ -95,10 +105,12 @@ async function showStatus(ctx: vscode.ExtensionContext, sidecar: Sidecar): Promi
   const rows: Action[] = [{ label: 'Status', kind: vscode.QuickPickItemKind.Separator }];
   rows.push({ label: `$(server-process) Server`, description: sidecar.state });
   if (s) {
-    const { short, why } = computeLabel(s);
+    const compute = explainCompute(s);
+    const demo = model.source === 'bundled';
     rows.push(
-      { label: `$(symbol-misc) Model`, description: `${model.label} — ${s.model.state}`, detail: s.model.dir ?? 'none configured' },
-      { label: `$(chip) Runs on`, description: short, detail: `Why: ${why}` },
+      { label: `$(${demo ? 'beaker' : 'symbol-misc'}) Model`, description: `${model.label} — ${STATE_WORDS[s.model.state]}`, detail: demo ? DEMO_SUMMARY : s.model.dir ?? 'none configured' },
+      // The explanation is longer than a row: the row says where, picking it shows why and what to do.
+      { label: `$(chip) Runs on`, description: compute.short, detail: compute.what, run: () => explainComputeModal(compute) },
       { label: `$(pulse) Memory`, description: `${mib(s.memory.rssBytes)} resident, ${mib(s.memory.externalBytes)} native buffers` },
       { label: `$(list-ordered) Requests`, description: `${s.queue.running} running, ${s.queue.waitingInteractive + s.queue.waitingHover} waiting, ${s.queue.completed} done, ${s.queue.failed} failed, ${s.queue.cancelled} cancelled` },
     );
@@ -123,7 +135,7 @@ export function registerModelCommands(ctx: vscode.ExtensionContext, sidecar: Sid
     try {
       await f();
     } catch (err) {
-      void vscode.window.showErrorMessage(`DiffusionVL: ${errorText(err)}`);
+      void showUserError(sidecar.log, 'model command', err);
     }
   };
   return vscode.Disposable.from(

@@ -2,11 +2,24 @@ import * as crypto from 'node:crypto';
 import * as vscode from 'vscode';
 import type { AskStats } from '../../server/protocol';
 import type { Sidecar } from '../client';
-import { errorText, SidecarError } from '../client';
+import { SidecarError } from '../client';
+import { DEMO_SUMMARY, REAL_MODEL_COMMANDS, REAL_MODEL_HINT } from '../demo';
 import { targetTextEditor } from '../editors';
 import { extensionOfMime, type PickedImage, toImageSource } from '../images';
 import { insertPlainAtCursor } from '../insert';
-import { generationOptions } from '../settings';
+import { generationOptions, isDemoModel } from '../settings';
+import { reportToLog, toUserError } from '../userErrors';
+
+/** Commands the panel's buttons may run (empty-answer suggestions, error fixes, the demo banner). */
+const PANEL_COMMANDS = new Set([...REAL_MODEL_COMMANDS, 'diffusionvl.askAboutImage', 'diffusionvl.showLog', 'workbench.action.openSettings']);
+/** globalState key: whether the panel shows every denoising step, not only committed blocks. */
+const SHOW_STEPS_KEY = 'diffusionvl.panel.showSteps';
+
+interface PanelAction {
+  title: string;
+  command: string;
+  args?: unknown[];
+}
 
 /** Messages the webview sends (media/panel/panel.js). */
 type FromWebview =
@@ -15,6 +28,8 @@ type FromWebview =
   | { type: 'cancel'; id: number }
   | { type: 'copy'; id: number }
   | { type: 'insert'; id: number }
+  | { type: 'command'; command: string; args?: unknown[] }
+  | { type: 'showSteps'; on: boolean }
   | { type: 'pastedImage'; mime: string; base64: string; name?: string };
 
 interface Exchange {
@@ -75,7 +90,7 @@ export class AnswerPanel implements vscode.Disposable {
       return existing;
     }
     const title = image ? `Ask: ${image.label}` : 'Ask: pasted image';
-    const panel = vscode.window.createWebviewPanel('diffusionvl.answer', title, { viewColumn: vscode.ViewColumn.Beside, preserveFocus: false }, {
+    const panel = vscode.window.createWebviewPanel('diffusionvl.answer', title, { viewColumn: AnswerPanel.column(), preserveFocus: false }, {
       enableScripts: true,
       retainContextWhenHidden: true,
       localResourceRoots: [vscode.Uri.joinPath(ctx.extensionUri, 'media')],
@@ -84,6 +99,16 @@ export class AnswerPanel implements vscode.Disposable {
     if (image) p.setImage(image);
     AnswerPanel.current = p;
     return p;
+  }
+
+  /**
+   * Where a new panel goes: next to the editor the first time, then as a tab in the group that already holds answer
+   * panels, so asking about many images never adds more than one group.
+   */
+  private static column(): vscode.ViewColumn {
+    for (const p of AnswerPanel.panels.values()) if (p.panel.viewColumn !== undefined) return p.panel.viewColumn;
+    const current = AnswerPanel.current?.panel.viewColumn;
+    return current ?? vscode.ViewColumn.Beside;
   }
 
   private static keyOf(img: PickedImage): string {
@@ -114,31 +139,54 @@ export class AnswerPanel implements vscode.Disposable {
     if (!img) return undefined;
     const ex: Exchange = { id: AnswerPanel.nextId++, question, text: '', done: false, cts: new vscode.CancellationTokenSource() };
     this.exchanges.set(ex.id, ex);
-    await this.post({ type: 'start', id: ex.id, question });
+    this.postDemo();
+    await this.post({ type: 'start', id: ex.id, question, demo: isDemoModel(this.ctx) });
+    const options = generationOptions();
+    const demo = isDemoModel(this.ctx);
     try {
       const result = await this.sidecar.ask(
-        { image: toImageSource(img), question, options: generationOptions() },
+        { image: toImageSource(img), question, options, streamSteps: this.showSteps },
         (p) => {
-          if (p.kind !== 'block' || ex.done) return;
-          ex.text = p.text;
-          void this.post({ type: 'partial', id: ex.id, text: p.text, block: p.block });
+          if (ex.done) return;
+          if (p.kind === 'block') {
+            ex.text = p.text;
+            void this.post({ type: 'partial', id: ex.id, text: p.text, block: p.block });
+          } else {
+            void this.post({ type: 'step', id: ex.id, text: p.text, block: p.block, step: p.step, blockText: p.blockText ?? '' });
+          }
         },
         ex.cts!.token,
       );
       ex.text = result.text;
       ex.done = true;
-      await this.post({ type: 'done', id: ex.id, text: result.text, stats: statsLine(result.stats) });
+      const empty = result.text.trim() ? undefined : emptyAnswer(result.stats, options.maxNewTokens ?? 0, demo);
+      await this.post({ type: 'done', id: ex.id, text: result.text, stats: statsLine(result.stats), demo, empty });
       return result.text;
     } catch (err) {
       ex.done = true;
       const cancelled = err instanceof SidecarError && err.cancelled;
-      await this.post({ type: cancelled ? 'cancelled' : 'error', id: ex.id, message: errorText(err) });
-      if (!cancelled) void vscode.window.showErrorMessage(`DiffusionVL: ${errorText(err)}`);
+      if (cancelled) {
+        await this.post({ type: 'cancelled', id: ex.id });
+      } else {
+        // Shown here only (the panel is in view), in the user's words; the server's message goes to the log.
+        const e = toUserError(err);
+        reportToLog(this.sidecar.log, `ask about ${img.label}`, e);
+        await this.post({ type: 'error', id: ex.id, message: e.headline, action: e.action });
+      }
       return undefined;
     } finally {
       ex.cts?.dispose();
       ex.cts = undefined;
     }
+  }
+
+  private get showSteps(): boolean {
+    return this.ctx.globalState.get<boolean>(SHOW_STEPS_KEY, false);
+  }
+
+  /** The demo banner: shown while the demo model answers, gone once a real model is set. */
+  private postDemo(): void {
+    void this.post({ type: 'demo', on: isDemoModel(this.ctx), summary: DEMO_SUMMARY, hint: REAL_MODEL_HINT, showSteps: this.showSteps });
   }
 
   /** Cancels every running question in this panel. Returns whether anything was running. */
@@ -180,6 +228,12 @@ export class AnswerPanel implements vscode.Disposable {
         await insertPlainAtCursor(editor, ex.text);
         break;
       }
+      case 'command':
+        if (PANEL_COMMANDS.has(m.command)) await vscode.commands.executeCommand(m.command, ...(m.args ?? []));
+        break;
+      case 'showSteps':
+        await this.ctx.globalState.update(SHOW_STEPS_KEY, m.on);
+        break;
       case 'pastedImage': {
         const bytes = Buffer.from(m.base64, 'base64');
         const label = m.name || `pasted image.${extensionOfMime(m.mime)}`;
@@ -219,6 +273,8 @@ export class AnswerPanel implements vscode.Disposable {
 </head>
 <body>
 <main>
+  <aside id="demo" hidden><strong>Demo model.</strong> <span id="demo-summary"></span> <span id="demo-hint"></span>
+    <span class="links"><button class="secondary" data-command="diffusionvl.downloadModel">Download Model…</button> <button class="secondary" data-command="diffusionvl.useLocalModelFolder">Use Local Model Folder…</button></span></aside>
   <figure id="figure" hidden><img id="image" alt=""><figcaption id="caption"></figcaption></figure>
   <div id="pastezone" hidden tabindex="0" role="button">Paste an image here (Ctrl+V / ⌘V) or drop an image file.</div>
   <section id="exchanges" aria-live="polite"></section>
@@ -226,6 +282,7 @@ export class AnswerPanel implements vscode.Disposable {
     <input id="question" type="text" placeholder="Ask another question about this image" aria-label="Question">
     <button type="submit">Ask</button>
   </form>
+  <label id="steps-toggle" hidden><input id="show-steps" type="checkbox"> Show each denoising step, not only each committed block</label>
 </main>
 <script nonce="${nonce}" src="${media('panel.js')}"></script>
 </body>
@@ -249,6 +306,26 @@ export class AnswerPanel implements vscode.Disposable {
     for (const p of AnswerPanel.panels.values()) any = p.cancelAll() || any;
     return any;
   }
+}
+
+/**
+ * Why an answer came back empty, and what to try. The model ending at once (or filling its budget with spaces) is a
+ * real outcome, not an error: say so instead of showing an empty box.
+ */
+function emptyAnswer(s: AskStats, maxNewTokens: number, demo: boolean): { headline: string; suggestions: PanelAction[] } {
+  const usedBudget = maxNewTokens > 0 && s.generatedTokens >= maxNewTokens;
+  const headline = usedBudget
+    ? `The model used all ${maxNewTokens} tokens without writing any text.`
+    : s.generatedTokens === 0
+      ? 'The model ended its answer at once: it had nothing to say to this question.'
+      : 'The model answered only with blank space: it had nothing to say to this question.';
+  const suggestions: PanelAction[] = [];
+  if (demo) suggestions.push({ title: 'Get a Real Model…', command: 'diffusionvl.downloadModel' });
+  suggestions.push({ title: usedBudget ? 'Allow More Tokens…' : 'Answer Length Setting…', command: 'workbench.action.openSettings', args: ['diffusionvl.maxNewTokens'] });
+  const tips = demo
+    ? `Try a question the demo model knows (e.g. "Describe the image." or "Which box does the arrow point to?"), or a real model.`
+    : 'Try rephrasing the question, or allow a longer answer.';
+  return { headline: `${headline} ${tips}`, suggestions };
 }
 
 function statsLine(s: AskStats): string {

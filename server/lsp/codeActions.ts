@@ -57,7 +57,7 @@ async function provide(ctx: ServerContext, params: CodeActionParams): Promise<Co
 function findAgain(doc: TextDocument, data: CodeActionData): ImageRef | undefined {
   let best: ImageRef | undefined;
   for (const r of findImageRefs(doc.getText(), doc.languageId)) {
-    if (r.target !== data.target) continue;
+    if (r.target !== data.target || r.definition) continue;
     if (!best || Math.abs(r.start - data.offset) < Math.abs(best.start - data.offset)) best = r;
   }
   return best;

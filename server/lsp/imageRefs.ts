@@ -13,6 +13,8 @@ export interface ImageRef {
   alt?: { start: number; end: number; text: string };
   /** HTML without an alt attribute: where ` alt="…"` goes. */
   altInsertAt?: number;
+  /** A Markdown reference definition (`[label]: path`): explained on hover; alt text belongs to the images using it. */
+  definition?: boolean;
 }
 
 const IMAGE_EXT = 'png|jpe?g|gif|webp|svg|svgz|tiff?|avif|bmp';
@@ -38,11 +40,42 @@ function overlaps(refs: { start: number; end: number }[], start: number, end: nu
   return refs.some((r) => start < r.end && end > r.start);
 }
 
+// Reference definitions: `[label]: <path> "title"` at the start of a line (up to 3 spaces of indent).
+const MD_DEFINITION = /^ {0,3}\[([^\]\n]+)\]:[ \t]*(?:<([^>\n]+)>|(\S+))(?:[ \t]+(?:"[^"\n]*"|'[^'\n]*'|\([^)\n]*\)))?[ \t]*$/gm;
+// Reference-style images: full `![alt][label]`, collapsed `![label][]`, shortcut `![label]` (not followed by `(`/`[`).
+const MD_REF_IMAGE = /!\[([^\]\n]*)\](?:\[([^\]\n]*)\]|(?![[(:]))/g;
+
+/** CommonMark matches labels case-insensitively with runs of white space collapsed. */
+function normalizeLabel(label: string): string {
+  return label.trim().replace(/\s+/g, ' ').toLowerCase();
+}
+
 function markdownRefs(text: string, out: ImageRef[]): void {
   for (const m of text.matchAll(MD_IMAGE)) {
     const target = m[2] ?? m[3];
     if (!target || isRemote(target)) continue;
     const start = m.index;
+    out.push({ kind: 'markdown', target, start, end: start + m[0].length, alt: { start: start + 2, end: start + 2 + m[1].length, text: m[1] } });
+  }
+  const definitions = new Map<string, string>();
+  for (const m of text.matchAll(MD_DEFINITION)) {
+    const target = m[2] ?? m[3];
+    const label = normalizeLabel(m[1]);
+    // The first definition of a label wins.
+    if (!label || definitions.has(label)) continue;
+    definitions.set(label, target);
+    if (!HAS_IMAGE_EXT.test(target) || isRemote(target)) continue;
+    const at = m.index + m[0].indexOf(target, m[0].indexOf(']:') + 2);
+    out.push({ kind: 'markdown', target, start: at, end: at + target.length, definition: true });
+  }
+  for (const m of text.matchAll(MD_REF_IMAGE)) {
+    const start = m.index;
+    if (overlaps(out, start, start + m[0].length)) continue;
+    // Full form: the label is the second bracket; collapsed and shortcut forms use the alt text as the label.
+    const full = m[2] !== undefined && m[2].trim() !== '';
+    const target = definitions.get(normalizeLabel(full ? m[2] : m[1]));
+    if (!target || isRemote(target)) continue;
+    // In the collapsed and shortcut forms the text is both alt text and label: it is there, and must not be replaced.
     out.push({ kind: 'markdown', target, start, end: start + m[0].length, alt: { start: start + 2, end: start + 2 + m[1].length, text: m[1] } });
   }
 }
@@ -115,7 +148,7 @@ export function refAt(refs: ImageRef[], offset: number): ImageRef | undefined {
 
 /** Whether an alt-text action applies: Markdown/HTML image whose alt text is missing or blank. */
 export function needsAltText(ref: ImageRef): boolean {
-  return ref.kind !== 'code' && (!ref.alt || ref.alt.text.trim() === '');
+  return ref.kind !== 'code' && !ref.definition && (!ref.alt || ref.alt.text.trim() === '');
 }
 
 /**

@@ -132,7 +132,7 @@ export class ModelManager {
 
   private async load(): Promise<Engine> {
     const dir = this.settings.modelDir;
-    if (!dir) throw rpcError('ModelUnavailable', 'no model configured: set diffusionvl.modelDir, or run diffusionvl/prepareModel to download one');
+    if (!dir) throw rpcError('ModelUnavailable', 'no model configured: choose one with "DiffusionVL: Download Model…" or "DiffusionVL: Use Local Model Folder…" (setting diffusionvl.modelPath)');
     const recent = this.lastError;
     if (recent && recent.dir === dir && Date.now() - recent.at < LOAD_FAILURE_TTL_MS) throw rpcError('ModelUnavailable', recent.message);
     if (!existsSync(join(dir, 'manifest.json'))) return this.fail(dir, `${dir}: not a converted model folder (no manifest.json); run diffusionvl/prepareModel or \`diffusionvl convert\``);

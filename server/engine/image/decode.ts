@@ -13,11 +13,24 @@ export interface DecodeOptions {
   alpha: AlphaMode;
   /** Decompression-bomb guard: width·height above this is refused before decoding. */
   maxInputPixels: number;
+  /** Images with more pixels than this are shrunk while they decode (default {@link DOWNSCALE_ABOVE_PIXELS}). */
+  downscaleAbovePixels?: number;
   /** Largest encoded input accepted, in bytes. */
   maxInputBytes: number;
 }
 
-export const DEFAULT_MAX_INPUT_PIXELS = 100_000_000;
+/**
+ * Large legitimate images (panoramas, scans, 100+ MP camera files) are decoded, not refused: up to this many pixels
+ * they are shrunk while decoding, in bounded memory. Only images declaring more are refused as possible bombs.
+ */
+export const DEFAULT_MAX_INPUT_PIXELS = 200_000_000;
+/**
+ * Above this many pixels the decoder shrinks the image as it reads it (libvips streams the rows through the resize;
+ * JPEG and WebP shrink on load), to at most {@link DOWNSCALED_PIXELS}. The model sees at most a few hundred thousand
+ * pixels, so nothing it could use is lost; smaller images decode at full size, exactly as the reference processor.
+ */
+export const DOWNSCALE_ABOVE_PIXELS = 50_000_000;
+export const DOWNSCALED_PIXELS = 16_000_000;
 export const DEFAULT_MAX_INPUT_BYTES = 64 * 1024 * 1024;
 
 /** Formats we hand to sharp (AVIF/HEIC report as 'heif'). Anything else sharp might know is refused. */
@@ -74,11 +87,14 @@ function isKnownRaster(b: Uint8Array): boolean {
 /** Sharp's messages are terse; keep them but say which input and what kind of problem. */
 function sharpError(err: unknown, label: string, maxPixels: number): InputError {
   const msg = err instanceof Error ? err.message : String(err);
-  if (/pixel limit/i.test(msg)) {
-    return new InputError(`${label}: image dimensions exceed the limit of ${maxPixels} pixels (decompression-bomb guard)`);
-  }
+  if (/pixel limit/i.test(msg)) return tooManyPixels(label, undefined, maxPixels);
   if (/unsupported image format/i.test(msg)) return new InputError(`${label}: not an image, or an unsupported image format`);
   return new InputError(`${label}: cannot decode image (${msg.trim()})`);
+}
+
+function tooManyPixels(label: string, size: { width: number; height: number } | undefined, maxPixels: number): InputError {
+  const dims = size ? `${size.width}×${size.height} = ${((size.width * size.height) / 1e6).toFixed(0)} megapixels, which would ` : 'its dimensions ';
+  return new InputError(`${label}: ${dims}exceed the limit of ${maxPixels} pixels; images that large are refused as possible decompression bombs`);
 }
 
 /** Any 1–4 channel 8-bit image → RGB: grey is replicated, alpha composited over white or dropped. */
@@ -110,7 +126,10 @@ export function toRgb(data: Uint8Array, width: number, height: number, channels:
  * which is what PIL does for 16-bit RGB(A) PNGs; for 16-bit grey PIL clips instead, which we do not imitate.
  * Multi-frame inputs (GIF, WebP, TIFF) use the first frame.
  */
-export async function decodeImage(input: ImageInput | Uint8Array, opts: DecodeOptions): Promise<RgbImage> {
+/** A decoded image, and its size in the file when it was shrunk while decoding. */
+export type DecodedImage = RgbImage & { original?: { width: number; height: number } };
+
+export async function decodeImage(input: ImageInput | Uint8Array, opts: DecodeOptions): Promise<DecodedImage> {
   const read = await readImageBytes(input, opts.maxInputBytes);
   const { label } = read;
   let bytes = read.bytes;
@@ -143,18 +162,30 @@ export async function decodeImage(input: ImageInput | Uint8Array, opts: DecodeOp
     page: 0,
   };
   try {
-    const meta = await sharp(bytes, options).metadata();
+    // The header alone: the pixel limit is checked below, with the image's size in the message.
+    const meta = await sharp(bytes, { ...options, limitInputPixels: false }).metadata();
     if (!SHARP_FORMATS.has(meta.format) || (meta.format === 'svg') !== isSvg) {
       throw new InputError(`${label}: unsupported image format "${meta.format}"`);
     }
+    const width = meta.autoOrient?.width ?? meta.width;
+    const height = meta.autoOrient?.height ?? meta.height;
+    if (width * height > opts.maxInputPixels) throw tooManyPixels(label, { width, height }, opts.maxInputPixels);
+    const shrink = width * height > (opts.downscaleAbovePixels ?? DOWNSCALE_ABOVE_PIXELS) ? Math.min(1, Math.sqrt(DOWNSCALED_PIXELS / (width * height))) : 1;
     // PIL ignores ICC profiles, so RGB/grey values are taken as stored. CMYK has no such reference (PIL's own
     // conversion is naive), so there the embedded profile, or sharp's default CMYK profile, gives real colours.
-    const { data, info } = await sharp(bytes, { ...options, ignoreIcc: meta.space !== 'cmyk' })
-      .timeout({ seconds: 60 })
-      .toColourspace('srgb')
-      .raw({ depth: 'uchar' })
-      .toBuffer({ resolveWithObject: true });
-    return toRgb(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), info.width, info.height, info.channels, opts.alpha);
+    let pipeline = sharp(bytes, { ...options, ignoreIcc: meta.space !== 'cmyk', sequentialRead: shrink < 1 }).timeout({ seconds: 60 });
+    if (shrink < 1) {
+      pipeline = pipeline.resize({
+        width: Math.max(1, Math.floor(width * shrink)),
+        height: Math.max(1, Math.floor(height * shrink)),
+        fit: 'fill',
+        kernel: 'lanczos3',
+      });
+    }
+    const { data, info } = await pipeline.toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    const rgb: DecodedImage = toRgb(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), info.width, info.height, info.channels, opts.alpha);
+    if (shrink < 1) rgb.original = { width, height };
+    return rgb;
   } catch (err) {
     if (err instanceof InputError) throw err;
     throw sharpError(err, label, opts.maxInputPixels);

@@ -33,7 +33,7 @@ export interface PreprocessedImage {
   /** [1, gh, gw] in patches. */
   gridThw: [number, number, number];
   resized: { width: number; height: number };
-  /** Decoded size after EXIF orientation. */
+  /** Size in the file after EXIF orientation (images above 50 MP are shrunk while decoding, see decode.ts). */
   original: { width: number; height: number };
 }
 
@@ -87,7 +87,7 @@ export async function preprocessImage(input: ImageInput | Uint8Array, opts: Prep
   const [h, w] = smartResize(rgb.height, rgb.width, opts.patchSize * opts.mergeSize, opts.minPixels, opts.maxPixels);
   const resized = resizeBicubic(rgb, w, h);
   const { pixelValues, gridThw } = patchify(resized, opts);
-  return { pixelValues, gridThw, resized: { width: w, height: h }, original: { width: rgb.width, height: rgb.height } };
+  return { pixelValues, gridThw, resized: { width: w, height: h }, original: rgb.original ?? { width: rgb.width, height: rgb.height } };
 }
 
 /** Several images in one call, as the processor returns them: rows concatenated, one grid row per image. */
