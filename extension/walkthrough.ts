@@ -26,7 +26,8 @@ async function tryExample(ctx: vscode.ExtensionContext, sidecar: Sidecar, ask: (
   const dir = vscode.Uri.joinPath(ctx.extensionUri, 'media', 'examples');
   const examples = JSON.parse(await fs.promises.readFile(vscode.Uri.joinPath(dir, 'examples.json').fsPath, 'utf8')) as Example[];
   const items = examples.flatMap((e) => e.qas.slice(0, 2).map((qa) => ({ label: qa.question, description: `${e.file} (${e.kind})`, example: e })));
-  const pick = await vscode.window.showQuickPick(items, { title: 'Try an Example', placeHolder: 'A shipped diagram and a question the demo model knows' });
+  // ignoreFocusOut: run from the walkthrough, whose page re-renders (and takes the focus) as the step completes.
+  const pick = await vscode.window.showQuickPick(items, { title: 'Try an Example', placeHolder: 'A shipped diagram and a question the demo model knows', ignoreFocusOut: true });
   if (!pick) return;
   const uri = vscode.Uri.joinPath(dir, pick.example.file);
   const image: PickedImage = { uri, label: `example ${pick.example.file}`, bytes: await vscode.workspace.fs.readFile(uri), mime: mimeOf(pick.example.file) };
