@@ -1,9 +1,10 @@
-import { ProgressType, type CancellationToken } from 'vscode-languageserver/node';
-import type { GenerationEvent, GenerationResult } from '../engine/api';
-import { Methods, type AskParams, type AskPartial, type AskResult, type PartialAnswerParams } from '../protocol';
+import { ProgressType } from 'vscode-languageserver/node';
+import { CancelledError, type GenerationEvent, type GenerationResult } from '../engine/api';
+import { checkGenerationOptions } from '../engine/generationOptions';
+import { Methods, type AskPartial, type AskResult, type PartialAnswerParams } from '../protocol';
 import type { ServerContext } from './context';
-import { cancelled, rpcError, toResponseError } from './errors';
-import { toEngineOptions } from './generationOptions';
+import { RequestError } from './errors';
+import { onRequest } from './handlers';
 import { resolveImage } from './imageInput';
 
 const partialType = new ProgressType<AskPartial>();
@@ -26,17 +27,17 @@ function toResult(r: GenerationResult, queueMs: number, loadMs: number, model: s
 }
 
 export function registerAsk(ctx: ServerContext): void {
-  ctx.connection.onRequest(Methods.ask, async (params: AskParams, token: CancellationToken): Promise<AskResult> => {
+  onRequest(ctx.connection, Methods.ask, async (params, token) => {
     const received = performance.now();
     const abort = new AbortController();
     const sub = token.onCancellationRequested(() => abort.abort());
     const progress = params?.workDoneToken !== undefined ? ctx.connection.window.attachWorkDoneProgress(params.workDoneToken) : undefined;
     try {
-      if (typeof params !== 'object' || params === null) throw rpcError('InvalidParams', 'params must be an object');
-      if (typeof params.question !== 'string' || params.question.trim() === '') throw rpcError('InvalidParams', 'question must be a non-empty string');
-      if (params.question.length > MAX_QUESTION_CHARS) throw rpcError('InvalidParams', `question is longer than ${MAX_QUESTION_CHARS} characters`);
-      const options = toEngineOptions(params.options);
-      const image = await resolveImage(params.image, ctx.guard, ctx.settings.maxImageBytes);
+      if (typeof params !== 'object' || params === null) throw new RequestError('params', 'params must be an object');
+      if (typeof params.question !== 'string' || params.question.trim() === '') throw new RequestError('params', 'question must be a non-empty string');
+      if (params.question.length > MAX_QUESTION_CHARS) throw new RequestError('params', `question is longer than ${MAX_QUESTION_CHARS} characters`);
+      const options = checkGenerationOptions(params.options);
+      const image = await resolveImage(params.image, ctx.guard);
 
       progress?.begin('DiffusionVL', undefined, 'waiting for the model…', true);
       const stream = (p: AskPartial): void => {
@@ -57,17 +58,15 @@ export function registerAsk(ctx: ServerContext): void {
       };
 
       let queueMs = 0;
-      const model = ctx.settings.modelDir ?? '';
+      const model = ctx.models.modelDir() ?? '';
       const { value, loadMs } = await ctx.queue.run('interactive', abort.signal, () => {
         queueMs = performance.now() - received;
         return ctx.models.use((engine) =>
           engine.ask({ images: [image.input], question: params.question, options }, { signal: abort.signal, steps: params.streamSteps === true, onEvent }),
         );
       });
-      if (token.isCancellationRequested) throw cancelled();
+      if (token.isCancellationRequested) throw new CancelledError();
       return toResult(value, queueMs, loadMs, model);
-    } catch (err) {
-      throw toResponseError(err, token);
     } finally {
       sub.dispose();
       progress?.done();
