@@ -58,11 +58,16 @@ export function createMcpServer(opts: McpOptions): { server: McpServer; dispose(
     if ((args.path === undefined) === (args.data === undefined)) throw new ToolError('give exactly one of `path` and `data`');
     const image = args.path !== undefined ? { path: await roots.check(args.path) } : { bytes: args.data };
     const progressToken = extra._meta?.progressToken;
+    // Chained, and awaited before the result goes out: a client drops progress that arrives after the response.
+    let sent = Promise.resolve();
     const onPartial = progressToken === undefined ? undefined : (p: { kind: string; block: number; text: string }) => {
       if (p.kind !== 'block') return;
-      void extra.sendNotification({ method: 'notifications/progress', params: { progressToken, progress: p.block + 1, message: p.text } }).catch(() => {});
+      const params = { progressToken, progress: p.block + 1, message: p.text };
+      sent = sent.then(() => extra.sendNotification({ method: 'notifications/progress', params })).catch(() => {});
     };
-    return answer(deps, { image, question, options }, extra.signal, onPartial);
+    const result = await answer(deps, { image, question, options }, extra.signal, onPartial);
+    await sent;
+    return result;
   };
 
   const reply = (result: AskResult, text: string): CallToolResult => ({
