@@ -10,10 +10,10 @@ import sharp from 'sharp';
 import { InputError } from '../server/engine/api';
 import { QWEN_IMAGE_DEFAULTS, decodeImage, preprocessImage, type DecodeOptions } from '../server/engine/image';
 import { sanitizeSvg } from '../server/engine/image/svg';
-import { DEFAULT_MAX_INPUT_PIXELS, DOWNSCALED_PIXELS } from '../server/engine/image/decode';
+import { DOWNSCALED_PIXELS, MAX_IMAGE_PIXELS } from '../server/engine/image/limits';
 import { goldenDir } from './helpers/paths';
 
-const opts: DecodeOptions = { alpha: 'white', maxInputPixels: DEFAULT_MAX_INPUT_PIXELS, maxInputBytes: 64 * 1024 * 1024 };
+const opts: DecodeOptions = { alpha: 'white', maxInputPixels: MAX_IMAGE_PIXELS, maxInputBytes: 64 * 1024 * 1024 };
 const golden = (f: string) => join(goldenDir, 'images', f);
 const img1 = readFileSync(golden('img1_rgb_300x200.png'));
 const tmp = mkdtempSync(join(tmpdir(), 'dvl-image-test-'));

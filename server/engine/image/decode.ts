@@ -4,6 +4,7 @@ import sharp, { type SharpOptions } from 'sharp';
 import { InputError, type ImageInput } from '../api';
 import { decodeBmp, isBmp } from './bmp';
 import type { RgbImage } from './pillowResize';
+import { DOWNSCALE_ABOVE_PIXELS, DOWNSCALED_PIXELS } from './limits';
 import { looksLikeSvg, sanitizeSvg } from './svg';
 
 export type AlphaMode = 'white' | 'drop';
@@ -19,19 +20,6 @@ export interface DecodeOptions {
   maxInputBytes: number;
 }
 
-/**
- * Large legitimate images (panoramas, scans, 100+ MP camera files) are decoded, not refused: up to this many pixels
- * they are shrunk while decoding, in bounded memory. Only images declaring more are refused as possible bombs.
- */
-export const DEFAULT_MAX_INPUT_PIXELS = 200_000_000;
-/**
- * Above this many pixels the decoder shrinks the image as it reads it (libvips streams the rows through the resize;
- * JPEG and WebP shrink on load), to at most {@link DOWNSCALED_PIXELS}. The model sees at most a few hundred thousand
- * pixels, so nothing it could use is lost; smaller images decode at full size, exactly as the reference processor.
- */
-export const DOWNSCALE_ABOVE_PIXELS = 50_000_000;
-export const DOWNSCALED_PIXELS = 16_000_000;
-export const DEFAULT_MAX_INPUT_BYTES = 64 * 1024 * 1024;
 
 /** Formats we hand to sharp (AVIF/HEIC report as 'heif'). Anything else sharp might know is refused. */
 const SHARP_FORMATS = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff', 'heif', 'svg']);
@@ -39,7 +27,10 @@ const SHARP_FORMATS = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff', 'heif', 'sv
 /** Reads the encoded bytes of an input, enforcing the byte limit before reading a file whole. */
 export async function readImageBytes(input: ImageInput | Uint8Array, maxBytes: number): Promise<{ bytes: Uint8Array; label: string }> {
   if (input instanceof Uint8Array) return { bytes: checkSize(input, 'image data', maxBytes), label: 'image data' };
-  if ('bytes' in input) return { bytes: checkSize(input.bytes, 'image data', maxBytes), label: 'image data' };
+  if ('bytes' in input) {
+    const label = input.label ?? 'image data';
+    return { bytes: checkSize(input.bytes, label, maxBytes), label };
+  }
   const { path } = input;
   let size: number;
   try {
