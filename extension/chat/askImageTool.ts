@@ -2,8 +2,9 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { Sidecar } from '../client';
 import { isImageUri, loadImage, toImageSource } from '../images';
-import { generationOptions } from '../settings';
+import { generationOptions, isDemoModel } from '../settings';
 import type { AttachedImages } from './attachments';
+import { DEMO_SUMMARY } from '../demo';
 
 /** The tool's name, as contributed in package.json (`contributes.languageModelTools`). */
 export const ASK_IMAGE_TOOL = 'diffusionvl_askImage';
@@ -61,7 +62,10 @@ export function registerAskImageTool(sidecar: Sidecar, attached: AttachedImages)
     async invoke(options, token) {
       const image = await loadImage(check(options.input));
       const res = await sidecar.ask({ image: toImageSource(image), question: options.input.question.trim(), options: generationOptions() }, () => {}, token);
-      return new vscode.LanguageModelToolResult([new vscode.LanguageModelTextPart(res.text.trim())]);
+      const parts = [new vscode.LanguageModelTextPart(res.text.trim())];
+      // A caller must not pass the demo model's guesses off as a description of a real image.
+      if (isDemoModel(sidecar.ctx)) parts.push(new vscode.LanguageModelTextPart(`(Answered by DiffusionVL's demo model. ${DEMO_SUMMARY})`));
+      return new vscode.LanguageModelToolResult(parts);
     },
   };
   return vscode.lm.registerTool(ASK_IMAGE_TOOL, tool);

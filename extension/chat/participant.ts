@@ -4,8 +4,9 @@ import { errorText } from '../client';
 import { DESCRIBE_PROMPT } from '../describe';
 import { IMAGE_EXTENSION_ALTERNATION } from '../../server/protocol/imageFiles';
 import { activeImageUri, loadImage, toImageSource, type PickedImage } from '../images';
-import { generationOptions } from '../settings';
+import { generationOptions, isDemoModel } from '../settings';
 import type { AttachedImages } from './attachments';
+import { demoMarkdown } from '../demo';
 
 export const PARTICIPANT_ID = 'diffusionvl.chat';
 
@@ -72,6 +73,7 @@ export function registerChatParticipant(ctx: vscode.ExtensionContext, sidecar: S
       const res = await sidecar.ask({ image: toImageSource(image), question, options: generationOptions() }, (p) => p.kind === 'block' && show(p.text, false), token);
       show(res.text.trimEnd(), true);
       if (!shown) stream.markdown('_(no answer)_');
+      if (isDemoModel(ctx)) stream.markdown(`\n\n${demoMarkdown(true).value}`);
       return { metadata: { image: image.label, stats: res.stats } };
     } catch (err) {
       if (token.isCancellationRequested) return {};
