@@ -11,8 +11,7 @@ import { altText, markdownLink } from './insert';
 
 /**
  * Our paste/drop option is its own kind, outside VS Code's `markdown.link…` kinds, and yields to them: a plain Ctrl+V
- * or drop keeps VS Code's own link and runs no model; ours is one click away in the paste/drop widget, or the default
- * for users who list `diffusionvl` in `editor.pasteAs.preferences` / `editor.dropIntoEditor.preferences`.
+ * or drop keeps VS Code's own link and runs no model; ours is one click away in the paste/drop widget (or Paste As…).
  */
 export const DESCRIBED_IMAGE_KIND = vscode.DocumentDropOrPasteEditKind.Empty.append('diffusionvl', 'describedImage');
 const YIELD_TO = [vscode.DocumentDropOrPasteEditKind.Empty.append('markdown', 'link'), vscode.DocumentDropOrPasteEditKind.Text];

@@ -401,6 +401,9 @@ try {
     await useModel(MODEL);
     await until(async () => (await step.getAttribute('aria-checked')) === 'true', 'the "Get a real model" step to complete', 30_000);
     await shot('14-walkthrough');
+    // Closed, as a user would: an open walkthrough re-renders (and takes the focus) whenever its context keys change.
+    await palette('View: Close Editor');
+    await page.locator('.gettingStartedContainer').waitFor({ state: 'detached', timeout: 10_000 }).catch(() => {});
     await useModel(DEMO);
   });
 
