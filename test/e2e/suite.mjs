@@ -224,7 +224,7 @@ async function answerFrameFor(label) {
       if (caption !== null && caption.includes(label)) return f;
     }
     return undefined;
-  }, `the answer panel for ${label}`, 30_000);
+  }, `the answer panel for ${label}`, 90_000);
 }
 
 async function askViaPalette(image, question) {
@@ -402,8 +402,10 @@ try {
     await until(async () => (await step.getAttribute('aria-checked')) === 'true', 'the "Get a real model" step to complete', 30_000);
     await shot('14-walkthrough');
     // Closed, as a user would: an open walkthrough re-renders (and takes the focus) whenever its context keys change.
-    await palette('View: Close Editor');
-    await page.locator('.gettingStartedContainer').waitFor({ state: 'detached', timeout: 10_000 }).catch(() => {});
+    const tab = page.locator('.tab', { hasText: 'Walkthrough: DiffusionVL' }).first();
+    await tab.hover();
+    await tab.locator('.tab-actions .action-label').first().click();
+    await page.locator('.gettingStartedContainer').waitFor({ state: 'detached', timeout: 10_000 });
     await useModel(DEMO);
   });
 
