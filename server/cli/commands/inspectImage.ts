@@ -1,4 +1,5 @@
-import { QWEN_IMAGE_DEFAULTS, DEFAULT_MAX_INPUT_PIXELS, preprocessImage, sha256OfFloat32 } from '../../engine/image';
+import { DEFAULT_MAX_INPUT_PIXELS, sha256OfFloat32 } from '../../engine/image';
+import { QWEN_IMAGE_DEFAULTS, preprocessImage } from '../../engine/arch/qwenvl/preprocess';
 import { intFlag, parse, UsageError, type Command } from '../command';
 
 const usage = `Usage: diffusionvl inspect-image <image> [options]
