@@ -185,6 +185,7 @@ export class EngineCore {
       rng: o.temperature > 0 ? new Xoshiro128(o.seed) : undefined,
       fusedCommit: o.fusedCommit,
       noKvCache: o.noKvCache,
+      ...this.arch.loop,
     };
     return runBlockDiffusion(this.model, prompt.embeds, prompt.promptLen, loop, o.noKvCache ? null : this.cache, prefix.reused, {
       checkCancel: check,

@@ -4,6 +4,7 @@
  */
 import type { ImageInput } from '../api';
 import type { AlphaMode } from '../image/decode';
+import type { DiffusionParams } from '../blockDiffusion';
 
 export interface ImageRequest {
   /** As requested; each architecture has its own default (see its adapter). */
@@ -28,4 +29,6 @@ export interface ArchAdapter {
   imageOptionsKey(req: ImageRequest): string;
   /** The prompt ids as the official code splices them (e.g. ids it deletes on the image path). */
   promptIds(ids: number[], imageCount: number): number[];
+  /** Where the architecture's generate loop differs from the shared one's defaults. */
+  loop: Pick<DiffusionParams, 'fullDiffusionSchedule'>;
 }

@@ -43,5 +43,6 @@ export function qwenVLAdapter(m: QwenVLManifest, model: OrtModel): ArchAdapter {
       return { key, encode: () => encodeQwenVL(model, m.vision, pre.pixelValues, pre.gridThw) };
     },
     promptIds: (ids) => ids,
+    loop: { fullDiffusionSchedule: 'blockSize' },
   };
 }

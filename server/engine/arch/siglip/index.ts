@@ -111,5 +111,6 @@ export function siglipAdapter(m: SiglipManifest, model: OrtModel, modelDir: stri
     // The official image path builds its attention mask as ids != pad and deletes every masked position, so a
     // literal <|endoftext|> in the prompt vanishes when images are present (not on the text-only path).
     promptIds: (ids, imageCount) => (imageCount > 0 ? ids.filter((id) => id !== m.tokens.pad) : ids),
+    loop: { fullDiffusionSchedule: 'genLength' },
   };
 }
