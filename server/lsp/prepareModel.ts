@@ -20,12 +20,6 @@ import { HubError } from './download/hub';
 import { cancelled, message, rpcError } from './errors';
 import { runConversion } from './convertRunner';
 
-/** Releases that exist but this server cannot run yet, with the reason users see. */
-const UNSUPPORTED_REPOS: Record<string, string> = {
-  'hustvl/DiffusionVL-Qwen2.5-7B':
-    'hustvl/DiffusionVL-Qwen2.5-7B is the SigLIP-vision variant, which is not supported yet; use hustvl/DiffusionVL-Qwen2.5VL-3B or hustvl/DiffusionVL-Qwen2.5VL-7B',
-};
-
 const PRECISIONS = new Set<Precision>(['fp32', 'fp16', 'int4']);
 
 /** Converted-size estimate relative to a bf16 checkpoint, for the free-space check. */
@@ -49,7 +43,6 @@ function check(p: PrepareModelParams): Checked {
   if (typeof p.storageDir !== 'string' || !isAbsolute(p.storageDir)) throw rpcError('InvalidParams', 'storageDir must be an absolute path');
   const repo = p.repo ?? DEFAULT_REPO;
   if (typeof repo !== 'string' || !/^[\w.-]+\/[\w.-]+$/.test(repo)) throw rpcError('InvalidParams', 'repo must look like "owner/name"');
-  if (UNSUPPORTED_REPOS[repo]) throw rpcError('UnsupportedModel', UNSUPPORTED_REPOS[repo]);
   const endpoint = p.endpoint ?? DEFAULT_ENDPOINT;
   if (typeof endpoint !== 'string' || !/^https?:\/\/[^\s]+$/.test(endpoint)) throw rpcError('InvalidParams', 'endpoint must be an http(s) URL');
   const precision = p.precision ?? 'fp16';
@@ -192,7 +185,8 @@ export function registerPrepareModel(ctx: ServerContext): void {
       if (abort.signal.aborted || err instanceof CancelledError) throw cancelled();
       if (err instanceof DiskFullError) throw rpcError('DiskFull', err.message);
       if (err instanceof DownloadError || err instanceof HubError) throw rpcError('DownloadFailed', err.message);
-      if (err instanceof Error && /SigLIP|not supported yet/i.test(err.message)) throw rpcError('UnsupportedModel', err.message);
+      // A checkpoint whose configuration the converter cannot run (another model family, an unsupported option).
+      if (err instanceof Error && /is not supported|unknown model_type|unknown architectures/i.test(err.message)) throw rpcError('UnsupportedModel', err.message);
       if (err instanceof Error && !('code' in err && typeof err.code === 'number')) throw rpcError('DownloadFailed', err.message);
       throw err;
     } finally {

@@ -27,8 +27,9 @@ type FlagValues = { [K in keyof typeof generationFlags]?: (typeof generationFlag
 export function generationOptions(v: FlagValues, maxNewTokens: number): GenerationOptions {
   const strategy = v.strategy ?? 'static';
   if (strategy !== 'static' && strategy !== 'dynamic') throw new UsageError(`--strategy must be "static" or "dynamic", got "${strategy}"`);
-  const alpha = v.alpha ?? 'white';
-  if (alpha !== 'white' && alpha !== 'drop') throw new UsageError(`--alpha must be "white" or "drop", got "${alpha}"`);
+  // Left unset when not given: each architecture has its own default (see GenerationOptions.alpha).
+  const alpha = v.alpha;
+  if (alpha !== undefined && alpha !== 'white' && alpha !== 'drop') throw new UsageError(`--alpha must be "white" or "drop", got "${alpha}"`);
   const steps = intFlag(v.steps, 'steps', 8);
   if (steps < 1) throw new UsageError('--steps must be at least 1');
   if (maxNewTokens < 1) throw new UsageError('the number of new tokens must be at least 1');
@@ -77,7 +78,10 @@ Options:
   --no-fused-commit      run each block's commit as its own forward pass (the official call pattern)
   --no-kv-cache          recompute the whole sequence every pass (slow; for comparisons)
   --temperature T, --top-k K, --top-p P, --seed N   sampling (default greedy)
-  --alpha white|drop     transparency: composite over white (default) or drop alpha like the official processor
+  --alpha white|drop     transparency: composite over white or drop alpha like the official processor (default:
+                         white for QwenVL models, drop — the official behaviour — for the SigLIP model)
+  --image-aspect-ratio pad|anyres_max_N   SigLIP model: override the config's image handling (the official
+                         evaluation driver uses pad whenever a prompt has several images)
   --provider P           auto|cpu|cuda|dml|coreml|webgpu (default cpu; falls back to cpu with a reason)
   --threads N            ONNX Runtime intra-op threads
   --json                 print one line: {"output_ids":[…],"forwards":{"prefill":n,"denoise":n,"commit":n}}`;
@@ -92,6 +96,7 @@ export const generateCommand: Command = {
       'prompt-ids': { type: 'string' },
       image: { type: 'string', multiple: true },
       'gen-length': { type: 'string' },
+      'image-aspect-ratio': { type: 'string' },
       json: { type: 'boolean' },
       ...generationFlags,
     }, false);
@@ -108,6 +113,7 @@ export const generateCommand: Command = {
       throw new UsageError('--prompt-ids must be a non-empty JSON array of integers');
     }
     const options = generationOptions(values, intFlag(values['gen-length'], 'gen-length', 128));
+    if (values['image-aspect-ratio'] !== undefined) options.imageAspectRatio = values['image-aspect-ratio'];
     const engine = await createEngine({
       modelDir: resolve(values.model),
       provider: providerFlag(values.provider, 'cpu'),
