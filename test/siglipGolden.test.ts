@@ -40,6 +40,7 @@ interface VisionCase {
   unpadded_map_shape?: number[];
 }
 interface GenCase {
+  context: string;
   prompt_ids: number[];
   images: string[];
   multi_image_mode: string | null;
@@ -286,6 +287,24 @@ test('generated ids identical to the official code on every case, fused and unfu
           assert.deepEqual({ prefill, denoise, commit }, c.forwards, `${name}: forward counts`);
         }
       }
+    }
+  } finally {
+    await engine.dispose();
+  }
+});
+
+test('ask: the qwen_2_5 prompt of the evaluation driver, and its pad handling for two images, give the official ids', async () => {
+  const modelDir = await ensureTinySiglipModel('fp32');
+  const engine = await createEngine({ modelDir, provider: 'cpu', threads: 1 });
+  try {
+    // Cases whose prompt the driver built from a plain question (c, j: one image anyres; g: two images, pad).
+    for (const name of ['c_img5large_static_b8_s8', 'g_pair_pad_static_b8_s8', 'j_img3tiny_static_b8_s8_g48']) {
+      const c = gen.cases[name];
+      const k = c.gen_kwargs;
+      const r = await engine.ask(
+        { question: c.context, images: c.images.map((f) => ({ path: image(f) })), options: { maxNewTokens: k.gen_length, steps: k.steps, blockSize: c.block_size, prefixCache: false } },
+      );
+      assert.deepEqual(r.outputIds, c.output_ids, name);
     }
   } finally {
     await engine.dispose();

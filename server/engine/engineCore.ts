@@ -82,7 +82,10 @@ export class EngineCore {
     const tok = this.requireTokenizer();
     const prompt = chatPrompt(req.question, req.images.length);
     const promptIds = tokenizeWithImages(prompt, (t) => tok.encode(t), this.m.tokens.imagePlaceholder);
-    return this.generateIds({ promptIds, images: req.images, options: req.options }, ctx);
+    // Questions take the official evaluation driver's path, which has its own image handling for several images.
+    const aspect = req.options?.imageAspectRatio ?? this.arch.driverAspectRatio(req.images.length);
+    const options = aspect === undefined ? req.options : { ...req.options, imageAspectRatio: aspect };
+    return this.generateIds({ promptIds, images: req.images, options }, ctx);
   }
 
   /**

@@ -44,5 +44,6 @@ export function qwenVLAdapter(m: QwenVLManifest, model: OrtModel): ArchAdapter {
     },
     promptIds: (ids) => ids,
     loop: { fullDiffusionSchedule: 'blockSize' },
+    driverAspectRatio: () => undefined,
   };
 }

@@ -112,5 +112,8 @@ export function siglipAdapter(m: SiglipManifest, model: OrtModel, modelDir: stri
     // literal <|endoftext|> in the prompt vanishes when images are present (not on the text-only path).
     promptIds: (ids, imageCount) => (imageCount > 0 ? ids.filter((id) => id !== m.tokens.pad) : ids),
     loop: { fullDiffusionSchedule: 'genLength' },
+    // The driver sets image_aspect_ratio = getattr(gen_kwargs, "image_aspect_ratio", "pad") for several images;
+    // getattr on a dict is always "pad": one grey-padded square view (729 rows + newline) per image.
+    driverAspectRatio: (imageCount) => (imageCount > 1 ? 'pad' : undefined),
   };
 }
