@@ -13,7 +13,7 @@ import { createEngine } from '../server/engine/engine';
 import { readManifest } from '../server/engine/manifest';
 import { rejects } from './helpers/assertRejects';
 import { fixturesDir } from './helpers/paths';
-import { SIGLIP_GOLDEN_DIMS, writeSiglipCheckpoint, type SiglipTinyOptions } from './helpers/tinySiglipCheckpoint';
+import { SIGLIP_GOLDEN_DIMS, writeSiglipCheckpoint, type SiglipTinyOptions } from './helpers/checkpoint/tinySiglipCheckpoint';
 import { ensureTinySiglipModel } from './helpers/tinySiglipModel';
 
 const work = mkdtemp(join(tmpdir(), 'dvl-siglip-'));

@@ -18,7 +18,7 @@ import { readManifest, type SiglipManifest } from '../server/engine/manifest';
 import { ropeInvFreq, ropeTables } from '../server/engine/rope';
 import { maxAbsDiff, readNpyF32 } from './helpers/npy';
 import { fixturesDir } from './helpers/paths';
-import { SIGLIP_GOLDEN_SAFETENSORS_SHA256 } from './helpers/tinySiglipCheckpoint';
+import { SIGLIP_GOLDEN_SAFETENSORS_SHA256 } from './helpers/checkpoint/tinySiglipCheckpoint';
 import { ensureTinySiglipCheckpoint, ensureTinySiglipModel } from './helpers/tinySiglipModel';
 
 const dir = join(fixturesDir, 'golden-siglip');

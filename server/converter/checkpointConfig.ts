@@ -3,6 +3,7 @@
  * preprocessor_config.json). Class defaults of the Python configs are deliberately NOT used for dimensions: a
  * missing `hidden_size` would silently become 3584 there (see the inference spec, config fields).
  */
+import { DiffusionVLError } from '../engine/errors';
 import type { VisionDims } from '../engine/manifest';
 
 export interface QwenVLTextConfig {
@@ -165,10 +166,10 @@ export function detectArchitecture(config: Json): 'diffusionvl_qwenvl' | 'diffus
   const archList = (archs ?? []) as string[];
   if (mt === SIGLIP_MODEL_TYPE || (mt === undefined && archList.includes(SIGLIP_ARCHITECTURE))) return SIGLIP_MODEL_TYPE;
   if (mt !== undefined && mt !== ACCEPTED_MODEL_TYPE) {
-    throw new Error(`config.json: unknown model_type ${JSON.stringify(mt)}; expected "${ACCEPTED_MODEL_TYPE}" or "${SIGLIP_MODEL_TYPE}"`);
+    throw new DiffusionVLError('unsupportedCheckpoint', `config.json: unknown model_type ${JSON.stringify(mt)}; expected "${ACCEPTED_MODEL_TYPE}" or "${SIGLIP_MODEL_TYPE}"`);
   }
   if (archs !== undefined && !archList.includes(ACCEPTED_ARCHITECTURE)) {
-    throw new Error(`config.json: unknown architectures ${JSON.stringify(archs)}; expected ["${ACCEPTED_ARCHITECTURE}"] or ["${SIGLIP_ARCHITECTURE}"]`);
+    throw new DiffusionVLError('unsupportedCheckpoint', `config.json: unknown architectures ${JSON.stringify(archs)}; expected ["${ACCEPTED_ARCHITECTURE}"] or ["${SIGLIP_ARCHITECTURE}"]`);
   }
   if (mt === undefined && archs === undefined) {
     throw new Error(`config.json: neither model_type nor architectures is set; expected model_type "${ACCEPTED_MODEL_TYPE}" or "${SIGLIP_MODEL_TYPE}"`);
@@ -179,7 +180,7 @@ export function detectArchitecture(config: Json): 'diffusionvl_qwenvl' | 'diffus
 /** Accepts a DiffusionVL-QwenVL config only (the SigLIP family has its own reader: siglipConfig.ts). */
 export function checkModelIdentity(config: Json): void {
   if (detectArchitecture(config) !== ACCEPTED_MODEL_TYPE) {
-    throw new Error(`config.json: model_type ${SIGLIP_MODEL_TYPE} is the SigLIP variant; it is read by the SigLIP checkpoint reader`);
+    throw new DiffusionVLError('unsupportedCheckpoint', `config.json: model_type ${SIGLIP_MODEL_TYPE} is the SigLIP variant; it is read by the SigLIP checkpoint reader`);
   }
 }
 

@@ -19,9 +19,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openCheckpoint } from '../../server/converter/checkpoint';
 import { numel } from '../../server/converter/safetensors';
-import { writeTinyCheckpoint } from '../../server/converter/tinyCheckpoint';
+import { writeTinyCheckpoint } from '../helpers/checkpoint/tinyCheckpoint';
 import { openSiglipCheckpoint } from '../../server/converter/siglipCheckpoint';
-import { SIGLIP_7B_DIMS, writeSiglipCheckpoint } from '../helpers/tinySiglipCheckpoint';
+import { SIGLIP_7B_DIMS, writeSiglipCheckpoint } from '../helpers/checkpoint/tinySiglipCheckpoint';
 import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 

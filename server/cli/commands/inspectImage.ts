@@ -1,4 +1,4 @@
-import { DEFAULT_MAX_INPUT_PIXELS, sha256OfFloat32 } from '../../engine/image';
+import { MAX_IMAGE_PIXELS, sha256OfFloat32 } from '../../engine/image';
 import { QWEN_IMAGE_DEFAULTS, preprocessImage } from '../../engine/arch/qwenvl/preprocess';
 import { checkAspectRatio, preprocessSiglip } from '../../engine/arch/siglip';
 import { readManifest } from '../../engine/manifest';
@@ -14,7 +14,7 @@ Options:
   --min-pixels N        lower bound on the resized pixel count (default ${QWEN_IMAGE_DEFAULTS.minPixels})
   --max-pixels N        upper bound on the resized pixel count (default ${QWEN_IMAGE_DEFAULTS.maxPixels})
   --alpha white|drop    composite transparency over white (default), or drop alpha as the official processor does
-  --max-input-pixels N  refuse images with more pixels than this (default ${DEFAULT_MAX_INPUT_PIXELS})
+  --max-input-pixels N  refuse images with more pixels than this (default ${MAX_IMAGE_PIXELS})
   --model DIR           preprocess for this converted model; for the SigLIP model (anyres tiling) --json prints
                         {"grid_rows_cols":[r,c],"num_views":V,"pixel_values_sha256":"<hex>"} (float32 [1,V,3,384,384])
   --image-aspect-ratio pad|anyres_max_N   SigLIP model: override its config
@@ -74,7 +74,7 @@ export const inspectImageCommand: Command = {
     const minPixels = positive(values['min-pixels'], 'min-pixels', bounds.minPixels);
     const maxPixels = positive(values['max-pixels'], 'max-pixels', bounds.maxPixels);
     if (minPixels > maxPixels) throw new UsageError(`--min-pixels (${minPixels}) is larger than --max-pixels (${maxPixels})`);
-    const maxInputPixels = positive(values['max-input-pixels'], 'max-input-pixels', DEFAULT_MAX_INPUT_PIXELS);
+    const maxInputPixels = positive(values['max-input-pixels'], 'max-input-pixels', MAX_IMAGE_PIXELS);
 
     const path = positionals[0];
     const r = await preprocessImage({ path }, { ...QWEN_IMAGE_DEFAULTS, minPixels, maxPixels, alpha, maxInputPixels });

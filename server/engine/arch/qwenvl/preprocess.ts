@@ -5,7 +5,8 @@
  */
 import { InputError, type ImageInput } from '../../api';
 import type { ImageConfig, VisionDims } from '../../manifest';
-import { DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_INPUT_PIXELS, decodeImage, type AlphaMode } from '../../image/decode';
+import { decodeImage, type AlphaMode } from '../../image/decode';
+import { MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS } from '../../image/limits';
 import { resizeBicubic } from '../../image/pillowResize';
 import { patchify, type PatchConfig } from './patches';
 import { smartResize } from './smartResize';
@@ -18,9 +19,9 @@ export interface PreprocessOptions extends PatchConfig {
   maxPixels: number;
   /** Default 'white'. 'drop' reproduces the official processor (PIL `convert("RGB")`). */
   alpha?: AlphaMode;
-  /** Default 100 megapixels. */
+  /** Default MAX_IMAGE_PIXELS. */
   maxInputPixels?: number;
-  /** Default 64 MiB. */
+  /** Default MAX_IMAGE_BYTES. */
   maxInputBytes?: number;
 }
 
@@ -78,8 +79,8 @@ export async function preprocessImage(input: ImageInput | Uint8Array, opts: Prep
   checkOptions(opts);
   const rgb = await decodeImage(input, {
     alpha: opts.alpha ?? 'white',
-    maxInputPixels: opts.maxInputPixels ?? DEFAULT_MAX_INPUT_PIXELS,
-    maxInputBytes: opts.maxInputBytes ?? DEFAULT_MAX_INPUT_BYTES,
+    maxInputPixels: opts.maxInputPixels ?? MAX_IMAGE_PIXELS,
+    maxInputBytes: opts.maxInputBytes ?? MAX_IMAGE_BYTES,
   });
   const [h, w] = smartResize(rgb.height, rgb.width, opts.patchSize * opts.mergeSize, opts.minPixels, opts.maxPixels);
   const resized = resizeBicubic(rgb, w, h);

@@ -7,7 +7,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { InputError, type ImageInput } from '../../api';
-import { DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_INPUT_PIXELS, decodeImageRaw, type AlphaMode } from '../../image/decode';
+import { decodeImageRaw, type AlphaMode } from '../../image/decode';
+import { MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS } from '../../image/limits';
 import type { RgbImage } from '../../image/pillowResize';
 import type { SiglipManifest } from '../../manifest';
 import type { OrtModel } from '../../ortModel';
@@ -43,7 +44,7 @@ export interface SiglipPreprocessed {
  * 'white' composites over white first, a deliberate difference users may prefer for transparent PNGs.
  */
 export async function preprocessSiglip(image: ImageInput | Uint8Array, m: Pick<SiglipManifest, 'image' | 'vision'>, aspectRatio: string, alpha: AlphaMode = 'drop'): Promise<SiglipPreprocessed> {
-  const raw = await decodeImageRaw(image, { maxInputPixels: DEFAULT_MAX_INPUT_PIXELS, maxInputBytes: DEFAULT_MAX_INPUT_BYTES });
+  const raw = await decodeImageRaw(image, { maxInputPixels: MAX_IMAGE_PIXELS, maxInputBytes: MAX_IMAGE_BYTES });
   let img: PilImage = pilImageOf(raw);
   if (alpha === 'white' && img.alpha) {
     const { rgb, alpha: a } = img;

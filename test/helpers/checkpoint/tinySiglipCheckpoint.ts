@@ -7,10 +7,10 @@
 import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { LegacyRandomState } from '../../server/converter/mt19937';
-import { pyFloat, pyJsonDumps, type PyJson } from '../../server/converter/pyJson';
-import { dtypeBytes, numel, type SafetensorsDtype } from '../../server/converter/safetensors';
-import { writeSafetensors, type TensorSource } from '../../server/converter/safetensorsWriter';
+import { LegacyRandomState } from './mt19937';
+import { pyFloat, pyJsonDumps, type PyJson } from './pyJson';
+import { dtypeBytes, numel, type SafetensorsDtype } from '../../../server/converter/safetensors';
+import { writeSafetensors, type TensorSource } from './safetensorsWriter';
 
 export interface SiglipTinyDims {
   vocab: number;
