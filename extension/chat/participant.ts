@@ -2,14 +2,15 @@ import * as vscode from 'vscode';
 import type { Sidecar } from '../client';
 import { errorText } from '../client';
 import { DESCRIBE_PROMPT } from '../describe';
-import { activeImageUri, IMAGE_EXTENSIONS, loadImage, toImageSource, type PickedImage } from '../images';
+import { IMAGE_EXTENSION_ALTERNATION } from '../../server/protocol/imageFiles';
+import { activeImageUri, loadImage, toImageSource, type PickedImage } from '../images';
 import { generationOptions } from '../settings';
 import type { AttachedImages } from './attachments';
 
 export const PARTICIPANT_ID = 'diffusionvl.chat';
 
 /** Image paths written in the prompt itself (`/ask images/flow.png Where does the arrow point?`), tried relative to each workspace folder. */
-const PATH_IN_TEXT = new RegExp(`(?:^|[\\s"'\`(])([^\\s"'\`()]+\\.(?:${IMAGE_EXTENSIONS.join('|')}))(?=$|[\\s"'\`),.?!:;])`, 'gi');
+const PATH_IN_TEXT = new RegExp(`(?:^|[\\s"'\`(])([^\\s"'\`()]+\\.(?:${IMAGE_EXTENSION_ALTERNATION}))(?=$|[\\s"'\`),.?!:;])`, 'gi');
 
 async function referencedInText(prompt: string): Promise<{ image: PickedImage; text: string } | undefined> {
   for (const m of prompt.matchAll(PATH_IN_TEXT)) {
