@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { expectedTensors, openCheckpoint } from '../server/converter/checkpoint';
 import { f32ToBf16Bits, f32ToF16Bits } from '../server/engine/half';
 import { readSafetensorsHeader, readTensorBytes, type SafetensorsDtype } from '../server/converter/safetensors';
-import { tinyTensorValues, writeTinyCheckpoint, type TinyCheckpointOptions } from '../server/converter/tinyCheckpoint';
+import { tinyTensorValues, writeTinyCheckpoint, type TinyCheckpointOptions } from './helpers/checkpoint/tinyCheckpoint';
 import { rejects } from './helpers/assertRejects';
 
 /** Small enough that each variant is a few hundred KB. */

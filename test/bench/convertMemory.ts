@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openCheckpoint } from '../../server/converter/checkpoint';
 import { numel } from '../../server/converter/safetensors';
-import { writeTinyCheckpoint } from '../../server/converter/tinyCheckpoint';
+import { writeTinyCheckpoint } from '../helpers/checkpoint/tinyCheckpoint';
 
 type Precision = 'fp32' | 'fp16' | 'int4';
 
