@@ -58,7 +58,7 @@ export function startServer(connection: Connection, opts: ServerOptions): void {
     updateSettings: (raw, source) => applySettings(raw, source),
     models,
     queue,
-    describer: new Describer({ guard, models, queue }),
+    describer: new Describer({ guard, models, queue, settings: () => store.current }),
     client: { resolveCodeActionEdit: false, documentChanges: false, workDoneProgress: false },
     statusChanged: () => notifier.schedule(),
     log,
