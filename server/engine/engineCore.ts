@@ -28,7 +28,7 @@ import { withFallback } from './providers';
 import { Xoshiro128 } from './rng';
 import { blockLayout } from './schedule';
 import { TextTokenizer } from './tokenizer';
-import { permuteUnits, visionLayout, visionRotary, windowMask } from './visionLayout';
+import { visionInputs } from './visionLayout';
 
 export interface RunContext {
   /** True once the caller cancelled this run. */
@@ -234,18 +234,7 @@ export class EngineCore {
   }
 
   private async encodeImage(pixels: Float32Array, grid: [number, number, number]): Promise<Float32Array> {
-    const v = this.m.vision;
-    const layout = visionLayout(grid, v);
-    const unit = v.spatialMergeSize * v.spatialMergeSize;
-    const rowLen = pixels.length / layout.numPatches;
-    const rot = visionRotary(layout, v);
-    return this.model.vision({
-      patches: permuteUnits(pixels, rowLen, unit, layout.windowIndex),
-      cos: permuteUnits(rot.cos, v.headDim, unit, layout.windowIndex),
-      sin: permuteUnits(rot.sin, v.headDim, unit, layout.windowIndex),
-      windowMask: windowMask(layout),
-      restoreIndex: layout.restoreIndex,
-    });
+    return this.model.vision(visionInputs(pixels, grid, this.m.vision));
   }
 
   private tokenizerChecked = false;

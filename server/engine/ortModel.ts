@@ -4,9 +4,10 @@ import * as ort from 'onnxruntime-node';
 import type { DecoderOutput, DiffusionModel, HeadOutput } from './diffusionModel';
 import type { EmbeddingTable } from './embeddings';
 import type { KvArray, KvCache } from './kvCache';
-import type { ModelManifest } from './manifest';
+import type { ModelManifest, VisionDims } from './manifest';
 import type { ConcreteProvider } from './providers';
 import { ropeInvFreq, ropeTables } from './rope';
+import { windowBatches, windowMask, type VisionInputs } from './visionLayout';
 
 /** ONNX Runtime sessions of a converted model folder (decoder, head, vision), used from the worker thread only. */
 export class OrtModel implements DiffusionModel {
@@ -30,7 +31,15 @@ export class OrtModel implements DiffusionModel {
     this.emptyKv = m.kvDtype === 'float16' ? new Uint16Array(0) : new Float32Array(0);
   }
 
-  static async load(dir: string, m: ModelManifest, provider: ConcreteProvider, embeddings: EmbeddingTable, threads?: number): Promise<OrtModel> {
+  /** `extra`: session options on top of the engine's (benchmarks: ORT's profiler). */
+  static async load(
+    dir: string,
+    m: ModelManifest,
+    provider: ConcreteProvider,
+    embeddings: EmbeddingTable,
+    threads?: number,
+    extra: ort.InferenceSession.SessionOptions = {},
+  ): Promise<OrtModel> {
     if (provider === 'cuda') checkCudaProviderInstalled();
     const options: ort.InferenceSession.SessionOptions = {
       executionProviders: [provider],
@@ -38,8 +47,9 @@ export class OrtModel implements DiffusionModel {
       // A GPU provider that cannot load is reported in EngineInfo; keep ORT's own error log off the console.
       ...(provider === 'cpu' ? {} : { logSeverityLevel: 4 as const }),
       ...(threads ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : {}),
+      ...extra,
     };
-    const create = (file: string) => ort.InferenceSession.create(join(dir, file), options);
+    const create = (file: string) => ort.InferenceSession.create(join(dir, file), { ...options, ...(extra.profileFilePrefix ? { profileFilePrefix: `${extra.profileFilePrefix}-${file.replace(/\.onnx$/, '')}` } : {}) });
     const decoder = await create(m.files.decoder);
     const lmHead = await create(m.files.lmHead);
     const vision = await create(m.files.vision);
@@ -87,25 +97,19 @@ export class OrtModel implements DiffusionModel {
     return { ids, probs: out.token_probs.data as Float32Array, logits: wantLogits ? (out.logits.data as Float32Array) : undefined };
   }
 
-  /** Image features [N/4, out] in raster order for one image whose inputs are already in window order. */
-  async vision(inputs: { patches: Float32Array; cos: Float32Array; sin: Float32Array; windowMask: Float32Array; restoreIndex: BigInt64Array }): Promise<Float32Array> {
-    const v = this.m.vision;
-    const n = inputs.cos.length / v.headDim;
-    const rowLen = inputs.patches.length / n;
-    const feeds = {
-      pixel_patches: new ort.Tensor('float32', inputs.patches, [n, rowLen]),
-      cos: new ort.Tensor('float32', inputs.cos, [n, v.headDim]),
-      sin: new ort.Tensor('float32', inputs.sin, [n, v.headDim]),
-      window_mask: new ort.Tensor('float32', inputs.windowMask, [n, n]),
-      full_mask: new ort.Tensor('float32', new Float32Array(n * n), [n, n]),
-      restore_index: new ort.Tensor('int64', inputs.restoreIndex, [inputs.restoreIndex.length]),
-    };
-    const out = await this.run(this.visionSession, feeds, ['image_features']);
+  /** Image features [N/4, out] in raster order for one image. */
+  async vision(inputs: VisionInputs): Promise<Float32Array> {
+    const out = await this.run(this.visionSession, visionFeeds(this.visionSession.inputNames, inputs, this.m.vision), ['image_features']);
     return out.image_features.data as Float32Array;
   }
 
   embedRow(id: number, dst: Float32Array, offset: number): void {
     this.embeddings.copyRow(id, dst, offset);
+  }
+
+  /** Ends ORT profiling on every session (when enabled): each writes its JSON trace. */
+  endProfiling(): void {
+    for (const s of [this.decoder, this.lmHead, this.visionSession]) s.endProfiling();
   }
 
   async release(): Promise<void> {
@@ -129,6 +133,31 @@ export class OrtModel implements DiffusionModel {
   }
 }
 
+
+/**
+ * The vision graph's feeds for one image. Graphs converted before window attention was batched per window take
+ * [N, N] additive masks (`window_mask`, `full_mask`) instead of the window batch layout; both still load.
+ */
+export function visionFeeds(inputNames: readonly string[], inputs: VisionInputs, v: VisionDims): Record<string, ort.Tensor> {
+  const { layout } = inputs;
+  const n = layout.numPatches;
+  const feeds: Record<string, ort.Tensor> = {
+    pixel_patches: new ort.Tensor('float32', inputs.patches, [n, inputs.patches.length / n]),
+    cos: new ort.Tensor('float32', inputs.cos, [n, v.headDim]),
+    sin: new ort.Tensor('float32', inputs.sin, [n, v.headDim]),
+    restore_index: new ort.Tensor('int64', layout.restoreIndex, [layout.restoreIndex.length]),
+  };
+  if (inputNames.includes('window_mask')) {
+    feeds.window_mask = new ort.Tensor('float32', windowMask(layout), [n, n]);
+    feeds.full_mask = new ort.Tensor('float32', new Float32Array(n * n), [n, n]);
+  } else {
+    const b = windowBatches(layout, v);
+    feeds.window_gather = new ort.Tensor('int64', b.gather, [b.gather.length]);
+    feeds.window_scatter = new ort.Tensor('int64', b.scatter, [n]);
+    feeds.window_bias = new ort.Tensor('float32', b.bias, [b.windows, 1, 1, b.bias.length / b.windows]);
+  }
+  return feeds;
+}
 
 /**
  * onnxruntime-node ships its CUDA provider as a separate download (`npm run gpu:cuda`). Checking for the library

@@ -8,7 +8,7 @@ import { OrtModel } from '../engine/ortModel';
 import { chatPrompt, tokenizeWithImages } from '../engine/prompt';
 import { range } from '../engine/rope';
 import { TextTokenizer } from '../engine/tokenizer';
-import { permuteUnits, visionLayout, visionRotary, windowMask } from '../engine/visionLayout';
+import { visionInputs } from '../engine/visionLayout';
 
 /**
  * Greedy autoregressive decoding on a converted model's ONNX graphs: the baseline the block-diffusion model is
@@ -43,16 +43,7 @@ export class ArDecoder {
     const m = this.m;
     const h = m.text.hiddenSize;
     const pre = await preprocessImage(png, preprocessOptionsFor(m.image, m.vision));
-    const layout = visionLayout(pre.gridThw, m.vision);
-    const unit = m.vision.spatialMergeSize ** 2;
-    const rot = visionRotary(layout, m.vision);
-    const feats = await this.model.vision({
-      patches: permuteUnits(pre.pixelValues, pre.pixelValues.length / layout.numPatches, unit, layout.windowIndex),
-      cos: permuteUnits(rot.cos, m.vision.headDim, unit, layout.windowIndex),
-      sin: permuteUnits(rot.sin, m.vision.headDim, unit, layout.windowIndex),
-      windowMask: windowMask(layout),
-      restoreIndex: layout.restoreIndex,
-    });
+    const feats = await this.model.vision(visionInputs(pre.pixelValues, pre.gridThw, m.vision));
     const ids = tokenizeWithImages(chatPrompt(question, 1), (t) => this.tok.encode(t), m.tokens.imagePlaceholder);
     const imageRows = feats.length / h;
     const promptLen = ids.length - 1 + imageRows;

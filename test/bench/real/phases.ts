@@ -23,13 +23,19 @@ export interface ForwardJob {
   repeats: number;
 }
 
+interface ForwardTiming {
+  forwardMs: number;
+  headMs: number;
+  cpuMs: number;
+}
+
 export interface ForwardResult {
   loadMs: number;
   rssAfterLoad: number;
   past: number;
-  /** Median ms of decoder + head for a block of 8 rows and for 1 row; the head alone for each. */
-  rows8: { forwardMs: number; headMs: number };
-  rows1: { forwardMs: number; headMs: number };
+  /** Median ms of decoder + head for a block of 8 rows and for 1 row; the head alone; process CPU ms (all threads). */
+  rows8: ForwardTiming;
+  rows1: ForwardTiming;
 }
 
 /**
@@ -50,24 +56,30 @@ export async function measureForwards(job: ForwardJob): Promise<ForwardResult> {
     const h = m.text.hiddenSize;
     const embeds = new Float32Array(8 * h);
     for (let r = 0; r < 8; r++) emb.copyRow(m.tokens.mask, embeds, r * h);
-    const once = async (rows: number): Promise<{ forwardMs: number; headMs: number }> => {
+    const once = async (rows: number): Promise<ForwardTiming> => {
+      const c = process.cpuUsage();
       const t = performance.now();
       const out = await model.decode(embeds.subarray(0, rows * h), range(job.past, job.past + rows), openMask(rows, job.past), cache, false);
       const th = performance.now();
       await model.head(out.hidden, false);
       const end = performance.now();
-      return { forwardMs: end - t, headMs: end - th };
+      const cpu = process.cpuUsage(c);
+      return { forwardMs: end - t, headMs: end - th, cpuMs: (cpu.user + cpu.system) / 1000 };
     };
     await once(8); // warm-up: first-run allocations of both shapes
     await once(1);
-    const r8: { forwardMs: number; headMs: number }[] = [];
-    const r1: { forwardMs: number; headMs: number }[] = [];
+    const r8: ForwardTiming[] = [];
+    const r1: ForwardTiming[] = [];
     for (let i = 0; i < job.repeats; i++) {
       // Interleaved, so a busy moment on a shared machine hits both alike.
       r8.push(await once(8));
       r1.push(await once(1));
     }
-    const med = (xs: { forwardMs: number; headMs: number }[]) => ({ forwardMs: median(xs.map((x) => x.forwardMs)), headMs: median(xs.map((x) => x.headMs)) });
+    const med = (xs: ForwardTiming[]): ForwardTiming => ({
+      forwardMs: median(xs.map((x) => x.forwardMs)),
+      headMs: median(xs.map((x) => x.headMs)),
+      cpuMs: median(xs.map((x) => x.cpuMs)),
+    });
     return { loadMs, rssAfterLoad, past: job.past, rows8: med(r8), rows1: med(r1) };
   } finally {
     await model.release();

@@ -9,7 +9,7 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { ExecutionProvider } from '../../../server/engine/api';
 import { readManifest, type ModelManifest, type Precision } from '../../../server/engine/manifest';
@@ -99,6 +99,7 @@ async function main(): Promise<void> {
   const textLayers = opts.text!.numLayers!;
   const label = `${args.shape}-${textLayers}L`;
   const t0 = Date.now();
+  const loadBefore = loadavg()[0];
 
   // 1. Checkpoint (cached).
   const ckpt = checkpointDir(label, opts);
@@ -153,7 +154,8 @@ async function main(): Promise<void> {
     rows1: (dec + head) / (fwd.rows1.forwardMs * 1e6) / rateAt(1).gflops,
   };
   const result = {
-    machine: { cpus: availableParallelism(), threads: args.threads, provider: args.provider, node: process.version },
+    // The 1-minute load average at the start and the end: other work on a shared machine slows every phase.
+    machine: { cpus: availableParallelism(), threads: args.threads, provider: args.provider, node: process.version, loadAverage: [loadBefore, loadavg()[0]] },
     shape: args.shape,
     release: shape.release,
     textLayers,
@@ -177,13 +179,14 @@ async function main(): Promise<void> {
 
   const line = (name: string, value: string, detail = '') => console.log(`${name.padEnd(30)} ${value.padStart(12)}   ${detail}`);
   console.log(`\n${shape.release} shape, ${args.precision}, ${textLayers} text layers / ${opts.vision!.depth} vision blocks; ${args.provider}, ${args.threads} threads on ${availableParallelism()} CPUs`);
+  console.log(`load average ${result.machine.loadAverage.map((x) => x.toFixed(1)).join(' → ')} (other processes on this machine during the run)`);
   line('checkpoint (bf16)', gib(written.bytes), written.seconds === null ? 'cached' : `generated in ${written.seconds.toFixed(0)} s`);
   line('conversion', `${conv.seconds.toFixed(0)} s`, `peak RSS ${gib(conv.peakRss)}${existsSync(record) && conv.at ? ` (converted ${conv.at})` : ''}`);
   line('load (sessions)', ms(fwd.loadMs), `RSS ${gib(fwd.rssAfterLoad)}; engine (worker) ${ms(ask.loadMs)}, RSS ${gib(ask.rssAfterLoad)}`);
   for (const v of result.vision) line(`vision ${v.image}`, ms(v.visionMs), `${v.imageTokens} image tokens`);
   line('prefill', ms(a.prefillMs), `${a.prefillRows} of ${a.promptTokens} prompt tokens (${((a.prefillRows * 1000) / a.prefillMs).toFixed(0)} tokens/s)`);
-  line('8-row forward', ms(fwd.rows8.forwardMs), `decoder + head (head ${ms(fwd.rows8.headMs)}), ${fwd.past} cached positions`);
-  line('1-row forward', ms(fwd.rows1.forwardMs), `decoder + head (head ${ms(fwd.rows1.headMs)})`);
+  line('8-row forward', ms(fwd.rows8.forwardMs), `decoder + head (head ${ms(fwd.rows8.headMs)}), ${fwd.past} cached positions; ${ms(fwd.rows8.cpuMs)} process CPU`);
+  line('1-row forward', ms(fwd.rows1.forwardMs), `decoder + head (head ${ms(fwd.rows1.headMs)}); ${ms(fwd.rows1.cpuMs)} process CPU`);
   line('8-row / 1-row', `${result.forwards.ratio.toFixed(2)}×`, 'block diffusion pays this per forward over one-token decoding');
   line('decode, static remasking', `${tokS.toFixed(2)} tok/s`, `${a.generatedTokens} tokens in ${(a.decodeMs / 1000).toFixed(1)} s, ${decForwards} forwards (${ms(perForwardMs)} each)`);
   line('  implied at 2 tokens/forward', `${implied(2).toFixed(2)} tok/s`, 'from the 8-row forward');
