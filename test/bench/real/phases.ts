@@ -105,6 +105,8 @@ export interface AskPhase {
   prefillRows: number;
   decodeMs: number;
   totalMs: number;
+  /** Process CPU ms of the whole ask, all threads (robust to other load on the machine, unlike wall time). */
+  cpuMs: number;
   generatedTokens: number;
   forwards: GenerationResult['stats']['forwards'];
 }
@@ -115,7 +117,7 @@ export interface AskResult {
   /** Peak RSS of the process through load and the whole ask. */
   askPeakRss: number;
   ask: AskPhase;
-  vision: { image: string; imageTokens: number; visionMs: number }[];
+  vision: { image: string; imageTokens: number; visionMs: number; cpuMs: number }[];
 }
 
 /** What the product does for one screenshot question, through the public engine (worker thread included). */
@@ -130,8 +132,14 @@ export async function measureAsk(job: AskJob): Promise<AskResult> {
     const pre = await preprocessImage({ path }, preprocessOptionsFor(m.image, m.vision));
     return (pre.gridThw[0] * pre.gridThw[1] * pre.gridThw[2]) / m.vision.spatialMergeSize ** 2;
   };
+  const cpuMs = async <T>(f: () => Promise<T>): Promise<[T, number]> => {
+    const c = process.cpuUsage();
+    const r = await f();
+    const u = process.cpuUsage(c);
+    return [r, (u.user + u.system) / 1000];
+  };
   try {
-    const r = await engine.ask({ images: [{ path: job.image }], question: job.question, options: { maxNewTokens: job.maxNewTokens, strategy: 'static', prefixCache: false } });
+    const [r, askCpu] = await cpuMs(() => engine.ask({ images: [{ path: job.image }], question: job.question, options: { maxNewTokens: job.maxNewTokens, strategy: 'static', prefixCache: false } }));
     const askPeakRss = peakRss();
     const textIds = tokenizeWithImages(chatPrompt(job.question, 1), (t) => tok.encode(t), m.tokens.imagePlaceholder);
     const imgTokens = await imageTokens(job.image);
@@ -145,13 +153,15 @@ export async function measureAsk(job: AskJob): Promise<AskResult> {
       prefillRows: Math.floor(promptTokens / m.blockSize) * m.blockSize,
       decodeMs: t.decodeMs,
       totalMs: t.totalMs,
+      cpuMs: askCpu,
       generatedTokens: r.stats.generatedTokens,
       forwards: r.stats.forwards,
     };
     const vision: AskResult['vision'] = [];
     for (const image of job.visionOnly) {
-      const v = await engine.ask({ images: [{ path: image }], question: job.question, options: { maxNewTokens: m.blockSize, prefixCache: false } });
-      vision.push({ image, imageTokens: await imageTokens(image), visionMs: v.stats.timings.visionMs });
+      // A one-block answer: vision is read from the stats; the CPU figure covers the whole (short) ask.
+      const [v, cpu] = await cpuMs(() => engine.ask({ images: [{ path: image }], question: job.question, options: { maxNewTokens: m.blockSize, prefixCache: false } }));
+      vision.push({ image, imageTokens: await imageTokens(image), visionMs: v.stats.timings.visionMs, cpuMs: cpu });
     }
     return { loadMs, rssAfterLoad, askPeakRss, ask, vision };
   } finally {

@@ -191,7 +191,7 @@ async function main(): Promise<void> {
   line('decode, static remasking', `${tokS.toFixed(2)} tok/s`, `${a.generatedTokens} tokens in ${(a.decodeMs / 1000).toFixed(1)} s, ${decForwards} forwards (${ms(perForwardMs)} each)`);
   line('  implied at 2 tokens/forward', `${implied(2).toFixed(2)} tok/s`, 'from the 8-row forward');
   line('  implied at 3 tokens/forward', `${implied(3).toFixed(2)} tok/s`, `(1-row decoding: ${(1000 / fwd.rows1.forwardMs).toFixed(2)} tok/s)`);
-  line('screenshot question, 128 tok', `${(a.totalMs / 1000).toFixed(1)} s`, `vision + prefill ${((a.visionMs + a.prefillMs) / 1000).toFixed(1)} s, decoding ${(a.decodeMs / 1000).toFixed(1)} s`);
+  line('screenshot question, 128 tok', `${(a.totalMs / 1000).toFixed(1)} s`, `vision + prefill ${((a.visionMs + a.prefillMs) / 1000).toFixed(1)} s, decoding ${(a.decodeMs / 1000).toFixed(1)} s; ${(a.cpuMs / 1000).toFixed(1)} s process CPU`);
   line('peak RSS of the ask', gib(ask.askPeakRss), 'load + vision + prefill + 128 tokens, one process');
   console.log(`\nMatMulNBits micro-benchmark: one linear [${micro.n}×${micro.k}] as the converter writes it (${(micro.weightBytes / 2 ** 20).toFixed(0)} MiB of weights)`);
   for (const r of micro.byRows) line(`  M = ${r.m}`, `${r.gflops.toFixed(1)} GFLOP/s`, `${r.ms.toFixed(2)} ms${r.m === 1 ? `, ${(micro.weightBytes / (r.ms * 1e6)).toFixed(1)} GB/s of weights` : ''}`);
