@@ -8,12 +8,12 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { preprocessImage, preprocessOptionsFor } from '../server/engine/image';
+import { preprocessImage, preprocessOptionsFor } from '../server/engine/arch/qwenvl/preprocess';
 import { halfToFloat } from '../server/engine/half';
-import { readManifest, type ModelManifest, type Precision } from '../server/engine/manifest';
+import { asQwenVL, readManifest, type QwenVLManifest as ModelManifest, type Precision } from '../server/engine/manifest';
 import { ropeInvFreq, ropeTables } from '../server/engine/rope';
-import { visionInputs } from '../server/engine/visionLayout';
-import { visionFeeds } from '../server/engine/ortModel';
+import { visionFeeds } from '../server/engine/arch/qwenvl';
+import { visionLayout } from '../server/engine/arch/qwenvl/visionLayout';
 import { maxAbsDiff, readNpyF32 } from './helpers/npy';
 import { goldenDir } from './helpers/paths';
 import { ensureTinyModel } from './helpers/tinyModel';
@@ -45,9 +45,8 @@ async function visionFeatures(s: ort.InferenceSession, m: ModelManifest, name: s
   const [base, variant] = name.split('@');
   const bounds = variant === 'qwen_default_minmax' ? { minPixels: 3136, maxPixels: 1003520 } : {};
   const pre = await preprocessImage({ path: join(goldenDir, 'images', `${base}.png`) }, { ...preprocessOptionsFor(m.image, m.vision, 'drop'), ...bounds });
-  const inputs = visionInputs(pre.pixelValues, pre.gridThw, m.vision);
-  const out = await s.run(visionFeeds(s.inputNames, inputs, m.vision));
-  return { data: out.image_features.data as Float32Array, windowIndex: inputs.layout.windowIndex };
+  const out = await s.run(visionFeeds(s.inputNames, m.vision, pre.pixelValues, pre.gridThw));
+  return { data: out.image_features.data as Float32Array, windowIndex: visionLayout(pre.gridThw, m.vision).windowIndex };
 }
 
 /** Block-causal additive mask over absolute positions [past, past+rows) × [0, past+rows). */
@@ -129,7 +128,7 @@ interface Agreement {
 
 async function measure(precision: Precision): Promise<Agreement> {
   const dir = await ensureTinyModel(precision);
-  const m = readManifest(dir);
+  const m = asQwenVL(readManifest(dir));
   const vision = await session(dir, m.files.vision);
   const decoder = await session(dir, m.files.decoder);
   const head = await session(dir, m.files.lmHead);

@@ -4,10 +4,9 @@ import * as ort from 'onnxruntime-node';
 import type { DecoderOutput, DiffusionModel, HeadOutput } from './diffusionModel';
 import type { EmbeddingTable } from './embeddings';
 import type { KvArray, KvCache } from './kvCache';
-import type { ModelManifest, VisionDims } from './manifest';
+import type { ModelManifest } from './manifest';
 import type { ConcreteProvider } from './providers';
 import { ropeInvFreq, ropeTables } from './rope';
-import { windowBatches, windowMask, type VisionInputs } from './visionLayout';
 
 /** ONNX Runtime sessions of a converted model folder (decoder, head, vision), used from the worker thread only. */
 export class OrtModel implements DiffusionModel {
@@ -31,7 +30,7 @@ export class OrtModel implements DiffusionModel {
     this.emptyKv = m.kvDtype === 'float16' ? new Uint16Array(0) : new Float32Array(0);
   }
 
-  /** `extra`: session options on top of the engine's (benchmarks: ORT's profiler). */
+  /** `extra`: session options on top of the engine's (benchmarks: ORT's profiler, thread settings). */
   static async load(
     dir: string,
     m: ModelManifest,
@@ -49,7 +48,9 @@ export class OrtModel implements DiffusionModel {
       ...(threads ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : {}),
       ...extra,
     };
-    const create = (file: string) => ort.InferenceSession.create(join(dir, file), { ...options, ...(extra.profileFilePrefix ? { profileFilePrefix: `${extra.profileFilePrefix}-${file.replace(/\.onnx$/, '')}` } : {}) });
+    // One profile per graph: the prefix names the graph.
+    const profile = (file: string) => (extra.profileFilePrefix ? { profileFilePrefix: `${extra.profileFilePrefix}-${file.replace(/\.onnx$/, '')}` } : {});
+    const create = (file: string) => ort.InferenceSession.create(join(dir, file), { ...options, ...profile(file) });
     const decoder = await create(m.files.decoder);
     const lmHead = await create(m.files.lmHead);
     const vision = await create(m.files.vision);
@@ -97,19 +98,24 @@ export class OrtModel implements DiffusionModel {
     return { ids, probs: out.token_probs.data as Float32Array, logits: wantLogits ? (out.logits.data as Float32Array) : undefined };
   }
 
-  /** Image features [N/4, out] in raster order for one image. */
-  async vision(inputs: VisionInputs): Promise<Float32Array> {
-    const out = await this.run(this.visionSession, visionFeeds(this.visionSession.inputNames, inputs, this.m.vision), ['image_features']);
-    return out.image_features.data as Float32Array;
+  /** One run of the architecture's vision graph (its adapter in engine/arch/ builds the feeds); returns `fetch`. */
+  async runVision(feeds: Record<string, ort.Tensor>, fetch: string): Promise<Float32Array> {
+    const out = await this.run(this.visionSession, feeds, [fetch]);
+    return out[fetch].data as Float32Array;
   }
 
-  embedRow(id: number, dst: Float32Array, offset: number): void {
-    this.embeddings.copyRow(id, dst, offset);
+  /** The vision graph's input names (its adapter feeds what the converted graph declares). */
+  get visionInputNames(): readonly string[] {
+    return this.visionSession.inputNames;
   }
 
   /** Ends ORT profiling on every session (when enabled): each writes its JSON trace. */
   endProfiling(): void {
     for (const s of [this.decoder, this.lmHead, this.visionSession]) s.endProfiling();
+  }
+
+  embedRow(id: number, dst: Float32Array, offset: number): void {
+    this.embeddings.copyRow(id, dst, offset);
   }
 
   async release(): Promise<void> {
@@ -133,31 +139,6 @@ export class OrtModel implements DiffusionModel {
   }
 }
 
-
-/**
- * The vision graph's feeds for one image. Graphs converted before window attention was batched per window take
- * [N, N] additive masks (`window_mask`, `full_mask`) instead of the window batch layout; both still load.
- */
-export function visionFeeds(inputNames: readonly string[], inputs: VisionInputs, v: VisionDims): Record<string, ort.Tensor> {
-  const { layout } = inputs;
-  const n = layout.numPatches;
-  const feeds: Record<string, ort.Tensor> = {
-    pixel_patches: new ort.Tensor('float32', inputs.patches, [n, inputs.patches.length / n]),
-    cos: new ort.Tensor('float32', inputs.cos, [n, v.headDim]),
-    sin: new ort.Tensor('float32', inputs.sin, [n, v.headDim]),
-    restore_index: new ort.Tensor('int64', layout.restoreIndex, [layout.restoreIndex.length]),
-  };
-  if (inputNames.includes('window_mask')) {
-    feeds.window_mask = new ort.Tensor('float32', windowMask(layout), [n, n]);
-    feeds.full_mask = new ort.Tensor('float32', new Float32Array(n * n), [n, n]);
-  } else {
-    const b = windowBatches(layout, v);
-    feeds.window_gather = new ort.Tensor('int64', b.gather, [b.gather.length]);
-    feeds.window_scatter = new ort.Tensor('int64', b.scatter, [n]);
-    feeds.window_bias = new ort.Tensor('float32', b.bias, [b.windows, 1, 1, b.bias.length / b.windows]);
-  }
-  return feeds;
-}
 
 /**
  * onnxruntime-node ships its CUDA provider as a separate download (`npm run gpu:cuda`). Checking for the library

@@ -1,4 +1,5 @@
 import { DEFAULT_PROVIDER, EXECUTION_PROVIDERS, type ExecutionProvider } from '../engine/api';
+import { checkNumericOption, checkStrategy, GENERATION_OPTIONS as G, type GenerationOptions, type NumericOption, type RemaskingStrategy } from '../engine/generationOptions';
 import { DefaultPrompts, SETTINGS_SECTION, type ServerSettings } from '../protocol';
 
 /** Defaults of the server's settings; package.json's `contributes.configuration` is checked against these by a test. */
@@ -34,6 +35,23 @@ const provider: Rule<ExecutionProvider> = (v, name) => {
   if (EXECUTION_PROVIDERS.includes(v as ExecutionProvider)) return v as ExecutionProvider;
   throw new Error(`${name} must be one of ${EXECUTION_PROVIDERS.join(', ')}, got ${JSON.stringify(v)}`);
 };
+/** A generation default, checked against the engine's table but reported under the setting's name. */
+function option(name: NumericOption): Rule<number> {
+  return (v, setting) => {
+    try {
+      return checkNumericOption(name, v);
+    } catch (err) {
+      throw new Error(`${setting}${(err as Error).message.slice(name.length)}`);
+    }
+  };
+}
+const remasking: Rule<RemaskingStrategy> = (v, setting) => {
+  try {
+    return checkStrategy(v);
+  } catch (err) {
+    throw new Error(`${setting}${(err as Error).message.slice('strategy'.length)}`);
+  }
+};
 /** Optional settings: null or '' clears them (back to the default behaviour). */
 function optional<T>(rule: Rule<T>): Rule<T | undefined> {
   return (v, name) => (v === null || v === '' ? undefined : rule(v, name));
@@ -44,8 +62,12 @@ const RULES = {
   executionProvider: provider,
   threads: optional(num(1, 256, true)),
   idleUnloadMinutes: num(0, 7 * 24 * 60),
-  hover: { enabled: bool, prompt: text, maxNewTokens: num(1, 1024, true) },
-  altText: { prompt: text, maxChars: num(16, 1000, true), maxNewTokens: num(1, 1024, true) },
+  steps: optional(option('steps')),
+  remasking: optional(remasking),
+  confidenceThreshold: optional(option('threshold')),
+  maxNewTokens: optional(option('maxNewTokens')),
+  hover: { enabled: bool, prompt: text, maxNewTokens: num(G.maxNewTokens.min, G.maxNewTokens.max, true) },
+  altText: { prompt: text, maxChars: num(16, 1000, true), maxNewTokens: num(G.maxNewTokens.min, G.maxNewTokens.max, true) },
 } satisfies { [K in keyof ServerSettings]-?: Rule<ServerSettings[K]> | { [F in keyof ServerSettings[K]]: Rule<ServerSettings[K][F]> } };
 
 export interface SettingsChange {
@@ -58,7 +80,7 @@ export interface SettingsChange {
 /**
  * The server's one settings store. Every source (start-up defaults and `serve --model`, initializationOptions,
  * `workspace/configuration` pulls, `didChangeConfiguration` pushes) is an update applied over what the store holds, so
- * a client that sends only what changed keeps everything it set before. Keys absent from an update keep their value;
+ * a client that sends only what changed keeps everything it set before. Keys absent (or undefined) in an update keep their value;
  * unknown keys are ignored; a malformed value is refused with a message and the previous value stays.
  */
 export class SettingsStore {
@@ -79,7 +101,7 @@ export class SettingsStore {
     const prev = this.value;
     const next = structuredClone(prev) as unknown as Record<string, unknown>;
     for (const [key, rule] of Object.entries(RULES)) {
-      if (!(key in raw)) continue;
+      if (raw[key] === undefined) continue;
       const name = `${SETTINGS_SECTION}.${key}`;
       if (typeof rule === 'function') {
         try {
@@ -96,7 +118,7 @@ export class SettingsStore {
       }
       const target = next[key] as Record<string, unknown>;
       for (const [field, fieldRule] of Object.entries(rule)) {
-        if (!(field in part)) continue;
+        if (part[field] === undefined) continue;
         try {
           target[field] = (fieldRule as Rule<unknown>)(part[field], `${name}.${field}`);
         } catch (err) {
@@ -105,8 +127,7 @@ export class SettingsStore {
       }
     }
     this.value = next as unknown as ServerSettings;
-    if (this.value.modelPath === undefined) delete this.value.modelPath;
-    if (this.value.threads === undefined) delete this.value.threads;
+    for (const key of Object.keys(this.value) as (keyof ServerSettings)[]) if (this.value[key] === undefined) delete this.value[key];
     return { model: modelSettingsChanged(prev, this.value), problems };
   }
 }
@@ -114,4 +135,11 @@ export class SettingsStore {
 /** True when the change needs the model reloaded. */
 export function modelSettingsChanged(a: ServerSettings, b: ServerSettings): boolean {
   return a.modelPath !== b.modelPath || a.executionProvider !== b.executionProvider || a.threads !== b.threads;
+}
+
+/** The generation defaults the settings hold, as request options (setting names → the engine's option names). */
+export function generationDefaults(s: ServerSettings): GenerationOptions {
+  const o: GenerationOptions = { steps: s.steps, strategy: s.remasking, threshold: s.confidenceThreshold, maxNewTokens: s.maxNewTokens };
+  for (const key of Object.keys(o) as (keyof GenerationOptions)[]) if (o[key] === undefined) delete o[key];
+  return o;
 }

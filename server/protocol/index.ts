@@ -185,7 +185,7 @@ export interface DownloadStatus {
 // diffusionvl/prepareModel
 
 /** Releases this server can convert and run. */
-export const SUPPORTED_REPOS = ['hustvl/DiffusionVL-Qwen2.5VL-3B', 'hustvl/DiffusionVL-Qwen2.5VL-7B'] as const;
+export const SUPPORTED_REPOS = ['hustvl/DiffusionVL-Qwen2.5VL-3B', 'hustvl/DiffusionVL-Qwen2.5VL-7B', 'hustvl/DiffusionVL-Qwen2.5-7B'] as const;
 export const DEFAULT_REPO = SUPPORTED_REPOS[0];
 export const DEFAULT_ENDPOINT = 'https://huggingface.co';
 
@@ -235,6 +235,14 @@ export interface ServerSettings {
   threads?: number;
   /** Unload the model after this many idle minutes; 0 = never. */
   idleUnloadMinutes: number;
+  /** Generation defaults for requests that leave them out (a request's `options` win); unset: the engine's. */
+  steps?: number;
+  /** The remasking strategy (`options.strategy` on a request). */
+  remasking?: 'static' | 'dynamic';
+  /** Threshold of the dynamic strategy (`options.threshold` on a request). */
+  confidenceThreshold?: number;
+  /** Longest answer, in tokens (hovers and alt text have their own budgets below). */
+  maxNewTokens?: number;
   hover: { enabled: boolean; prompt: string; maxNewTokens: number };
   altText: { prompt: string; maxChars: number; maxNewTokens: number };
 }

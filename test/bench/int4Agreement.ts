@@ -12,10 +12,10 @@ import { join } from 'node:path';
 import { fromBinary } from '@bufbuild/protobuf';
 import { convertCheckpoint } from '../../server/converter/convert';
 import { ModelProtoSchema, type TensorProto } from '../../server/converter/onnx/gen/onnx_pb';
-import { writeSafetensors, type TensorSource } from '../../server/converter/safetensorsWriter';
+import { writeSafetensors, type TensorSource } from '../helpers/checkpoint/safetensorsWriter';
 import type { GenerationResult } from '../../server/engine/api';
 import { createEngine } from '../../server/engine/engine';
-import { readManifest, type ModelManifest } from '../../server/engine/manifest';
+import { asQwenVL, readManifest, type QwenVLManifest as ModelManifest } from '../../server/engine/manifest';
 import { drawItems, isCorrect } from '../../server/synthetic/generator';
 import { renderPng } from '../../server/synthetic/render';
 import { repoRoot } from '../helpers/paths';
@@ -170,7 +170,7 @@ function checkRoundTrip(m: ModelManifest, dir: string): void {
 async function main(): Promise<void> {
   const seed = Number(opt('seed', '1'));
   const count = Number(opt('count', '100'));
-  const m = readManifest(source);
+  const m = asQwenVL(readManifest(source));
   const ckpt = join(work, 'checkpoint');
   await rebuildCheckpoint(m, ckpt);
   await convertCheckpoint(ckpt, join(work, 'fp32'), { precision: 'fp32' });

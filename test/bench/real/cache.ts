@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeTinyCheckpoint, type TinyCheckpointOptions } from '../../../server/converter/tinyCheckpoint';
+import { writeTinyCheckpoint, type TinyCheckpointOptions } from '../../helpers/checkpoint/tinyCheckpoint';
 import { repoRoot } from '../../helpers/paths';
 
 /** Everything bench:real generates lives here (ignored by git); reruns reuse it. */

@@ -1,4 +1,4 @@
-import type { ModelManifest } from '../../../server/engine/manifest';
+import type { QwenVLManifest as ModelManifest } from '../../../server/engine/manifest';
 
 /**
  * Multiply-add work of the linear layers (2 flops per weight per row), the part int4 kernels run. Attention

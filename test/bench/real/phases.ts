@@ -2,9 +2,9 @@ import { join } from 'node:path';
 import type { ExecutionProvider, GenerationResult } from '../../../server/engine/api';
 import { createEngine } from '../../../server/engine/engine';
 import { EmbeddingTable } from '../../../server/engine/embeddings';
-import { preprocessImage, preprocessOptionsFor } from '../../../server/engine/image';
+import { preprocessImage, preprocessOptionsFor } from '../../../server/engine/arch/qwenvl/preprocess';
 import { KvCache } from '../../../server/engine/kvCache';
-import { readManifest } from '../../../server/engine/manifest';
+import { asQwenVL, readManifest } from '../../../server/engine/manifest';
 import { openMask } from '../../../server/engine/masks';
 import { OrtModel } from '../../../server/engine/ortModel';
 import { chatPrompt, tokenizeWithImages } from '../../../server/engine/prompt';
@@ -122,7 +122,7 @@ export interface AskResult {
 
 /** What the product does for one screenshot question, through the public engine (worker thread included). */
 export async function measureAsk(job: AskJob): Promise<AskResult> {
-  const m = readManifest(job.modelDir);
+  const m = asQwenVL(readManifest(job.modelDir));
   const t0 = performance.now();
   const engine = await createEngine({ modelDir: job.modelDir, provider: job.provider, threads: job.threads });
   const loadMs = performance.now() - t0;

@@ -7,13 +7,13 @@ import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EmbeddingTable } from '../../../server/engine/embeddings';
-import { preprocessImage, preprocessOptionsFor } from '../../../server/engine/image';
+import { encodeQwenVL } from '../../../server/engine/arch/qwenvl';
+import { preprocessImage, preprocessOptionsFor } from '../../../server/engine/arch/qwenvl/preprocess';
 import { KvCache } from '../../../server/engine/kvCache';
-import { readManifest } from '../../../server/engine/manifest';
+import { asQwenVL, readManifest } from '../../../server/engine/manifest';
 import { blockCausalMask, openMask } from '../../../server/engine/masks';
 import { OrtModel } from '../../../server/engine/ortModel';
 import { range } from '../../../server/engine/rope';
-import { visionInputs } from '../../../server/engine/visionLayout';
 
 interface TraceEvent {
   cat: string;
@@ -29,7 +29,7 @@ const opt = (name: string, fallback: string) => (argv.includes(`--${name}`) ? ar
 async function main(): Promise<void> {
   const dir = argv[0];
   const threads = Number(opt('threads', String(availableParallelism())));
-  const m = readManifest(dir);
+  const m = asQwenVL(readManifest(dir));
   const emb = new EmbeddingTable(join(dir, m.embeddings.file), m.embeddings.rows, m.embeddings.cols, m.embeddings.dtype, [m.tokens.mask]);
   const prefix = join(tmpdir(), `dvl-profile-${process.pid}`);
   const model = await OrtModel.load(dir, m, 'cpu', emb, threads, { enableProfiling: true, profileFilePrefix: prefix });
@@ -38,7 +38,7 @@ async function main(): Promise<void> {
   const image = opt('image', '');
   if (image) {
     const pre = await preprocessImage({ path: image }, preprocessOptionsFor(m.image, m.vision));
-    phases.push(['vision', () => model.vision(visionInputs(pre.pixelValues, pre.gridThw, m.vision))]);
+    phases.push(['vision', () => encodeQwenVL(model, m.vision, pre.pixelValues, pre.gridThw)]);
   }
   const past = Number(opt('past', '344'));
   const prompt = new Float32Array(past * h);

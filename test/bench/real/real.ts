@@ -12,7 +12,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { ExecutionProvider } from '../../../server/engine/api';
-import { readManifest, type ModelManifest, type Precision } from '../../../server/engine/manifest';
+import { asQwenVL, readManifest, type QwenVLManifest as ModelManifest, type Precision } from '../../../server/engine/manifest';
 import { checkpointDir, converterKey, ensureCheckpoint, realBenchDir } from './cache';
 import type { ChildJob } from './child';
 import { decoderFlopsPerRow, headFlopsPerRow, visionFlops } from './flops';
@@ -118,7 +118,7 @@ async function main(): Promise<void> {
     conv = { ...r, at: new Date().toISOString() };
     writeFileSync(record, JSON.stringify(conv));
   }
-  const m: ModelManifest = readManifest(modelDir);
+  const m: ModelManifest = asQwenVL(readManifest(modelDir));
 
   // 3. The int4 rate this machine reaches on one linear of this shape (the MLP's fused gate|up).
   log('micro-benchmark …');

@@ -1,4 +1,4 @@
-import type { TinyCheckpointOptions, TinyTextDims, TinyVisionDims } from '../../../server/converter/tinyCheckpoint';
+import type { TinyCheckpointOptions, TinyTextDims, TinyVisionDims } from '../../helpers/checkpoint/tinyCheckpoint';
 
 /**
  * The released model shapes `bench:real` can generate. A new shape (another vision tower, another size) is one more

@@ -6,10 +6,9 @@
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { preprocessImage, preprocessOptionsFor } from '../../../server/engine/image';
-import { readManifest } from '../../../server/engine/manifest';
-import { visionFeeds } from '../../../server/engine/ortModel';
-import { visionInputs } from '../../../server/engine/visionLayout';
+import { visionFeeds } from '../../../server/engine/arch/qwenvl';
+import { preprocessImage, preprocessOptionsFor } from '../../../server/engine/arch/qwenvl/preprocess';
+import { asQwenVL, readManifest } from '../../../server/engine/manifest';
 import { sessionOptions } from './timing';
 
 async function main(): Promise<void> {
@@ -17,16 +16,15 @@ async function main(): Promise<void> {
   const argv = process.argv;
   const runs = argv.includes('--runs') ? Number(argv[argv.indexOf('--runs') + 1]) : 2;
   const threads = argv.includes('--threads') ? Number(argv[argv.indexOf('--threads') + 1]) : availableParallelism();
-  const models = [a, b].map((dir) => ({ dir, m: readManifest(dir) }));
+  const models = [a, b].map((dir) => ({ dir, m: asQwenVL(readManifest(dir)) }));
   const sessions = await Promise.all(models.map(({ dir, m }) => ort.InferenceSession.create(join(dir, m.files.vision), sessionOptions(threads))));
   const m = models[0].m;
   const pre = await preprocessImage({ path: image }, preprocessOptionsFor(m.image, m.vision));
-  const inputs = visionInputs(pre.pixelValues, pre.gridThw, m.vision);
   const times: number[][] = [[], []];
   const outputs: Float32Array[] = [];
   for (let r = 0; r < runs; r++) {
     for (const [i, s] of sessions.entries()) {
-      const feeds = visionFeeds(s.inputNames, inputs, m.vision);
+      const feeds = visionFeeds(s.inputNames, m.vision, pre.pixelValues, pre.gridThw);
       const t0 = performance.now();
       const out = await s.run(feeds);
       times[i].push(performance.now() - t0);

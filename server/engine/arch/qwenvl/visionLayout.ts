@@ -1,4 +1,4 @@
-import type { VisionDims } from './manifest';
+import type { VisionDims } from '../../manifest';
 
 /**
  * Inputs the vision graph needs besides the pixels, for one image (t = 1): Qwen2.5-VL's window permutation, the
@@ -92,26 +92,6 @@ export function windowBatches(layout: VisionLayout, v: VisionDims): { gather: Bi
     }
   }
   return { gather, scatter, bias, windows };
-}
-
-/** One preprocessed image (processor rows [N, C·T·P·P], grid [1, gh, gw]) in the vision graph's window order. */
-export interface VisionInputs {
-  layout: VisionLayout;
-  patches: Float32Array;
-  cos: Float32Array;
-  sin: Float32Array;
-}
-
-export function visionInputs(pixels: Float32Array, grid: [number, number, number], v: VisionDims): VisionInputs {
-  const layout = visionLayout(grid, v);
-  const unit = v.spatialMergeSize * v.spatialMergeSize;
-  const rot = visionRotary(layout, v);
-  return {
-    layout,
-    patches: permuteUnits(pixels, pixels.length / layout.numPatches, unit, layout.windowIndex),
-    cos: permuteUnits(rot.cos, v.headDim, unit, layout.windowIndex),
-    sin: permuteUnits(rot.sin, v.headDim, unit, layout.windowIndex),
-  };
 }
 
 /**
