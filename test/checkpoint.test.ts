@@ -308,9 +308,9 @@ describe('openCheckpoint: config validation', () => {
       parts: ['config.json', 'LlamaForCausalLM'],
     },
     {
-      label: 'the SigLIP variant',
+      label: 'the SigLIP variant given to the QwenVL reader',
       edit: (d) => editJson(join(d, 'config.json'), (j) => { j.model_type = 'diffusionvl_qwen'; j.architectures = ['DiffusionVLQwenForCausalLM']; }),
-      parts: ['diffusionvl_qwen', /not supported yet/],
+      parts: ['diffusionvl_qwen', /SigLIP checkpoint reader/],
     },
     {
       label: 'missing vision field',
