@@ -719,7 +719,9 @@ try {
       ],
     });
     if (res.trusted !== false) throw new Error('the workspace is not in Restricted Mode');
-    if (res.chat[0].markdown.join('') !== 'an arrow from H to B') throw new Error(`unexpected /describe response ${JSON.stringify(res.chat[0])}`);
+    // The demo model's answer, followed by its demo mark (this profile runs the shipped demo model).
+    const [described, demoMark] = res.chat[0].markdown.join('').split('\n\n');
+    if (described !== 'an arrow from H to B' || !/Demo model/.test(demoMark ?? '')) throw new Error(`unexpected /describe response ${JSON.stringify(res.chat[0])}`);
     // The harness sends chat requests before tool calls: the tool reads the image the user attached…
     if (res.tool[0].text !== 'B') throw new Error(`the tool did not read the attached image: ${JSON.stringify(res.tool[0])}`);
     // …and refuses a workspace image nobody attached.
