@@ -30,7 +30,15 @@ export class OrtModel implements DiffusionModel {
     this.emptyKv = m.kvDtype === 'float16' ? new Uint16Array(0) : new Float32Array(0);
   }
 
-  static async load(dir: string, m: ModelManifest, provider: ConcreteProvider, embeddings: EmbeddingTable, threads?: number): Promise<OrtModel> {
+  /** `extra`: session options on top of the engine's (benchmarks: ORT's profiler, thread settings). */
+  static async load(
+    dir: string,
+    m: ModelManifest,
+    provider: ConcreteProvider,
+    embeddings: EmbeddingTable,
+    threads?: number,
+    extra: ort.InferenceSession.SessionOptions = {},
+  ): Promise<OrtModel> {
     if (provider === 'cuda') checkCudaProviderInstalled();
     const options: ort.InferenceSession.SessionOptions = {
       executionProviders: [provider],
@@ -38,8 +46,11 @@ export class OrtModel implements DiffusionModel {
       // A GPU provider that cannot load is reported in EngineInfo; keep ORT's own error log off the console.
       ...(provider === 'cpu' ? {} : { logSeverityLevel: 4 as const }),
       ...(threads ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : {}),
+      ...extra,
     };
-    const create = (file: string) => ort.InferenceSession.create(join(dir, file), options);
+    // One profile per graph: the prefix names the graph.
+    const profile = (file: string) => (extra.profileFilePrefix ? { profileFilePrefix: `${extra.profileFilePrefix}-${file.replace(/\.onnx$/, '')}` } : {});
+    const create = (file: string) => ort.InferenceSession.create(join(dir, file), { ...options, ...profile(file) });
     const decoder = await create(m.files.decoder);
     const lmHead = await create(m.files.lmHead);
     const vision = await create(m.files.vision);
@@ -91,6 +102,16 @@ export class OrtModel implements DiffusionModel {
   async runVision(feeds: Record<string, ort.Tensor>, fetch: string): Promise<Float32Array> {
     const out = await this.run(this.visionSession, feeds, [fetch]);
     return out[fetch].data as Float32Array;
+  }
+
+  /** The vision graph's input names (its adapter feeds what the converted graph declares). */
+  get visionInputNames(): readonly string[] {
+    return this.visionSession.inputNames;
+  }
+
+  /** Ends ORT profiling on every session (when enabled): each writes its JSON trace. */
+  endProfiling(): void {
+    for (const s of [this.decoder, this.lmHead, this.visionSession]) s.endProfiling();
   }
 
   embedRow(id: number, dst: Float32Array, offset: number): void {
