@@ -1,5 +1,5 @@
 import * as vscode from 'vscode';
-import type { StatusResult } from '../server/protocol';
+import { architectureLabel, type StatusResult } from '../server/protocol';
 import type { Sidecar } from './client';
 import { explainCompute } from './compute';
 import { demoMarkdown, REAL_MODEL_COMMANDS } from './demo';
@@ -64,6 +64,7 @@ export class StatusBar implements vscode.Disposable {
           const icon = busy ? '$(sync~spin)' : s.model.state === 'error' ? '$(warning)' : demo ? '$(beaker)' : '$(eye)';
           this.item.text = `${icon} ${demo ? 'DiffusionVL demo' : model.label} · ${compute.short}`;
           tip.appendMarkdown(`**${model.label}** — ${STATE_WORDS[s.model.state]}\n\n`);
+          if (s.model.architecture) tip.appendMarkdown(`**Architecture:** ${architectureLabel(s.model.architecture)}\n\n`);
           if (demo) tip.appendMarkdown(`${demoMarkdown().value}\n\n`);
           tip.appendMarkdown(`${compute.what}${compute.todo ? ` ${compute.todo}` : ''}\n\n`);
           if (s.model.error) tip.appendMarkdown(`**Error:** ${s.model.error}\n\n`);

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { MANIFEST_FILE, Methods, type PrepareModelParams, type PrepareModelResult, type StatusResult } from '../../server/protocol';
+import { architectureLabel, MANIFEST_FILE, Methods, type PrepareModelParams, type PrepareModelResult, type StatusResult } from '../../server/protocol';
 import type { Sidecar } from '../client';
 import { showUserError } from '../userErrors';
 import { SidecarError } from '../client';
@@ -108,7 +108,7 @@ async function showStatus(ctx: vscode.ExtensionContext, sidecar: Sidecar): Promi
     const compute = explainCompute(s);
     const demo = model.source === 'bundled';
     rows.push(
-      { label: `$(${demo ? 'beaker' : 'symbol-misc'}) Model`, description: `${model.label} — ${STATE_WORDS[s.model.state]}`, detail: demo ? DEMO_SUMMARY : s.model.dir ?? 'none configured' },
+      { label: `$(${demo ? 'beaker' : 'symbol-misc'}) Model`, description: `${model.label} — ${STATE_WORDS[s.model.state]}${s.model.architecture ? ` · ${architectureLabel(s.model.architecture)}` : ''}`, detail: demo ? DEMO_SUMMARY : s.model.dir ?? 'none configured' },
       // The explanation is longer than a row: the row says where, picking it shows why and what to do.
       { label: `$(chip) Runs on`, description: compute.short, detail: compute.what, run: () => explainComputeModal(compute) },
       { label: `$(pulse) Memory`, description: `${mib(s.memory.rssBytes)} resident, ${mib(s.memory.externalBytes)} native buffers` },

@@ -34,6 +34,8 @@ export interface SiglipManifest extends ManifestCommon {
   architecture: 'diffusionvl_qwen';
   vision: SiglipVisionDims;
   image: AnyresConfig;
+  /** `tokenizer_model_max_length`: the official image path truncates the spliced prompt to this many rows. */
+  maxPromptRows?: number;
 }
 
 export type ModelManifest = QwenVLManifest | SiglipManifest;
@@ -67,7 +69,9 @@ export interface AnyresConfig {
   newlineFile: string;
 }
 
-export type Precision = 'fp32' | 'fp16' | 'int4';
+/** Weight precisions a converted model can have (the converter's `--precision`, prepareModel's `precision`). */
+export const PRECISIONS = ['fp32', 'fp16', 'int4'] as const;
+export type Precision = (typeof PRECISIONS)[number];
 
 export interface TextDims {
   hiddenSize: number;

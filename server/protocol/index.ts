@@ -11,9 +11,10 @@
  */
 import type { ErrorKind } from '../engine/errors';
 import type { ExecutionProvider } from '../engine/api';
-import type { GenerationOptions } from '../engine/generationOptions';
+import type { GenerationOptions, RemaskingStrategy } from '../engine/generationOptions';
+import type { Precision } from '../engine/manifest';
 
-export type { ErrorKind, ExecutionProvider, GenerationOptions };
+export type { ErrorKind, ExecutionProvider, GenerationOptions, Precision, RemaskingStrategy };
 /** Largest image (encoded file or decoded base64 payload) the server accepts, in bytes. */
 export { MAX_IMAGE_BYTES } from '../engine/image/limits';
 /** The file a converted model folder is recognised by. */
@@ -85,8 +86,6 @@ export type ProgressToken = number | string;
  * or the raw encoded file (PNG, JPEG, WebP, GIF, …) as base64. */
 export type ImageSource = { path: string } | { uri: string } | { bytes: string };
 
-export type Precision = 'fp32' | 'fp16' | 'int4';
-
 // ---------------------------------------------------------------------------------------------------------------
 // diffusionvl/ask
 
@@ -149,6 +148,7 @@ export interface StatusResult {
     /** Where `dir` came from: the `modelPath` setting, or the embedded default model (`models/default`) because
      * nothing is configured. */
     source?: 'setting' | 'default';
+    /** The manifest's architecture (see {@link architectureLabel}). */
     architecture?: string;
     precision?: string;
     /** Last load error (state `error`). */
@@ -190,6 +190,13 @@ export interface DownloadStatus {
 /** Releases this server can convert and run. */
 export const SUPPORTED_REPOS = ['hustvl/DiffusionVL-Qwen2.5VL-3B', 'hustvl/DiffusionVL-Qwen2.5VL-7B', 'hustvl/DiffusionVL-Qwen2.5-7B'] as const;
 export const DEFAULT_REPO = SUPPORTED_REPOS[0];
+
+/** How the status shows a converted model's architecture. */
+export function architectureLabel(architecture: string): string {
+  if (architecture === 'diffusionvl_qwenvl') return 'DiffusionVL-QwenVL (Qwen2.5-VL vision)';
+  if (architecture === 'diffusionvl_qwen') return 'DiffusionVL-Qwen (SigLIP vision, anyres tiles)';
+  return architecture;
+}
 export const DEFAULT_ENDPOINT = 'https://huggingface.co';
 
 export interface PrepareModelParams {
@@ -241,7 +248,7 @@ export interface ServerSettings {
   /** Generation defaults for requests that leave them out (a request's `options` win); unset: the engine's. */
   steps?: number;
   /** The remasking strategy (`options.strategy` on a request). */
-  remasking?: 'static' | 'dynamic';
+  remasking?: RemaskingStrategy;
   /** Threshold of the dynamic strategy (`options.threshold` on a request). */
   confidenceThreshold?: number;
   /** Longest answer, in tokens (hovers and alt text have their own budgets below). */
