@@ -100,6 +100,12 @@ export interface GenerationStats {
     /** Prompt positions whose K/V were reused from the previous run (0 on a miss). */
     prefixReusedTokens?: number;
   };
+  /**
+   * Past K/V handed to ONNX Runtime from host memory, summed over the run's decoder passes: read in place by the
+   * CPU provider, copied to the device on every pass by CUDA, DirectML and Core ML; 0 on WebGPU, where the cache
+   * stays on the device.
+   */
+  io?: { pastKvHostBytes: number; pastKvHostRuns: number };
 }
 
 export interface GenerationResult {

@@ -17,7 +17,7 @@ import { runBlockDiffusion } from './blockDiffusion';
 import { EmbeddingTable } from './embeddings';
 import { DEFAULT_MAX_INPUT_BYTES, preprocessImage, preprocessOptionsFor } from './image';
 import { readImageBytes } from './image/decode';
-import { KvCache } from './kvCache';
+import type { KvCache } from './kvCache';
 import { LruCache } from './lruCache';
 import { readManifest, type ModelManifest } from './manifest';
 import { resolveOptions } from './options';
@@ -56,13 +56,13 @@ export class EngineCore {
     private model: OrtModel,
     private modelDir: string,
   ) {
-    this.cache = new KvCache(m.text.numLayers, m.text.numKvHeads * m.text.headDim, m.kvDtype, 1024);
+    this.cache = model.createCache(1024);
   }
 
   static async create(opts: EngineOptions): Promise<EngineCore> {
     const m = readManifest(opts.modelDir);
     const emb = new EmbeddingTable(join(opts.modelDir, m.embeddings.file), m.embeddings.rows, m.embeddings.cols, m.embeddings.dtype, [m.tokens.mask]);
-    const choice = await withFallback(opts.provider ?? 'cpu', (p) => OrtModel.load(opts.modelDir, m, p, emb, opts.threads));
+    const choice = await withFallback(opts.provider ?? 'cpu', (p, auto) => OrtModel.load(opts.modelDir, m, p, emb, opts.threads, auto));
     const info: EngineInfo = {
       modelDir: opts.modelDir,
       architecture: m.architecture,
@@ -84,6 +84,7 @@ export class EngineCore {
   async generateIds(req: GenerateIdsRequest, ctx: RunContext): Promise<GenerationResult> {
     const t0 = performance.now();
     const ort0 = this.model.ortMs;
+    const io0 = { ...this.model.io };
     const o = resolveOptions(req.options, this.m.blockSize);
     const tk = this.m.tokens;
     const ids = req.promptIds;
@@ -190,11 +191,16 @@ export class EngineCore {
           ortRunMs: this.model.ortMs - ort0,
         },
         cache: { visionHit, prefixHit: reused > 0, prefixReusedTokens: reused },
+        io: {
+          pastKvHostBytes: this.model.io.pastKvHostBytes - io0.pastKvHostBytes,
+          pastKvHostRuns: this.model.io.pastKvHostRuns - io0.pastKvHostRuns,
+        },
       },
     };
   }
 
   async dispose(): Promise<void> {
+    this.cache.dispose();
     await this.model.release();
   }
 
