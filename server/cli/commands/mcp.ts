@@ -1,0 +1,54 @@
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import { createEngine } from '../../engine/engine';
+import { createMcpServer } from '../../mcp/server';
+import { parse, UsageError, type Command } from '../command';
+import { defaultModelDir } from './ask';
+import { providerFlag, threadsFlag } from './generate';
+
+const usage = `Usage: diffusionvl mcp [--root DIR]... [--model DIR] [--provider P] [--threads N]
+
+Runs a Model Context Protocol server over stdin/stdout with the tools ask_image and describe_image, answered by the
+model on this machine. Image paths must lie under the allowed roots: the --root folders when given, otherwise the
+roots the client declares. Logs go to stderr.
+
+Options:
+  --root DIR             a folder whose images may be read (repeatable; overrides the client's roots)
+  --model DIR            converted model folder (default: models/default in the project)
+  --provider P           auto|cpu|cuda|dml|coreml|webgpu (default auto; falls back to cpu with a reason)
+  --threads N            ONNX Runtime intra-op threads`;
+
+export const mcpCommand: Command = {
+  name: 'mcp',
+  summary: 'Run an MCP server (stdio) with image tools for agents',
+  usage,
+  async run(argv) {
+    const { values } = parse(argv, { root: { type: 'string', multiple: true }, model: { type: 'string' }, provider: { type: 'string' }, threads: { type: 'string' } }, false);
+    const modelDir = values.model ? resolve(values.model) : defaultModelDir();
+    if (!existsSync(join(modelDir, 'manifest.json'))) {
+      if (values.model) throw new UsageError(`${modelDir} is not a converted model folder (no manifest.json)`);
+      throw new UsageError(`no model at ${modelDir}. Run \`npm run setup\` to create the default model, or pass --model <converted-dir>.`);
+    }
+    const roots = (values.root ?? []).map((r) => resolve(r));
+    for (const r of roots) if (!existsSync(r)) throw new UsageError(`--root ${r}: no such folder`);
+    // stdout carries the protocol: everything else goes to stderr.
+    const log = (msg: string) => process.stderr.write(`diffusionvl mcp: ${msg}\n`);
+    console.log = (...args: unknown[]) => log(args.map(String).join(' '));
+    console.info = console.log;
+    const { server, dispose } = createMcpServer({
+      engineFactory: createEngine,
+      settings: { modelDir, provider: providerFlag(values.provider, 'auto'), threads: threadsFlag(values.threads) },
+      roots,
+      log,
+    });
+    await server.connect(new StdioServerTransport());
+    log(`serving ${modelDir}${roots.length ? `; roots: ${roots.join(', ')}` : "; roots: the client's"}`);
+    // The engine's worker thread would keep the process alive: end with the client's stream.
+    return new Promise<number>((done) => {
+      const close = () => void dispose().finally(() => done(0));
+      process.stdin.once('end', close);
+      process.stdin.once('close', close);
+    });
+  },
+};

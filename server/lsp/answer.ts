@@ -1,0 +1,75 @@
+import type { GenerationEvent, GenerationResult } from '../engine/api';
+import type { AskPartial, AskResult, ServerSettings } from '../protocol';
+import { rpcError } from './errors';
+import { toEngineOptions } from './generationOptions';
+import { resolveImage } from './imageInput';
+import type { ModelManager } from './modelLifecycle';
+import type { WorkspaceGuard } from './pathGuard';
+import type { InferenceQueue, Lane } from './queue';
+
+const MAX_QUESTION_CHARS = 8000;
+
+/** What answering needs; the LSP context and the MCP server each provide it. `settings` is read at call time. */
+export interface AnswerDeps {
+  guard: WorkspaceGuard;
+  models: ModelManager;
+  queue: InferenceQueue;
+  readonly settings: ServerSettings;
+}
+
+export interface AnswerRequest {
+  /** Unvalidated client input: an {@link ImageSource}. */
+  image: unknown;
+  question: unknown;
+  options?: unknown;
+  lane?: Lane;
+  /** Also report every denoising step (costs a decode per step). */
+  streamSteps?: boolean;
+}
+
+function toResult(r: GenerationResult, queueMs: number, loadMs: number, model: string): AskResult {
+  const f = r.stats.forwards;
+  const t = r.stats.timings;
+  return {
+    text: r.text,
+    model,
+    stats: {
+      generatedTokens: r.stats.generatedTokens,
+      forwards: { prefill: f.prefill, denoise: f.denoise, commit: f.commit, total: f.prefill + f.denoise + f.commit },
+      tokensPerForward: r.stats.tokensPerForward,
+      timings: { queueMs, loadMs, visionMs: t.visionMs, prefillMs: t.prefillMs, decodeMs: t.decodeMs, totalMs: t.totalMs },
+      cache: r.stats.cache,
+    },
+  };
+}
+
+/**
+ * One question about one image, validated, queued and answered by the shared model: the LSP `diffusionvl/ask`
+ * handler and the MCP tools both go through here, so they accept the same input and report the same stats.
+ * Errors are client-facing RPC errors (kind in `data`); cancellation through `signal` rejects with CancelledError.
+ */
+export async function answer(deps: AnswerDeps, req: AnswerRequest, signal: AbortSignal, onPartial?: (p: AskPartial) => void): Promise<AskResult> {
+  const received = performance.now();
+  if (typeof req.question !== 'string' || req.question.trim() === '') throw rpcError('InvalidParams', 'question must be a non-empty string');
+  if (req.question.length > MAX_QUESTION_CHARS) throw rpcError('InvalidParams', `question is longer than ${MAX_QUESTION_CHARS} characters`);
+  const question = req.question;
+  const options = toEngineOptions(req.options);
+  const image = await resolveImage(req.image, deps.guard, deps.settings.maxImageBytes);
+
+  let committed = '';
+  const onEvent = (e: GenerationEvent): void => {
+    if (e.kind === 'block') {
+      committed = e.text;
+      onPartial?.({ kind: 'block', block: e.block, text: e.text });
+    } else {
+      onPartial?.({ kind: 'step', block: e.block, step: e.step, text: committed, blockText: e.blockText });
+    }
+  };
+  let queueMs = 0;
+  const model = deps.settings.modelDir ?? '';
+  const { value, loadMs } = await deps.queue.run(req.lane ?? 'interactive', signal, () => {
+    queueMs = performance.now() - received;
+    return deps.models.use((engine) => engine.ask({ images: [image.input], question, options }, { signal, steps: req.streamSteps === true, onEvent }));
+  });
+  return toResult(value, queueMs, loadMs, model);
+}
