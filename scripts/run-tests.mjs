@@ -8,10 +8,13 @@ const root = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname,
 const base = join(root, 'out', 'test');
 const filter = process.argv.slice(2);
 
+// Suites with their own command: benchmarks, `npm run test:e2e` (e2e, vscode), `npm run test:webgpu` (webgpu).
+const OWN_SUITES = new Set(['bench', 'e2e', 'vscode', 'webgpu']);
+
 function walk(dir) {
   return readdirSync(dir).flatMap((name) => {
     const p = join(dir, name);
-    if (statSync(p).isDirectory()) return name === 'bench' || name === 'e2e' || name === 'vscode' ? [] : walk(p);
+    if (statSync(p).isDirectory()) return OWN_SUITES.has(name) ? [] : walk(p);
     return name.endsWith('.test.js') ? [p] : [];
   });
 }
