@@ -19,7 +19,7 @@ interface OrtHidden extends HiddenRows {
 export interface IoCounters {
   /** Past K/V bytes fed from host memory: read in place by the CPU provider, copied to the device every run by CUDA, DirectML and Core ML. */
   pastKvHostBytes: number;
-  /** Decoder/head runs that fed past K/V from host memory. */
+  /** Decoder runs that fed past K/V from host memory. */
   pastKvHostRuns: number;
 }
 
