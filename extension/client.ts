@@ -23,7 +23,10 @@ import {
   type AskPartial,
   type AskResult,
   type InitializationOptions,
-  type PartialAnswerParams,
+  type Notifications,
+  type ParamsOf,
+  type RequestMethod,
+  type ResultOf,
   type ProgressToken,
   type StatusResult,
 } from '../server/protocol';
@@ -94,7 +97,7 @@ export class Sidecar implements vscode.Disposable {
       run: { module: serverModule, transport: TransportKind.ipc },
       debug: { module: serverModule, transport: TransportKind.ipc, options: { execArgv: ['--nolazy', '--inspect=6019'] } },
     };
-    const initializationOptions: InitializationOptions = { settings: serverSettings(this.ctx) as InitializationOptions['settings'] };
+    const initializationOptions: InitializationOptions = { settings: serverSettings(this.ctx) };
     const clientOptions: LanguageClientOptions = {
       documentSelector: DOCUMENT_LANGUAGES.flatMap((language) => [
         { scheme: 'file', language },
@@ -130,8 +133,8 @@ export class Sidecar implements vscode.Disposable {
         this.setState('stopped');
       }
     });
-    client.onNotification(Methods.partialAnswer, (p: PartialAnswerParams) => this.streams.get(p.token)?.(p));
-    client.onNotification(Methods.statusChanged, (s: StatusResult) => this.setStatus(s));
+    client.onNotification(Methods.partialAnswer, (p: Notifications[typeof Methods.partialAnswer]) => this.streams.get(p.token)?.(p));
+    client.onNotification(Methods.statusChanged, (s: Notifications[typeof Methods.statusChanged]) => this.setStatus(s));
     this.setState('starting');
     try {
       await client.start();
@@ -180,7 +183,7 @@ export class Sidecar implements vscode.Disposable {
   }
 
   /** Sends a request, starting the server if needed; failures come back as {@link SidecarError}. */
-  async request<R>(method: string, params: unknown, token?: vscode.CancellationToken): Promise<R> {
+  async request<M extends RequestMethod>(method: M, params: ParamsOf<M>, token?: vscode.CancellationToken): Promise<ResultOf<M>> {
     if (!this.client || this.client.state === State.Stopped) {
       if (this.client) this.client = undefined;
       await this.start();
@@ -188,7 +191,7 @@ export class Sidecar implements vscode.Disposable {
     const client = this.client;
     if (!client) throw new SidecarError('The DiffusionVL server is not running.');
     try {
-      return token ? await client.sendRequest<R>(method, params, token) : await client.sendRequest<R>(method, params);
+      return token ? await client.sendRequest<ResultOf<M>>(method, params, token) : await client.sendRequest<ResultOf<M>>(method, params);
     } catch (err) {
       throw toSidecarError(err);
     }
@@ -200,7 +203,7 @@ export class Sidecar implements vscode.Disposable {
     this.streams.set(streamToken, onPartial);
     this.setBusy(+1);
     try {
-      return await this.request<AskResult>(Methods.ask, { ...params, streamToken } satisfies AskParams, token);
+      return await this.request(Methods.ask, { ...params, streamToken } satisfies AskParams, token);
     } finally {
       this.streams.delete(streamToken);
       this.setBusy(-1);
@@ -219,7 +222,7 @@ export class Sidecar implements vscode.Disposable {
 
   async refreshStatus(): Promise<StatusResult | undefined> {
     try {
-      const s = await this.request<StatusResult>(Methods.status, null);
+      const s = await this.request(Methods.status, null);
       this.setStatus(s);
       return s;
     } catch (err) {

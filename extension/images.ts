@@ -1,11 +1,9 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import type { ImageSource } from '../server/protocol';
+import { MAX_IMAGE_BYTES, type ImageSource } from '../server/protocol';
+import { hasImageExtension, IMAGE_FILE_EXTENSIONS } from '../server/protocol/imageFiles';
 
-export const IMAGE_EXTENSIONS = ['png', 'jpg', 'jpeg', 'gif', 'webp', 'bmp', 'tif', 'tiff', 'avif'];
-const IMAGE_GLOB = `**/*.{${IMAGE_EXTENSIONS.join(',')}}`;
-/** Matches the server's default maxImageBytes; bigger files are refused before they cross the wire. */
-const MAX_IMAGE_BYTES = 32 * 1024 * 1024;
+const IMAGE_GLOB = `**/*.{${IMAGE_FILE_EXTENSIONS.join(',')}}`;
 
 /** An image the user chose: where it lives (if anywhere) and how to send it to the server. */
 export interface PickedImage {
@@ -18,12 +16,12 @@ export interface PickedImage {
 }
 
 export function isImageUri(uri: vscode.Uri): boolean {
-  return IMAGE_EXTENSIONS.includes(path.extname(uri.path).slice(1).toLowerCase());
+  return hasImageExtension(uri.path);
 }
 
 export function mimeOf(name: string): string {
   const ext = path.extname(name).slice(1).toLowerCase();
-  return ext === 'jpg' ? 'image/jpeg' : ext === 'tif' ? 'image/tiff' : ext === 'svg' ? 'image/svg+xml' : `image/${ext || 'png'}`;
+  return ext === 'jpg' ? 'image/jpeg' : ext === 'tif' ? 'image/tiff' : ext === 'svg' || ext === 'svgz' ? 'image/svg+xml' : `image/${ext || 'png'}`;
 }
 
 export function extensionOfMime(mime: string): string {
@@ -33,7 +31,7 @@ export function extensionOfMime(mime: string): string {
 
 export async function loadImage(uri: vscode.Uri): Promise<PickedImage> {
   const stat = await vscode.workspace.fs.stat(uri);
-  if (stat.size > MAX_IMAGE_BYTES) throw new Error(`${path.basename(uri.path)} is larger than 32 MB.`);
+  if (stat.size > MAX_IMAGE_BYTES) throw new Error(`${path.basename(uri.path)} is larger than the ${MAX_IMAGE_BYTES / (1024 * 1024)} MiB image limit.`);
   const bytes = await vscode.workspace.fs.readFile(uri);
   return { uri, label: vscode.workspace.asRelativePath(uri, false), bytes, mime: mimeOf(uri.path) };
 }
@@ -80,7 +78,7 @@ export async function pickImage(title: string): Promise<PickedImage | 'clipboard
       const picked = await vscode.window.showOpenDialog({
         title,
         canSelectMany: false,
-        filters: { Images: IMAGE_EXTENSIONS },
+        filters: { Images: [...IMAGE_FILE_EXTENSIONS] },
         defaultUri: vscode.workspace.workspaceFolders?.[0]?.uri,
       });
       return picked?.[0] ? loadImage(picked[0]) : undefined;

@@ -1,22 +1,6 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-
-/** Line-comment tokens for common languages; others go through VS Code's own "Add Line Comment". */
-const LINE_COMMENT: Record<string, string> = {};
-for (const id of ['javascript', 'typescript', 'javascriptreact', 'typescriptreact', 'c', 'cpp', 'cuda-cpp', 'csharp', 'java', 'go', 'rust', 'swift', 'kotlin', 'dart', 'php', 'scala', 'groovy', 'jsonc', 'objective-c', 'objective-cpp', 'fsharp', 'scss', 'less', 'zig', 'proto', 'glsl', 'hlsl', 'wgsl'])
-  LINE_COMMENT[id] = '//';
-for (const id of ['python', 'shellscript', 'ruby', 'perl', 'r', 'yaml', 'toml', 'dockerfile', 'makefile', 'powershell', 'julia', 'elixir', 'coffeescript', 'cmake', 'properties', 'graphql', 'nix', 'terraform', 'hcl'])
-  LINE_COMMENT[id] = '#';
-for (const id of ['sql', 'lua', 'haskell', 'elm', 'ada']) LINE_COMMENT[id] = '--';
-for (const id of ['latex', 'tex', 'bibtex', 'matlab', 'erlang']) LINE_COMMENT[id] = '%';
-for (const id of ['clojure', 'lisp', 'scheme', 'ini']) LINE_COMMENT[id] = ';';
-LINE_COMMENT.vb = "'";
-const BLOCK_COMMENT: Record<string, [string, string]> = {
-  html: ['<!--', '-->'],
-  xml: ['<!--', '-->'],
-  svg: ['<!--', '-->'],
-  css: ['/*', '*/'],
-};
+import { formatComment, wrapText } from '../server/protocol/commentSyntax';
 
 /** Plain-text languages get the description itself, not a comment. */
 const PLAIN = new Set(['plaintext', 'text', 'log']);
@@ -41,29 +25,10 @@ export function markdownLink(alt: string, documentUri: vscode.Uri, imageUri: vsc
   return `![${altText(alt)}](${target})`;
 }
 
-function wrap(text: string, width: number): string[] {
-  const out: string[] = [];
-  for (const para of text.split(/\n+/)) {
-    let line = '';
-    for (const word of para.split(/\s+/).filter(Boolean)) {
-      if (line && line.length + 1 + word.length > width) {
-        out.push(line);
-        line = word;
-      } else line = line ? `${line} ${word}` : word;
-    }
-    if (line) out.push(line);
-  }
-  return out.length ? out : [''];
-}
-
-/** The description as a comment in the document's language, or undefined when the language is not in the tables. */
+/** The description as a comment in the document's language (the table the server's code action uses too), or
+ * undefined when the language is not in it. */
 export function commentFor(languageId: string, text: string, indent: string): string | undefined {
-  const lines = wrap(text, 80);
-  const line = LINE_COMMENT[languageId];
-  if (line) return lines.map((l, i) => `${i ? indent : ''}${line} ${l}`).join('\n');
-  const block = BLOCK_COMMENT[languageId];
-  if (block) return lines.length === 1 ? `${block[0]} ${lines[0]} ${block[1]}` : [block[0], ...lines.map((l) => `${indent}  ${l}`), `${indent}${block[1]}`].join('\n');
-  return undefined;
+  return formatComment(languageId, wrapText(text), indent);
 }
 
 /** Inserts text at each cursor of the editor (used for answers from the panel). */
@@ -93,7 +58,7 @@ export async function insertDescription(editor: vscode.TextEditor, position: vsc
     return;
   }
   // Unknown language: insert the lines, then let VS Code comment them with the language's own configuration.
-  const lines = wrap(description, 80);
+  const lines = wrapText(description);
   const text = lines.map((l, i) => `${i ? indent : ''}${l}`).join('\n');
   await editor.edit((b) => b.insert(position, text));
   const end = new vscode.Position(position.line + lines.length - 1, (lines.length > 1 ? indent.length : position.character) + lines[lines.length - 1].length);

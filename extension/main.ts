@@ -1,4 +1,5 @@
 import * as vscode from 'vscode';
+import { registerChat } from './chat';
 import { Sidecar } from './client';
 import { registerAsk } from './commands/ask';
 import { registerDescribeInsert } from './commands/describeInsert';
@@ -26,6 +27,7 @@ export async function activate(ctx: vscode.ExtensionContext): Promise<DiffusionV
     new StatusBar(ctx, sc),
     trackTextEditors(),
     registerAsk(ctx, sc),
+    registerChat(ctx, sc),
     registerDescribeInsert(sc),
     registerModelCommands(ctx, sc),
     registerPasteAndDrop(sc),

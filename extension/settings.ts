@@ -2,9 +2,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import * as vscode from 'vscode';
-import { SUPPORTED_REPOS, type ExecutionProvider, type GenerationOptions, type ServerSettings } from '../server/protocol';
+import { MANIFEST_FILE, SETTINGS_SECTION, SUPPORTED_REPOS, type ExecutionProvider, type GenerationOptions, type SettingsUpdate } from '../server/protocol';
 
-export const SECTION = 'diffusionvl';
+export const SECTION = SETTINGS_SECTION;
 
 /** The two downloadable models, by the short names the `diffusionvl.model` setting uses. */
 export const MODELS = {
@@ -62,14 +62,15 @@ export function resolveModel(ctx: vscode.ExtensionContext): ResolvedModel {
   }
   const name = modelName();
   const downloaded = preparedModels(ctx)[MODELS[name].repo];
-  if (downloaded && fs.existsSync(path.join(downloaded, 'manifest.json'))) return { dir: downloaded, source: 'downloaded', label: `DiffusionVL ${name}` };
+  if (downloaded && fs.existsSync(path.join(downloaded, MANIFEST_FILE))) return { dir: downloaded, source: 'downloaded', label: `DiffusionVL ${name}` };
   const bundled = ctx.asAbsolutePath(path.join('models', 'default'));
-  if (fs.existsSync(path.join(bundled, 'manifest.json'))) return { dir: bundled, source: 'bundled', label: 'bundled model' };
+  if (fs.existsSync(path.join(bundled, MANIFEST_FILE))) return { dir: bundled, source: 'bundled', label: 'bundled model' };
   return { source: 'none', label: 'no model' };
 }
 
-export function provider(): ExecutionProvider {
-  return machineSetting<ExecutionProvider>('executionProvider') ?? 'auto';
+/** package.json's default applies when unset (it is checked against the engine's DEFAULT_PROVIDER by a test). */
+export function provider(): ExecutionProvider | undefined {
+  return machineSetting<ExecutionProvider>('executionProvider');
 }
 
 export function downloadEndpoint(): string | undefined {
@@ -81,27 +82,29 @@ export function hoverEnabled(): boolean {
   return vscode.workspace.isTrusted && cfg().get<boolean>('hover.enabled', true);
 }
 
-type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
-
-/** What the server gets in initializationOptions and didChangeConfiguration (it fills in its own defaults). */
-export function serverSettings(ctx: vscode.ExtensionContext): DeepPartial<ServerSettings> {
-  const minutes = cfg().get<number>('idleUnloadMinutes', 5);
+/**
+ * What the server gets in initializationOptions, `workspace/configuration` and didChangeConfiguration: the user's
+ * settings under their own names. `modelPath` is the folder this extension resolved (the setting, else a downloaded
+ * model, else the bundled one; empty lets the server use its embedded default).
+ */
+export function serverSettings(ctx: vscode.ExtensionContext): SettingsUpdate {
   return {
-    modelDir: resolveModel(ctx).dir ?? '',
-    provider: provider(),
-    idleUnloadSeconds: Math.max(0, Math.round(minutes * 60)),
+    modelPath: resolveModel(ctx).dir ?? '',
+    executionProvider: provider(),
+    idleUnloadMinutes: cfg().get<number>('idleUnloadMinutes'),
     hover: { enabled: hoverEnabled() },
   };
 }
 
-/** Generation options sent with every request the user starts. */
+/** Generation options sent with every request the user starts; unset settings take package.json's defaults, which a
+ * test checks against the engine's GENERATION_OPTIONS. */
 export function generationOptions(overrides: GenerationOptions = {}): GenerationOptions {
   const c = cfg();
   return {
-    steps: c.get<number>('steps', 8),
-    strategy: c.get<'static' | 'dynamic'>('remasking', 'static'),
-    threshold: c.get<number>('confidenceThreshold', 0.85),
-    maxNewTokens: c.get<number>('maxNewTokens', 128),
+    steps: c.get<number>('steps'),
+    strategy: c.get<'static' | 'dynamic'>('remasking'),
+    threshold: c.get<number>('confidenceThreshold'),
+    maxNewTokens: c.get<number>('maxNewTokens'),
     ...overrides,
   };
 }

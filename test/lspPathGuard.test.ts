@@ -12,7 +12,11 @@ test('isInside is lexical and rejects siblings with a common prefix', () => {
   assert.ok(isInside('/ws', '/ws/a/b.png'));
   assert.ok(isInside('/ws', '/ws'));
   assert.ok(!isInside('/ws', '/ws2/a.png'));
-  assert.ok(!isInside('/ws', '/ws/../etc/passwd'.replace('/ws/..', '')));
+  // `..` segments that climb out of the folder are outside, however they are spelled.
+  assert.ok(!isInside('/ws', '/ws/../etc/passwd'));
+  assert.ok(!isInside('/ws', '/ws/a/../../etc/passwd'));
+  assert.ok(!isInside('/ws', '/ws/..'));
+  assert.ok(isInside('/ws', '/ws/a/../b.png'), 'a `..` that stays inside is fine');
   assert.ok(!isInside('/ws/a', '/ws'));
 });
 

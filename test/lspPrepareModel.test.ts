@@ -28,7 +28,7 @@ before(async () => {
     cutAfter: new Map([['model.safetensors', 5_000_000]]),
     corruptOnce: new Set(['vision_tower.safetensors', 'config.json']),
   });
-  client = await startLspServer({ workspaceFolders: [fixturesDir], args: ['--model', await ensureTinyModel('fp32')], settings: { provider: 'cpu' } });
+  client = await startLspServer({ workspaceFolders: [fixturesDir], args: ['--model', await ensureTinyModel('fp32')], settings: { executionProvider: 'cpu' } });
 });
 
 after(async () => {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { deflateSync, gzipSync } from 'node:zlib';
 import { after, before, test } from 'node:test';
 import sharp from 'sharp';
-import { ErrorCodes, Methods, type AskResult, type PartialAnswerParams, type StatusResult } from '../server/protocol';
+import { ErrorCodes, MAX_IMAGE_BYTES, Methods, type AskResult, type PartialAnswerParams, type StatusResult } from '../server/protocol';
 import { CancellationTokenSource, startLspServer, type LspClient } from './helpers/lspClient';
 import { fixturesDir } from './helpers/paths';
 import { ensureTinyModel } from './helpers/tinyModel';
@@ -28,7 +28,7 @@ after(async () => {
 });
 
 async function server(settings: Record<string, unknown> = {}, args = ['--model', model]): Promise<LspClient> {
-  const s = await startLspServer({ workspaceFolders: [ws], args, settings: { provider: 'cpu', ...settings } });
+  const s = await startLspServer({ workspaceFolders: [ws], args, settings: { executionProvider: 'cpu', ...settings } });
   servers.push(s);
   return s;
 }
@@ -66,13 +66,15 @@ function flip(buf: Buffer, at: number): Buffer {
 }
 
 test('≥ 30 malformed images each get an error response, then a valid ask still succeeds', async () => {
-  const s = await server({ maxImageBytes: 1024 * 1024 });
+  const s = await server();
   const jpeg = await sharp(png).flatten({ background: '#fff' }).jpeg().toBuffer();
   const gif = await sharp(png).gif().toBuffer();
   const webp = await sharp(png).webp().toBuffer();
   await writeFile(join(ws, 'empty.png'), '');
   await writeFile(join(ws, 'text.png'), 'hello, not an image');
-  await writeFile(join(ws, 'huge.png'), Buffer.alloc(2 * 1024 * 1024, 1));
+  // One byte over the one image limit (a sparse file: the server must refuse it by its size, before reading).
+  await writeFile(join(ws, 'huge.png'), '');
+  await truncate(join(ws, 'huge.png'), MAX_IMAGE_BYTES + 1);
   await writeFile(join(ws, 'trunc.png'), png.subarray(0, 100));
   await mkdir(join(ws, 'dir.png'), { recursive: true });
   const b = (buf: Buffer | string) => ({ bytes: Buffer.from(buf).toString('base64') });
@@ -176,21 +178,22 @@ test('missing or corrupt model: a clear error, the server keeps serving, and a c
   const broken = join(ws, 'broken-model');
   await cp(model, broken, { recursive: true });
   await truncate(join(broken, 'decoder.onnx'), 100);
-  await s.conn.sendNotification('workspace/didChangeConfiguration', { settings: { diffusionvl: { modelDir: broken, provider: 'cpu' } } });
+  await s.conn.sendNotification('workspace/didChangeConfiguration', { settings: { diffusionvl: { modelPath: broken, executionProvider: 'cpu' } } });
   await assert.rejects(s.request(Methods.ask, { image, question: 'q', options: { maxNewTokens: 8 } }), (e: { code: number }) => e.code === ErrorCodes.ModelUnavailable);
 
-  await s.conn.sendNotification('workspace/didChangeConfiguration', { settings: { diffusionvl: { modelDir: model, provider: 'cpu' } } });
+  await s.conn.sendNotification('workspace/didChangeConfiguration', { settings: { diffusionvl: { modelPath: model, executionProvider: 'cpu' } } });
   const ok = await s.request<AskResult>(Methods.ask, { image, question: 'q', options: { maxNewTokens: 8 } });
   assert.equal(ok.model, model);
 });
 
 test('an execution provider that cannot start falls back to CPU and says so', async () => {
-  const s = await server({ provider: 'cuda' });
+  const s = await server({ executionProvider: 'cuda' });
   await copyFile(join(ws, 'ok.png'), join(ws, 'ok2.png'));
   const ok = await s.request<AskResult>(Methods.ask, { image: { path: join(ws, 'ok2.png') }, question: 'q', options: { maxNewTokens: 8 } });
-  assert.equal(typeof ok.text, 'string');
+  assert.equal(ok.stats.generatedTokens, 8);
   const st = await s.request<StatusResult>(Methods.status, null);
   assert.equal(st.provider.requested, 'cuda');
-  assert.equal(st.provider.inUse, 'cpu');
-  assert.match(st.provider.reason ?? '', /cuda/i);
+  // Holds on machines with and without CUDA: either it runs, or the engine's own fallback reason is shown.
+  if (st.provider.inUse === 'cpu') assert.match(st.provider.reason ?? '', /^cuda unavailable: .+; fell back to cpu$/);
+  else assert.equal(st.provider.inUse, 'cuda');
 });

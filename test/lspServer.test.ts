@@ -4,8 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { ProgressType } from 'vscode-jsonrpc/node';
+import { MASK_TEXT } from '../server/engine/api';
 import { createEngine } from '../server/engine/engine';
-import { ErrorCodes, Methods, type AskPartial, type AskResult, type PartialAnswerParams, type StatusResult } from '../server/protocol';
+import { formatComment, wrapText } from '../server/protocol/commentSyntax';
+import { oneLine } from '../server/lsp/describe';
+import { DefaultPrompts, ErrorCodes, Methods, type AskPartial, type AskResult, type PartialAnswerParams, type StatusResult } from '../server/protocol';
 import { startLspServer, type LspClient } from './helpers/lspClient';
 import { fixturesDir } from './helpers/paths';
 import { ensureTinyModel } from './helpers/tinyModel';
@@ -17,6 +20,7 @@ let outside: string;
 let model: string;
 let client: LspClient;
 let reference: string;
+let description: string;
 
 before(async () => {
   model = await ensureTinyModel('fp32');
@@ -28,13 +32,15 @@ before(async () => {
   const engine = await createEngine({ modelDir: model, provider: 'cpu' });
   try {
     reference = (await engine.ask({ images: [{ path: join(ws, 'docs', 'img', 'diagram.png') }], question: QUESTION, options: OPTIONS })).text;
+    // What the code actions describe the image as (the hover prompt and token budget configured below).
+    description = oneLine((await engine.ask({ images: [{ path: join(ws, 'docs', 'img', 'diagram.png') }], question: DefaultPrompts.describe, options: { maxNewTokens: 8 } })).text);
   } finally {
     await engine.dispose();
   }
   client = await startLspServer({
     workspaceFolders: [ws],
     args: ['--model', model],
-    settings: { provider: 'cpu', hover: { maxNewTokens: 8 }, altText: { maxNewTokens: 8 } },
+    settings: { executionProvider: 'cpu', hover: { maxNewTokens: 8 }, altText: { maxNewTokens: 8 } },
   });
 });
 
@@ -65,7 +71,9 @@ test('ask returns the engine’s own answer, streaming partials before the respo
   assert.equal(res.text, reference);
   assert.ok(partials.length >= 2, 'block partials streamed');
   assert.ok(partials.every((p) => p.token === 'ask-1'));
-  assert.ok(partials.some((p) => p.kind === 'step' && typeof p.blockText === 'string'), 'step states on request');
+  const steps = partials.filter((p) => p.kind === 'step');
+  assert.equal(steps.length, res.stats.forwards.denoise, 'one step state per denoising pass, on request');
+  assert.ok(steps[0].blockText?.includes(MASK_TEXT), `the first step still shows masked positions: ${steps[0].blockText}`);
   assert.equal(partials.filter((p) => p.kind === 'block').at(-1)?.text, reference);
   assert.ok(progress.length >= 2, '$/progress partial results');
   assert.equal(res.stats.generatedTokens, OPTIONS.maxNewTokens);
@@ -166,4 +174,32 @@ test('code files get "Insert description as comment" for image paths', async () 
   const resolved = await client.request<Action>('codeAction/resolve', actions[0]);
   const edit = resolved.edit!.documentChanges[0].edits[0];
   assert.match(edit.newText, /^ {4}\/\/ Image \.\/docs\/img\/diagram\.png: .+\n$/);
+});
+
+test('"Insert description as comment" writes the comment the extension\'s "Describe Image and Insert" writes', async () => {
+  // Both features format through the one shared table (server/protocol/commentSyntax.ts); languages where the two
+  // used to disagree are included (graphql, terraform: `#`).
+  assert.ok(description.length > 0);
+  for (const [language, file] of [
+    ['python', 'a.py'],
+    ['graphql', 'a.graphql'],
+    ['terraform', 'a.tf'],
+    ['lua', 'a.lua'],
+    ['css', 'a.css'],
+  ] as const) {
+    const text = `x = 1\n  logo = "./docs/img/diagram.png"\n`;
+    const uri = await client.openDocument(join(ws, file), language, text);
+    const actions = await client.request<Action[]>('textDocument/codeAction', {
+      textDocument: { uri },
+      range: { start: { line: 1, character: 12 }, end: { line: 1, character: 12 } },
+      context: { diagnostics: [] },
+    });
+    const describe = actions.find((a) => a.title === 'Insert description as comment');
+    assert.ok(describe, `${language}: ${JSON.stringify(actions.map((a) => a.title))}`);
+    const resolved = await client.request<Action>('codeAction/resolve', describe);
+    const edit = resolved.edit!.documentChanges[0].edits[0];
+    const expected = formatComment(language, wrapText(`Image ./docs/img/diagram.png: ${description}`), '  ');
+    assert.ok(expected, `${language} is in the shared table`);
+    assert.equal(edit.newText, `  ${expected}\n`, language);
+  }
 });

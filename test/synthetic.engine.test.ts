@@ -1,10 +1,11 @@
 import { strict as assert } from 'node:assert';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import type { Engine } from '../server/engine/api';
+import { defaultModelDir, isModelDir } from '../server/engine/defaultModel';
 import { createEngine } from '../server/engine/engine';
 import { ArDecoder } from '../server/synthetic/arDecode';
 import { arBaselineDir } from '../server/synthetic/evaluate';
@@ -17,22 +18,23 @@ import { repoRoot } from './helpers/paths';
  * The shipped default model answers questions about generated images it never trained on (split "eval": disjoint
  * from the trainer's keys), through the real engine, and the README's example command gets its answer right.
  */
-const modelDir = join(repoRoot, 'models', 'default');
+const modelDir = defaultModelDir();
 const examplesDir = join(repoRoot, 'media', 'examples');
-const skip = !existsSync(join(modelDir, 'manifest.json')) && 'models/default is missing';
 
 /** Fixed held-out set: seed 4242, first 48 items. */
 const HELD_OUT = { seed: 4242, count: 48 };
 
 let engine: Engine;
 before(async () => {
-  if (!skip) engine = await createEngine({ modelDir, provider: 'cpu', threads: 1 });
+  // The default model ships with the project: without it these tests fail (here, with the reason), never skip.
+  assert.ok(isModelDir(modelDir), `${modelDir} is missing: the embedded default model ships with the project`);
+  engine = await createEngine({ modelDir, provider: 'cpu', threads: 1 });
 });
 after(async () => {
   await engine?.dispose();
 });
 
-test('block diffusion answers held-out generated questions', { skip }, async () => {
+test('block diffusion answers held-out generated questions', async () => {
   const items = drawItems(HELD_OUT.seed, 'eval', HELD_OUT.count);
   const wrong: string[] = [];
   let nonArrow = 0;
@@ -53,7 +55,7 @@ test('block diffusion answers held-out generated questions', { skip }, async () 
   assert.ok(nonArrowWrong <= Math.floor(nonArrow * 0.05), detail);
 });
 
-test('dynamic remasking decodes several tokens per forward with the same answers', { skip }, async () => {
+test('dynamic remasking decodes several tokens per forward with the same answers', async () => {
   const items = drawItems(HELD_OUT.seed, 'eval', 16);
   let tokens = 0;
   let forwards = 0;
@@ -71,7 +73,7 @@ test('dynamic remasking decodes several tokens per forward with the same answers
   assert.ok(tokens / forwards >= 2, `tokens per forward ${tokens / forwards}`);
 });
 
-test('the shipped example images are answered', { skip }, async () => {
+test('the shipped example images are answered', async () => {
   const examples = JSON.parse(readFileSync(join(examplesDir, 'examples.json'), 'utf8')) as { file: string; qas: QA[] }[];
   const wrong: string[] = [];
   let total = 0;
@@ -85,8 +87,10 @@ test('the shipped example images are answered', { skip }, async () => {
   assert.ok(wrong.length <= total * 0.15, `${wrong.length}/${total} wrong:\n${wrong.join('\n')}`);
 });
 
-test('the AR baseline decodes one token per forward', { skip: skip || (!arBaselineDir(modelDir) && 'no AR baseline') }, async () => {
-  const ar = await ArDecoder.load(arBaselineDir(modelDir)!, 1);
+test('the AR baseline decodes one token per forward', async () => {
+  const arDir = arBaselineDir(modelDir);
+  assert.ok(arDir, `${modelDir} has no AR baseline (models/default/ar ships with the project)`);
+  const ar = await ArDecoder.load(arDir, 1);
   try {
     const items = drawItems(HELD_OUT.seed, 'eval', 12);
     let right = 0;
@@ -101,7 +105,7 @@ test('the AR baseline decodes one token per forward', { skip: skip || (!arBaseli
   }
 });
 
-test("the README's main command answers about a shipped example", { skip }, async () => {
+test("the README's main command answers about a shipped example", async () => {
   // Exactly the command the README shows (dist/ must be built, as `npm test` does).
   const { stdout } = await promisify(execFile)(process.execPath, [join(repoRoot, 'bin', 'diffusionvl.js'), 'ask', 'media/examples/chart-1.png', 'Which bar is the tallest?'], {
     cwd: repoRoot,

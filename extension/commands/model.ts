@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { Methods, type PrepareModelParams, type PrepareModelResult, type StatusResult } from '../../server/protocol';
+import { MANIFEST_FILE, Methods, type PrepareModelParams, type PrepareModelResult, type StatusResult } from '../../server/protocol';
 import type { Sidecar } from '../client';
 import { errorText, SidecarError } from '../client';
 import { computeLabel } from '../statusBar';
@@ -25,7 +25,7 @@ async function prepare(sidecar: Sidecar, title: string, params: Omit<PrepareMode
         progress.report({ message: v.message, increment });
       });
       try {
-        return await sidecar.request<PrepareModelResult>(Methods.prepareModel, { ...params, workDoneToken } satisfies PrepareModelParams, token);
+        return await sidecar.request(Methods.prepareModel, { ...params, workDoneToken } satisfies PrepareModelParams, token);
       } catch (err) {
         if (err instanceof SidecarError && err.cancelled) {
           void vscode.window.showInformationMessage('Model preparation cancelled. Downloaded files are kept and the next try resumes.');
@@ -70,7 +70,7 @@ async function useLocalFolder(ctx: vscode.ExtensionContext, sidecar: Sidecar): P
   const dir = picked?.[0]?.fsPath;
   if (!dir) return;
   let modelDir = dir;
-  if (!fs.existsSync(path.join(dir, 'manifest.json'))) {
+  if (!fs.existsSync(path.join(dir, MANIFEST_FILE))) {
     if (!fs.existsSync(path.join(dir, 'config.json'))) {
       void vscode.window.showErrorMessage(`${dir} holds neither a converted model (manifest.json) nor a checkpoint (config.json + *.safetensors).`);
       return;

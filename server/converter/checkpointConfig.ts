@@ -3,6 +3,7 @@
  * preprocessor_config.json). Class defaults of the Python configs are deliberately NOT used for dimensions: a
  * missing `hidden_size` would silently become 3584 there (see the inference spec, config fields).
  */
+import { DiffusionVLError } from '../engine/errors';
 import type { VisionDims } from '../engine/manifest';
 
 export interface QwenVLTextConfig {
@@ -161,15 +162,16 @@ export function checkModelIdentity(config: Json): void {
   }
   const archList = (archs ?? []) as string[];
   if (mt === 'diffusionvl_qwen' || archList.includes('DiffusionVLQwenForCausalLM')) {
-    throw new Error(
+    throw new DiffusionVLError(
+      'unsupportedCheckpoint',
       'config.json: the DiffusionVL-Qwen (SigLIP) variant (model_type diffusionvl_qwen) is not supported yet; only DiffusionVL-QwenVL (diffusionvl_qwenvl) checkpoints can be converted',
     );
   }
   if (mt !== undefined && mt !== ACCEPTED_MODEL_TYPE) {
-    throw new Error(`config.json: unknown model_type ${JSON.stringify(mt)}; expected "${ACCEPTED_MODEL_TYPE}"`);
+    throw new DiffusionVLError('unsupportedCheckpoint', `config.json: unknown model_type ${JSON.stringify(mt)}; expected "${ACCEPTED_MODEL_TYPE}"`);
   }
   if (archs !== undefined && !archList.includes(ACCEPTED_ARCHITECTURE)) {
-    throw new Error(`config.json: unknown architectures ${JSON.stringify(archs)}; expected ["${ACCEPTED_ARCHITECTURE}"]`);
+    throw new DiffusionVLError('unsupportedCheckpoint', `config.json: unknown architectures ${JSON.stringify(archs)}; expected ["${ACCEPTED_ARCHITECTURE}"]`);
   }
   if (mt === undefined && archs === undefined) {
     throw new Error(`config.json: neither model_type nor architectures is set; expected model_type "${ACCEPTED_MODEL_TYPE}"`);

@@ -3,33 +3,29 @@
  * Inference runs in a worker thread; every method returns promptly and never blocks the caller's event loop.
  */
 
-export type ExecutionProvider = 'auto' | 'cpu' | 'cuda' | 'dml' | 'coreml' | 'webgpu';
-export type RemaskingStrategy = 'static' | 'dynamic';
+import { DiffusionVLError } from './errors';
+import type { GenerationOptions } from './generationOptions';
+
+export type { ErrorKind } from './errors';
+export { DiffusionVLError, errorKind } from './errors';
+export type { GenerationOptions, RemaskingStrategy } from './generationOptions';
+
+export const EXECUTION_PROVIDERS = ['auto', 'cpu', 'cuda', 'dml', 'coreml', 'webgpu'] as const;
+export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
+/** The one default, for the CLI, the sidecar and the engine alike: the best provider that starts, else cpu. */
+export const DEFAULT_PROVIDER: ExecutionProvider = 'auto';
 
 export interface EngineOptions {
   /** A folder written by `diffusionvl convert` (holds manifest.json). */
   modelDir: string;
+  /** Default {@link DEFAULT_PROVIDER}. */
   provider?: ExecutionProvider;
   /** ONNX Runtime intra-op threads (default: ORT's choice). */
   threads?: number;
 }
 
-export interface GenerationOptions {
-  /** Tokens to generate (G). Default 128. */
-  maxNewTokens?: number;
-  /** Denoising steps per block (S). Default 8. */
-  steps?: number;
-  strategy?: RemaskingStrategy;
-  /** Confidence threshold for the dynamic strategy. Default 0.85. */
-  threshold?: number;
-  /** Override the model's block size (B). */
-  blockSize?: number;
-  /** 0 = greedy (default). */
-  temperature?: number;
-  topK?: number;
-  topP?: number;
-  /** Seed for sampling when temperature > 0. */
-  seed?: number;
+/** A request's {@link GenerationOptions} plus engine tuning the CLI and benchmarks use (not on the wire). */
+export interface RunOptions extends GenerationOptions {
   /** Fold each block's commit pass into the next block's first forward (default true). */
   fusedCommit?: boolean;
   /** Recompute the whole sequence every forward, no KV reuse (benchmarks only). */
@@ -40,19 +36,20 @@ export interface GenerationOptions {
   alpha?: 'white' | 'drop';
 }
 
-export type ImageInput = { path: string } | { bytes: Uint8Array };
+/** An image file, or its encoded bytes (`label` names them in error messages). */
+export type ImageInput = { path: string } | { bytes: Uint8Array; label?: string };
 
 export interface AskRequest {
   images: ImageInput[];
   question: string;
-  options?: GenerationOptions;
+  options?: RunOptions;
 }
 
 /** Low-level request: prompt ids with `imagePlaceholder` (-200) where each image's features go. */
 export interface GenerateIdsRequest {
   promptIds: number[];
   images: ImageInput[];
-  options?: GenerationOptions;
+  options?: RunOptions;
 }
 
 export interface StepEvent {
@@ -132,17 +129,18 @@ export interface EngineInfo {
 }
 
 /** Error raised when a run is cancelled through its AbortSignal. */
-export class CancelledError extends Error {
+export class CancelledError extends DiffusionVLError {
   constructor() {
-    super('generation cancelled');
+    super('cancelled', 'generation cancelled');
     this.name = 'CancelledError';
   }
 }
 
-/** A problem with the input (unreadable/oversized image, bad options): the caller's fault, message is user-facing. */
-export class InputError extends Error {
-  constructor(message: string) {
-    super(message);
+/** A problem with the caller's input, message user-facing: an unreadable/oversized image (the default kind), bad
+ * options or an unusable prompt. */
+export class InputError extends DiffusionVLError {
+  constructor(message: string, kind: 'image' | 'options' | 'prompt' = 'image') {
+    super(kind, message);
     this.name = 'InputError';
   }
 }

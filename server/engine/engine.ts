@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import {
   CancelledError,
+  DiffusionVLError,
   InputError,
   type AskRequest,
   type Engine,
@@ -160,9 +161,9 @@ class WorkerEngine implements Engine {
 }
 
 function toError(e: SerializedError): Error {
-  if (e.name === 'CancelledError') return new CancelledError();
-  const err = e.name === 'InputError' ? new InputError(e.message) : new Error(e.message);
-  if (e.name !== 'InputError' && e.name !== 'Error') err.name = e.name;
+  if (e.kind === 'cancelled') return new CancelledError();
+  const err = e.kind === 'image' || e.kind === 'options' || e.kind === 'prompt' ? new InputError(e.message, e.kind) : e.kind ? new DiffusionVLError(e.kind, e.message) : new Error(e.message);
+  if (!e.kind && e.name !== 'Error') err.name = e.name;
   if (e.stack) err.stack = e.stack;
   return err;
 }

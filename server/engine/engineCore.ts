@@ -3,6 +3,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   CancelledError,
+  DEFAULT_PROVIDER,
+  DiffusionVLError,
   InputError,
   MASK_TEXT,
   type AskRequest,
@@ -15,7 +17,7 @@ import {
 } from './api';
 import { runBlockDiffusion } from './blockDiffusion';
 import { EmbeddingTable } from './embeddings';
-import { DEFAULT_MAX_INPUT_BYTES, preprocessImage, preprocessOptionsFor } from './image';
+import { MAX_IMAGE_BYTES, preprocessImage, preprocessOptionsFor } from './image';
 import { readImageBytes } from './image/decode';
 import type { KvCache } from './kvCache';
 import { LruCache } from './lruCache';
@@ -62,7 +64,7 @@ export class EngineCore {
   static async create(opts: EngineOptions): Promise<EngineCore> {
     const m = readManifest(opts.modelDir);
     const emb = new EmbeddingTable(join(opts.modelDir, m.embeddings.file), m.embeddings.rows, m.embeddings.cols, m.embeddings.dtype, [m.tokens.mask]);
-    const choice = await withFallback(opts.provider ?? 'cpu', (p, auto) => OrtModel.load(opts.modelDir, m, p, emb, opts.threads, auto));
+    const choice = await withFallback(opts.provider ?? DEFAULT_PROVIDER, (p, auto) => OrtModel.load(opts.modelDir, m, p, emb, opts.threads, auto));
     const info: EngineInfo = {
       modelDir: opts.modelDir,
       architecture: m.architecture,
@@ -74,7 +76,7 @@ export class EngineCore {
   }
 
   async ask(req: AskRequest, ctx: RunContext): Promise<GenerationResult> {
-    if (typeof req.question !== 'string' || req.question.trim() === '') throw new InputError('the question is empty');
+    if (typeof req.question !== 'string' || req.question.trim() === '') throw new InputError('the question is empty', 'prompt');
     const tok = this.requireTokenizer();
     const prompt = chatPrompt(req.question, req.images.length);
     const promptIds = tokenizeWithImages(prompt, (t) => tok.encode(t), this.m.tokens.imagePlaceholder);
@@ -88,12 +90,12 @@ export class EngineCore {
     const o = resolveOptions(req.options, this.m.blockSize);
     const tk = this.m.tokens;
     const ids = req.promptIds;
-    if (!Array.isArray(ids) || ids.length === 0) throw new InputError('the prompt is empty');
+    if (!Array.isArray(ids) || ids.length === 0) throw new InputError('the prompt is empty', 'prompt');
     for (const id of ids) {
-      if (id !== tk.imagePlaceholder && (!Number.isInteger(id) || id < 0 || id >= this.m.embeddings.rows)) throw new InputError(`prompt id ${id} is outside the vocabulary`);
+      if (id !== tk.imagePlaceholder && (!Number.isInteger(id) || id < 0 || id >= this.m.embeddings.rows)) throw new InputError(`prompt id ${id} is outside the vocabulary`, 'prompt');
     }
     const slots = countPlaceholders(ids, tk.imagePlaceholder);
-    if (slots !== req.images.length) throw new InputError(`the prompt has ${slots} image placeholder(s) but ${req.images.length} image(s) were given`);
+    if (slots !== req.images.length) throw new InputError(`the prompt has ${slots} image placeholder(s) but ${req.images.length} image(s) were given`, 'prompt');
     const check = () => {
       if (ctx.cancelled()) throw new CancelledError();
     };
@@ -218,12 +220,13 @@ export class EngineCore {
    * preprocess to the same pixels share an entry).
    */
   private async imageFeatures(image: ImageInput, alpha: 'white' | 'drop', check: () => void): Promise<{ key: string; features: Float32Array; hit: boolean }> {
-    const { bytes } = await readImageBytes(image, DEFAULT_MAX_INPUT_BYTES);
+    // Read once: the bytes key the cache and, on a miss, are what gets decoded.
+    const { bytes, label } = await readImageBytes(image, MAX_IMAGE_BYTES);
     const fileKey = createHash('sha256').update(bytes).update(alpha).digest('hex');
     const known = this.fileToPixelKey.get(fileKey);
     const cached = known ? this.visionCache.get(known) : undefined;
     if (known && cached) return { key: known, features: cached, hit: true };
-    const pre = await preprocessImage(image, preprocessOptionsFor(this.m.image, this.m.vision, alpha));
+    const pre = await preprocessImage({ bytes, label }, preprocessOptionsFor(this.m.image, this.m.vision, alpha));
     const key = createHash('sha256')
       .update(Buffer.from(pre.pixelValues.buffer, pre.pixelValues.byteOffset, pre.pixelValues.byteLength))
       .update(pre.gridThw.join('x'))
@@ -266,7 +269,7 @@ export class EngineCore {
 
   private requireTokenizer(): TextTokenizer {
     const tok = this.optionalTokenizer();
-    if (!tok) throw new InputError(`the model in ${this.modelDir} has no tokenizer.json, so it cannot take questions (prompt ids still work)`);
+    if (!tok) throw new DiffusionVLError('model', `the model in ${this.modelDir} has no tokenizer.json, so it cannot take questions (prompt ids still work)`);
     return tok;
   }
 }

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { MANIFEST_FILE } from './manifestFile';
 
 /**
  * The manifest a converted model folder carries (`manifest.json`). The converter writes it; the engine reads every
@@ -80,7 +81,7 @@ export interface ModelFiles {
   tokenizer?: string;
 }
 
-export const MANIFEST_FILE = 'manifest.json';
+export { MANIFEST_FILE };
 
 export function readManifest(modelDir: string): ModelManifest {
   const path = join(modelDir, MANIFEST_FILE);

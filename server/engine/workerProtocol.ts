@@ -1,3 +1,4 @@
+import { errorKind, type ErrorKind } from './errors';
 import type { AskRequest, EngineInfo, EngineOptions, GenerateIdsRequest, GenerationEvent, GenerationResult } from './api';
 
 /** Messages between createEngine (main thread) and engineWorker (worker thread). */
@@ -14,6 +15,8 @@ export type ToWorker =
 
 export interface SerializedError {
   name: string;
+  /** Set for errors that carry a kind; the main thread rebuilds the same kind. */
+  kind?: ErrorKind;
   message: string;
   stack?: string;
 }
@@ -27,6 +30,6 @@ export type FromWorker =
   | { type: 'disposed' };
 
 export function serializeError(err: unknown): SerializedError {
-  if (err instanceof Error) return { name: err.name, message: err.message, stack: err.stack };
+  if (err instanceof Error) return { name: err.name, kind: errorKind(err), message: err.message, stack: err.stack };
   return { name: 'Error', message: String(err) };
 }

@@ -1,7 +1,7 @@
 import type { GenerationEvent, GenerationResult } from '../engine/api';
-import type { AskPartial, AskResult, ServerSettings } from '../protocol';
-import { rpcError } from './errors';
-import { toEngineOptions } from './generationOptions';
+import { checkGenerationOptions } from '../engine/generationOptions';
+import type { AskPartial, AskResult } from '../protocol';
+import { RequestError } from './errors';
 import { resolveImage } from './imageInput';
 import type { ModelManager } from './modelLifecycle';
 import type { WorkspaceGuard } from './pathGuard';
@@ -9,12 +9,11 @@ import type { InferenceQueue, Lane } from './queue';
 
 const MAX_QUESTION_CHARS = 8000;
 
-/** What answering needs; the LSP context and the MCP server each provide it. `settings` is read at call time. */
+/** What answering needs; the LSP context and the MCP server each provide it. */
 export interface AnswerDeps {
   guard: WorkspaceGuard;
   models: ModelManager;
   queue: InferenceQueue;
-  readonly settings: ServerSettings;
 }
 
 export interface AnswerRequest {
@@ -46,15 +45,16 @@ function toResult(r: GenerationResult, queueMs: number, loadMs: number, model: s
 /**
  * One question about one image, validated, queued and answered by the shared model: the LSP `diffusionvl/ask`
  * handler and the MCP tools both go through here, so they accept the same input and report the same stats.
- * Errors are client-facing RPC errors (kind in `data`); cancellation through `signal` rejects with CancelledError.
+ * Errors carry their kind (mapped to codes by the caller, through toResponseError); cancellation through `signal`
+ * rejects with CancelledError.
  */
 export async function answer(deps: AnswerDeps, req: AnswerRequest, signal: AbortSignal, onPartial?: (p: AskPartial) => void): Promise<AskResult> {
   const received = performance.now();
-  if (typeof req.question !== 'string' || req.question.trim() === '') throw rpcError('InvalidParams', 'question must be a non-empty string');
-  if (req.question.length > MAX_QUESTION_CHARS) throw rpcError('InvalidParams', `question is longer than ${MAX_QUESTION_CHARS} characters`);
+  if (typeof req.question !== 'string' || req.question.trim() === '') throw new RequestError('params', 'question must be a non-empty string');
+  if (req.question.length > MAX_QUESTION_CHARS) throw new RequestError('params', `question is longer than ${MAX_QUESTION_CHARS} characters`);
   const question = req.question;
-  const options = toEngineOptions(req.options);
-  const image = await resolveImage(req.image, deps.guard, deps.settings.maxImageBytes);
+  const options = checkGenerationOptions(req.options);
+  const image = await resolveImage(req.image, deps.guard);
 
   let committed = '';
   const onEvent = (e: GenerationEvent): void => {
@@ -66,7 +66,7 @@ export async function answer(deps: AnswerDeps, req: AnswerRequest, signal: Abort
     }
   };
   let queueMs = 0;
-  const model = deps.settings.modelDir ?? '';
+  const model = deps.models.modelDir() ?? '';
   const { value, loadMs } = await deps.queue.run(req.lane ?? 'interactive', signal, () => {
     queueMs = performance.now() - received;
     return deps.models.use((engine) => engine.ask({ images: [image.input], question, options }, { signal, steps: req.streamSteps === true, onEvent }));

@@ -1,18 +1,20 @@
-import { ProgressType, type CancellationToken } from 'vscode-languageserver/node';
-import { Methods, type AskParams, type AskPartial, type AskResult, type PartialAnswerParams } from '../protocol';
+import { ProgressType } from 'vscode-languageserver/node';
+import { CancelledError } from '../engine/api';
+import { Methods, type AskPartial, type PartialAnswerParams } from '../protocol';
 import { answer } from './answer';
 import type { ServerContext } from './context';
-import { cancelled, rpcError, toResponseError } from './errors';
+import { RequestError } from './errors';
+import { onRequest } from './handlers';
 
 const partialType = new ProgressType<AskPartial>();
 
 export function registerAsk(ctx: ServerContext): void {
-  ctx.connection.onRequest(Methods.ask, async (params: AskParams, token: CancellationToken): Promise<AskResult> => {
+  onRequest(ctx.connection, Methods.ask, async (params, token) => {
     const abort = new AbortController();
     const sub = token.onCancellationRequested(() => abort.abort());
     const progress = params?.workDoneToken !== undefined ? ctx.connection.window.attachWorkDoneProgress(params.workDoneToken) : undefined;
     try {
-      if (typeof params !== 'object' || params === null) throw rpcError('InvalidParams', 'params must be an object');
+      if (typeof params !== 'object' || params === null) throw new RequestError('params', 'params must be an object');
       const stream = (p: AskPartial): void => {
         if (params.streamToken !== undefined) {
           void ctx.connection.sendNotification(Methods.partialAnswer, { token: params.streamToken, ...p } satisfies PartialAnswerParams);
@@ -22,10 +24,8 @@ export function registerAsk(ctx: ServerContext): void {
       };
       progress?.begin('DiffusionVL', undefined, 'waiting for the model…', true);
       const result = await answer(ctx, { image: params.image, question: params.question, options: params.options, streamSteps: params.streamSteps === true }, abort.signal, stream);
-      if (token.isCancellationRequested) throw cancelled();
+      if (token.isCancellationRequested) throw new CancelledError();
       return result;
-    } catch (err) {
-      throw toResponseError(err, token);
     } finally {
       sub.dispose();
       progress?.done();

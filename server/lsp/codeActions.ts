@@ -8,10 +8,10 @@ import {
 } from 'vscode-languageserver/node';
 import type { TextDocument } from 'vscode-languageserver-textdocument';
 import { APPLY_DESCRIPTION_COMMAND, CodeActionKinds, type CodeActionData } from '../protocol';
-import { lineComment } from './commentSyntax';
+import { formatComment, wrapText } from '../protocol/commentSyntax';
 import type { ServerContext } from './context';
 import { clip } from './describe';
-import { rpcError, toResponseError } from './errors';
+import { RequestError, toResponseError } from './errors';
 import { findImageRefs, needsAltText, type ImageRef } from './imageRefs';
 import { resolveRefPath } from './resolveRef';
 
@@ -68,7 +68,9 @@ function editFor(doc: TextDocument, ref: ImageRef, kind: CodeActionData['kind'],
     const pos = doc.positionAt(ref.start);
     const lineText = doc.getText({ start: { line: pos.line, character: 0 }, end: pos });
     const indent = /^\s*/.exec(lineText)?.[0] ?? '';
-    const comment = lineComment(doc.languageId, `Image ${ref.target}: ${description}`);
+    const lines = wrapText(`Image ${ref.target}: ${description}`);
+    // Languages outside the shared table get a `//` comment: the server has no language configuration to ask.
+    const comment = formatComment(doc.languageId, lines, indent) ?? lines.map((l, i) => `${i ? indent : ''}// ${l}`).join('\n');
     return TextEdit.insert({ line: pos.line, character: 0 }, `${indent}${comment}\n`);
   }
   if (ref.kind === 'markdown' && ref.alt) {
@@ -96,11 +98,11 @@ async function computeEdit(ctx: ServerContext, data: CodeActionData, token: Canc
     // Interactive lane: the user picked this action and is waiting for it.
     const raw = await ctx.describer.describe(data.imagePath, prompt, maxNewTokens, 'interactive', abort.signal);
     const description = data.kind === 'altText' ? clip(raw, s.altText.maxChars) : raw;
-    if (!description) throw rpcError('InternalError', 'the model returned an empty description');
+    if (!description) throw new Error('the model returned an empty description');
     const doc = ctx.documents.get(data.uri);
-    if (!doc) throw rpcError('InvalidParams', `${data.uri} is not open any more`);
+    if (!doc) throw new RequestError('params', `${data.uri} is not open any more`);
     const ref = findAgain(doc, data);
-    if (!ref) throw rpcError('InvalidParams', `the image reference ${data.target} is no longer in the document`);
+    if (!ref) throw new RequestError('params', `the image reference ${data.target} is no longer in the document`);
     const edit = editFor(doc, ref, data.kind, description);
     if (ctx.client.documentChanges) return { documentChanges: [TextDocumentEdit.create({ uri: doc.uri, version: doc.version }, [edit])] };
     return { changes: { [doc.uri]: [edit] } };
@@ -119,11 +121,19 @@ export function registerCodeActions(ctx: ServerContext): void {
     return action;
   });
   ctx.connection.onExecuteCommand(async (params, token) => {
-    if (params.command !== APPLY_DESCRIPTION_COMMAND) throw rpcError('InvalidParams', `unknown command ${params.command}`);
-    const data: unknown = params.arguments?.[0];
-    if (!isData(data)) throw rpcError('InvalidParams', `${APPLY_DESCRIPTION_COMMAND} needs the code action's data as its argument`);
-    const edit = await computeEdit(ctx, data, token);
-    const applied = await ctx.connection.workspace.applyEdit({ label: TITLES[data.kind], edit });
-    return applied.applied;
+    try {
+      return await applyDescription(ctx, params.command, params.arguments, token);
+    } catch (err) {
+      throw toResponseError(err, token);
+    }
   });
+}
+
+async function applyDescription(ctx: ServerContext, command: string, args: unknown[] | undefined, token: CancellationToken): Promise<boolean> {
+  if (command !== APPLY_DESCRIPTION_COMMAND) throw new RequestError('params', `unknown command ${command}`);
+  const data: unknown = args?.[0];
+  if (!isData(data)) throw new RequestError('params', `${APPLY_DESCRIPTION_COMMAND} needs the code action's data as its argument`);
+  const edit = await computeEdit(ctx, data, token);
+  const applied = await ctx.connection.workspace.applyEdit({ label: TITLES[data.kind], edit });
+  return applied.applied;
 }

@@ -3,8 +3,16 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { CancelledError } from '../engine/api';
+import { DiffusionVLError, errorKind } from '../engine/errors';
 import { convertCheckpoint, type ConvertProgress } from '../converter/convert';
 import type { ConvertJob, ConvertMessage } from './convertWorker';
+
+/** Any failure of the conversion is a `conversion` error unless it was raised with a kind of its own (an unsupported
+ * checkpoint, a full disk, cancellation). */
+function asConversionError(err: unknown): Error {
+  if (errorKind(err)) return err as Error;
+  return new DiffusionVLError('conversion', `conversion failed: ${err instanceof Error ? err.message : String(err)}`);
+}
 
 /**
  * Converts a checkpoint in a worker thread when the worker script is next to this file (tsc output, or a bundle that
@@ -12,7 +20,15 @@ import type { ConvertJob, ConvertMessage } from './convertWorker';
  * cancellation only takes effect once the conversion returns.
  */
 export async function runConversion(job: ConvertJob, onProgress: (p: ConvertProgress) => void, signal: AbortSignal): Promise<void> {
-  signal.throwIfAborted();
+  if (signal.aborted) throw new CancelledError();
+  try {
+    await convertIn(job, onProgress, signal);
+  } catch (err) {
+    throw asConversionError(err);
+  }
+}
+
+async function convertIn(job: ConvertJob, onProgress: (p: ConvertProgress) => void, signal: AbortSignal): Promise<void> {
   const script = join(__dirname, 'convertWorker.js');
   if (!existsSync(script)) {
     await convertCheckpoint(job.checkpointDir, job.outDir, { precision: job.precision, onProgress });
@@ -27,7 +43,7 @@ export async function runConversion(job: ConvertJob, onProgress: (p: ConvertProg
       worker.on('message', (m: ConvertMessage) => {
         if (m.type === 'progress') onProgress(m.progress);
         else if (m.type === 'done') resolve();
-        else reject(new Error(m.message));
+        else reject(m.kind ? new DiffusionVLError(m.kind, m.message) : new Error(m.message));
       });
       worker.on('error', reject);
       worker.on('exit', (code) => reject(new Error(`conversion worker exited early (code ${code})`)));

@@ -2,6 +2,7 @@
 // during the minutes a full-size conversion takes. Messages: {type:'progress'|'done'|'error'}.
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { convertCheckpoint, type ConvertProgress } from '../converter/convert';
+import { errorKind, type ErrorKind } from '../engine/errors';
 import type { Precision } from '../protocol';
 
 export interface ConvertJob {
@@ -10,7 +11,7 @@ export interface ConvertJob {
   precision: Precision;
 }
 
-export type ConvertMessage = { type: 'progress'; progress: ConvertProgress } | { type: 'done' } | { type: 'error'; message: string };
+export type ConvertMessage = { type: 'progress'; progress: ConvertProgress } | { type: 'done' } | { type: 'error'; message: string; kind?: ErrorKind };
 
 if (!isMainThread && parentPort && (workerData as { convertJob?: ConvertJob } | undefined)?.convertJob) {
   const port = parentPort;
@@ -18,6 +19,6 @@ if (!isMainThread && parentPort && (workerData as { convertJob?: ConvertJob } | 
   const post = (m: ConvertMessage): void => port.postMessage(m);
   convertCheckpoint(job.checkpointDir, job.outDir, { precision: job.precision, onProgress: (progress) => post({ type: 'progress', progress }) }).then(
     () => post({ type: 'done' }),
-    (err: unknown) => post({ type: 'error', message: err instanceof Error ? err.message : String(err) }),
+    (err: unknown) => post({ type: 'error', message: err instanceof Error ? err.message : String(err), kind: errorKind(err) }),
   );
 }

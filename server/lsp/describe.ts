@@ -1,4 +1,3 @@
-import type { ServerSettings } from '../protocol';
 import type { ModelManager } from './modelLifecycle';
 import type { WorkspaceGuard } from './pathGuard';
 import type { InferenceQueue, Lane } from './queue';
@@ -26,17 +25,16 @@ export class Describer {
   private readonly cache = new LruCache<string, string>(512);
 
   constructor(
-    private readonly deps: { guard: WorkspaceGuard; models: ModelManager; queue: InferenceQueue; settings: () => ServerSettings },
+    private readonly deps: { guard: WorkspaceGuard; models: ModelManager; queue: InferenceQueue },
   ) {}
 
   async describe(path: string, prompt: string, maxNewTokens: number, lane: Lane, signal: AbortSignal): Promise<string> {
-    const s = this.deps.settings();
-    const { bytes, sha256 } = await readWithHash(path, this.deps.guard, s.maxImageBytes);
-    const key = [sha256, prompt, maxNewTokens, s.modelDir ?? ''].join('\0');
+    const { bytes, sha256 } = await readWithHash(path, this.deps.guard);
+    const key = [sha256, prompt, maxNewTokens, this.deps.models.modelDir() ?? ''].join('\0');
     const hit = this.cache.get(key);
     if (hit !== undefined) return hit;
     const { value } = await this.deps.queue.run(lane, signal, () =>
-      this.deps.models.use((engine) => engine.ask({ images: [{ bytes }], question: prompt, options: { maxNewTokens } }, { signal })),
+      this.deps.models.use((engine) => engine.ask({ images: [{ bytes, label: path }], question: prompt, options: { maxNewTokens } }, { signal })),
     );
     const text = oneLine(value.text);
     this.cache.set(key, text);

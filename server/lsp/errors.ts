@@ -1,29 +1,60 @@
 import { ResponseError, type CancellationToken } from 'vscode-languageserver/node';
-import { CancelledError, InputError } from '../engine/api';
-import { ErrorCodes, type ErrorData } from '../protocol';
-import { QueueFullError } from './queue';
+import { errorKind, type ErrorKind } from '../engine/errors';
+import { ErrorCodes, type ErrorCodeName, type ErrorData } from '../protocol';
 
-export type ErrorKind = ErrorData['kind'];
+/** Failures only the sidecar itself can have: a malformed request, a path outside the workspace, a full queue. */
+export type RequestErrorKind = 'params' | 'pathOutsideWorkspace' | 'queueFull';
 
-/** A failure the client should see as-is: a JSON-RPC error with one of the protocol's codes. */
-export function rpcError(kind: ErrorKind, message: string): ResponseError<ErrorData> {
-  return new ResponseError<ErrorData>(ErrorCodes[kind], message, { kind });
+export class RequestError extends Error {
+  constructor(
+    readonly kind: RequestErrorKind,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'RequestError';
+  }
 }
 
-export function cancelled(): ResponseError<ErrorData> {
-  return rpcError('RequestCancelled', 'request cancelled');
-}
+/** The one mapping from what went wrong to the protocol code the client sees. */
+const CODE_OF_KIND: Record<ErrorKind | RequestErrorKind, ErrorCodeName> = {
+  image: 'InvalidImage',
+  options: 'InvalidOptions',
+  prompt: 'InvalidParams',
+  model: 'ModelUnavailable',
+  unsupportedCheckpoint: 'UnsupportedModel',
+  download: 'DownloadFailed',
+  diskFull: 'DiskFull',
+  conversion: 'ConversionFailed',
+  cancelled: 'RequestCancelled',
+  params: 'InvalidParams',
+  pathOutsideWorkspace: 'PathOutsideWorkspace',
+  queueFull: 'QueueFull',
+};
 
 export function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-/** Maps failures to the client-facing errors; anything unexpected becomes InternalError with its message. */
-export function toResponseError(err: unknown, token?: CancellationToken): ResponseError<unknown> {
-  if (err instanceof CancelledError || token?.isCancellationRequested) return cancelled();
-  if (err instanceof InputError) return rpcError('InvalidImage', err.message);
-  if (err instanceof QueueFullError) return rpcError('QueueFull', err.message);
-  if (err instanceof ResponseError) return err;
-  return rpcError('InternalError', err instanceof Error ? err.message : String(err));
+/** The code an error will be reported with (InternalError for anything raised without a kind). */
+export function codeOf(err: unknown): ErrorCodeName {
+  const kind = err instanceof RequestError ? err.kind : errorKind(err);
+  return kind ? CODE_OF_KIND[kind] : 'InternalError';
 }
 
+/**
+ * Every request handler's failures go through here, and only here, on their way to the client: the error's kind picks
+ * the code; a cancelled token always reports RequestCancelled; anything raised without a kind is an InternalError
+ * carrying its message.
+ */
+export function toResponseError(err: unknown, token?: CancellationToken): ResponseError<ErrorData> {
+  if (err instanceof ResponseError) return err as ResponseError<ErrorData>;
+  const kind = err instanceof RequestError ? err.kind : errorKind(err);
+  const code: ErrorCodeName = token?.isCancellationRequested ? 'RequestCancelled' : kind ? CODE_OF_KIND[kind] : 'InternalError';
+  const text = code === 'RequestCancelled' ? 'request cancelled' : message(err);
+  const data: ErrorData = kind && kind in CODE_OF_KIND && !isRequestKind(kind) ? { code, kind: kind as ErrorKind } : { code };
+  return new ResponseError<ErrorData>(ErrorCodes[code], text, data);
+}
+
+function isRequestKind(kind: string): kind is RequestErrorKind {
+  return kind === 'params' || kind === 'pathOutsideWorkspace' || kind === 'queueFull';
+}

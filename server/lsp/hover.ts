@@ -1,8 +1,7 @@
 import { MarkupKind, type CancellationToken, type Hover, type HoverParams } from 'vscode-languageserver/node';
 import { CancelledError } from '../engine/api';
-import { ErrorCodes } from '../protocol';
 import type { ServerContext } from './context';
-import { cancelled, message, toResponseError } from './errors';
+import { codeOf, message, toResponseError } from './errors';
 import { findImageRefs, refAt } from './imageRefs';
 import { resolveRefPath } from './resolveRef';
 
@@ -37,14 +36,14 @@ export function registerHover(ctx: ServerContext): void {
       if (!text) return null;
       return { contents: { kind: MarkupKind.Markdown, value: `**DiffusionVL:** ${escapeMarkdown(text)}` }, range };
     } catch (err) {
-      if (token.isCancellationRequested) throw cancelled();
+      if (token.isCancellationRequested) throw toResponseError(err, token);
       // Superseded by a newer hover: nobody is looking at this one any more.
       if (err instanceof CancelledError) return null;
-      const { code } = toResponseError(err);
-      if (code === ErrorCodes.InvalidImage) {
+      const code = codeOf(err);
+      if (code === 'InvalidImage') {
         return { contents: { kind: MarkupKind.Markdown, value: `**DiffusionVL:** cannot read this image: ${escapeMarkdown(message(err))}` }, range };
       }
-      ctx.log(`hover: ${message(err)}`, code === ErrorCodes.ModelUnavailable ? 'warning' : 'error');
+      ctx.log(`hover: ${message(err)}`, code === 'ModelUnavailable' ? 'warning' : 'error');
       return null;
     } finally {
       sub.dispose();

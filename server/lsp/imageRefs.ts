@@ -1,5 +1,6 @@
 import { dirname, isAbsolute, join, win32 } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { IMAGE_EXTENSION_ALTERNATION } from '../protocol/imageFiles';
 
 /** An image mentioned in a document. Offsets are UTF-16 indices into the document text. */
 export interface ImageRef {
@@ -15,7 +16,7 @@ export interface ImageRef {
   altInsertAt?: number;
 }
 
-const IMAGE_EXT = 'png|jpe?g|gif|webp|svg|svgz|tiff?|avif|bmp';
+const IMAGE_EXT = IMAGE_EXTENSION_ALTERNATION;
 const HAS_IMAGE_EXT = new RegExp(`\\.(?:${IMAGE_EXT})(?:[?#][^\\s]*)?$`, 'i');
 const MARKDOWN_LANGS = new Set(['markdown', 'mdx', 'quarto', 'rmd']);
 const HTML_LANGS = new Set(['html', 'xhtml', 'vue', 'svelte', 'astro', 'php', 'handlebars', 'razor', 'jsx', 'javascriptreact', 'typescriptreact']);

@@ -1,20 +1,23 @@
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { ResponseError } from 'vscode-languageserver/node';
 import type { Engine, EngineOptions } from '../engine/api';
+import { isModelDir } from '../engine/defaultModel';
+import { DiffusionVLError, errorKind } from '../engine/errors';
+import { MANIFEST_FILE } from '../engine/manifest';
 import type { ModelState, ServerSettings, StatusResult } from '../protocol';
-import { message, rpcError } from './errors';
+import { message } from './errors';
 import { modelSettingsChanged } from './settings';
 
 export type EngineFactory = (opts: EngineOptions) => Promise<Engine>;
+
+const NO_MODEL = 'no model configured: set diffusionvl.modelPath to a converted model folder, or run diffusionvl/prepareModel to download one';
 
 /** How long a failed load is remembered, so a request storm against a broken model fails fast instead of reloading. */
 const LOAD_FAILURE_TTL_MS = 3000;
 
 /**
- * Owns the engine: loads it on first use, unloads it after the idle timeout, reloads when model settings change, falls
- * back to CPU when the requested execution provider fails to start, and replaces an engine whose worker failed.
- * Callers go through `use`, which keeps the engine from being unloaded under a running request.
+ * Owns the engine: loads it on first use (once: provider fallback is the engine's own, and its reason is what status
+ * reports), unloads it after the idle timeout, reloads when model settings change, and replaces an engine whose
+ * worker failed. Callers go through `use`, which keeps the engine from being unloaded under a running request.
+ * Without a `modelPath` setting the embedded default model is used, when there is one.
  */
 export class ModelManager {
   private engine?: Engine;
@@ -23,7 +26,6 @@ export class ModelManager {
   private idleTimer?: NodeJS.Timeout;
   private state: ModelState = 'unloaded';
   private lastError?: { message: string; at: number; dir?: string };
-  private fallbackReason?: string;
   /** Settings changed while a request held the engine: dispose once it is released. */
   private stale = false;
   /** Bumped on every model-relevant settings change; a load that finishes under an older generation is discarded. */
@@ -34,7 +36,20 @@ export class ModelManager {
     private settings: ServerSettings,
     private readonly onChange: () => void,
     private readonly log: (msg: string, level?: 'info' | 'warning' | 'error') => void,
+    /** The embedded default model's folder, used when `modelPath` is not set. */
+    private readonly defaultModelDir?: string,
   ) {}
+
+  /** The model folder in use and where it came from: the setting, else the embedded default model (if present). */
+  model(): { dir?: string; source?: 'setting' | 'default' } {
+    if (this.settings.modelPath) return { dir: this.settings.modelPath, source: 'setting' };
+    if (this.defaultModelDir && isModelDir(this.defaultModelDir)) return { dir: this.defaultModelDir, source: 'default' };
+    return {};
+  }
+
+  modelDir(): string | undefined {
+    return this.model().dir;
+  }
 
   async use<T>(fn: (engine: Engine) => Promise<T>): Promise<{ value: T; loadMs: number }> {
     const t0 = performance.now();
@@ -69,7 +84,7 @@ export class ModelManager {
     const wasLoaded = this.engine !== undefined || this.loading !== undefined;
     this.generation++;
     this.stale = true;
-    if (this.leases === 0) void this.dropStale().then(() => (wasLoaded && next.modelDir ? this.preload() : undefined));
+    if (this.leases === 0) void this.dropStale().then(() => (wasLoaded && this.modelDir() ? this.preload() : undefined));
     this.changed();
   }
 
@@ -102,19 +117,21 @@ export class ModelManager {
 
   status(): Pick<StatusResult, 'model' | 'provider'> {
     const info = this.engine?.info;
+    const { dir, source } = this.model();
     return {
       model: {
-        state: this.settings.modelDir ? this.state : 'none',
-        dir: this.settings.modelDir,
+        state: dir ? this.state : 'none',
+        dir,
+        source,
         architecture: info?.architecture,
         precision: info?.precision,
-        error: this.state === 'error' ? this.lastError?.message : undefined,
-        idleUnloadSeconds: this.settings.idleUnloadSeconds,
+        error: this.state === 'error' ? this.lastError?.message : !dir ? NO_MODEL : undefined,
+        idleUnloadMinutes: this.settings.idleUnloadMinutes,
       },
       provider: {
-        requested: this.settings.provider,
+        requested: this.settings.executionProvider,
         inUse: info?.provider,
-        reason: info ? [this.fallbackReason, info.providerReason].filter(Boolean).join('; ') : undefined,
+        reason: info?.providerReason,
       },
     };
   }
@@ -131,29 +148,21 @@ export class ModelManager {
   }
 
   private async load(): Promise<Engine> {
-    const dir = this.settings.modelDir;
-    if (!dir) throw rpcError('ModelUnavailable', 'no model configured: set diffusionvl.modelDir, or run diffusionvl/prepareModel to download one');
+    const dir = this.modelDir();
+    if (!dir) throw new DiffusionVLError('model', NO_MODEL);
     const recent = this.lastError;
-    if (recent && recent.dir === dir && Date.now() - recent.at < LOAD_FAILURE_TTL_MS) throw rpcError('ModelUnavailable', recent.message);
-    if (!existsSync(join(dir, 'manifest.json'))) return this.fail(dir, `${dir}: not a converted model folder (no manifest.json); run diffusionvl/prepareModel or \`diffusionvl convert\``);
+    if (recent && recent.dir === dir && Date.now() - recent.at < LOAD_FAILURE_TTL_MS) throw new DiffusionVLError('model', recent.message);
+    if (!isModelDir(dir)) return this.fail(dir, `${dir}: not a converted model folder (no ${MANIFEST_FILE}); set diffusionvl.modelPath to one, or run diffusionvl/prepareModel or \`diffusionvl convert\``);
 
     const gen = this.generation;
     this.state = 'loading';
-    this.fallbackReason = undefined;
     this.changed();
-    const { provider, threads } = this.settings;
     let engine: Engine;
     try {
-      engine = await this.factory({ modelDir: dir, provider, threads });
+      // One load: the engine tries the requested provider and falls back to cpu itself, saying why in its info.
+      engine = await this.factory({ modelDir: dir, provider: this.settings.executionProvider, threads: this.settings.threads });
     } catch (err) {
-      if (provider === 'cpu') return this.fail(dir, `cannot load the model from ${dir}: ${message(err)}`);
-      try {
-        engine = await this.factory({ modelDir: dir, provider: 'cpu', threads });
-      } catch (cpuErr) {
-        return this.fail(dir, `cannot load the model from ${dir}: ${message(cpuErr)}`);
-      }
-      this.fallbackReason = `${provider} failed to start (${message(err)}); fell back to cpu`;
-      this.log(`DiffusionVL: ${this.fallbackReason}`, 'warning');
+      return this.fail(dir, `cannot load the model from ${dir}: ${message(err)}`);
     }
     if (gen !== this.generation) {
       // Settings changed while loading; this engine is already out of date.
@@ -163,7 +172,7 @@ export class ModelManager {
     this.engine = engine;
     this.state = 'ready';
     this.lastError = undefined;
-    this.log(`model loaded from ${dir} (${engine.info.precision}, ${engine.info.provider})`);
+    this.log(`model loaded from ${dir} (${engine.info.precision}, ${engine.info.provider}: ${engine.info.providerReason})`);
     this.changed();
     return engine;
   }
@@ -173,7 +182,7 @@ export class ModelManager {
     this.lastError = { message: msg, at: Date.now(), dir };
     this.log(msg, 'error');
     this.changed();
-    throw rpcError('ModelUnavailable', msg);
+    throw new DiffusionVLError('model', msg);
   }
 
   private async dropStale(force = false): Promise<void> {
@@ -197,9 +206,9 @@ export class ModelManager {
 
   private armIdle(): void {
     this.clearIdle();
-    const s = this.settings.idleUnloadSeconds;
-    if (!this.engine || s <= 0 || this.leases > 0) return;
-    this.idleTimer = setTimeout(() => void this.unload(), s * 1000);
+    const minutes = this.settings.idleUnloadMinutes;
+    if (!this.engine || minutes <= 0 || this.leases > 0) return;
+    this.idleTimer = setTimeout(() => void this.unload(), minutes * 60_000);
     this.idleTimer.unref();
   }
 
@@ -213,7 +222,7 @@ export class ModelManager {
   }
 }
 
+/** Bad input, cancellation and the like leave the engine healthy; anything raised without a kind may mean the worker is gone. */
 function isExpected(err: unknown): boolean {
-  if (!(err instanceof Error)) return false;
-  return err.name === 'CancelledError' || err.name === 'InputError' || err instanceof ResponseError;
+  return errorKind(err) !== undefined;
 }

@@ -1,8 +1,9 @@
 import { createConnection, ProposedFeatures } from 'vscode-languageserver/node';
+import { defaultModelDir } from '../engine/defaultModel';
 import { createEngine } from '../engine/engine';
 import { startServer } from './server';
 
-/** `--model <dir>` (or `--model=<dir>`) on the command line sets the default model folder. */
+/** `--model <dir>` (or `--model=<dir>`) on the command line sets the start-up `modelPath`. */
 function modelArg(argv: string[]): string | undefined {
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--model') return argv[i + 1];
@@ -17,7 +18,8 @@ export function runServer(argv: string[] = process.argv): void {
   // Anything printed with console.log would corrupt a stdio transport; route it to the client's log instead.
   console.log = (...args: unknown[]) => connection.console.log(args.map(String).join(' '));
   console.info = console.log;
-  const modelDir = modelArg(argv);
-  startServer(connection, { engineFactory: createEngine, settings: modelDir ? { modelDir } : undefined });
+  const modelPath = modelArg(argv);
+  // Nothing configured: the embedded default model, exactly as `diffusionvl ask` does.
+  startServer(connection, { engineFactory: createEngine, settings: modelPath ? { modelPath } : undefined, defaultModelDir: defaultModelDir() });
 }
 

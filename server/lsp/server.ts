@@ -7,7 +7,7 @@ import {
   type InitializeResult,
 } from 'vscode-languageserver/node';
 import { TextDocument } from 'vscode-languageserver-textdocument';
-import { APPLY_DESCRIPTION_COMMAND, CodeActionKinds, Methods, SETTINGS_SECTION, type InitializationOptions, type ServerSettings } from '../protocol';
+import { APPLY_DESCRIPTION_COMMAND, CodeActionKinds, Methods, SETTINGS_SECTION, type InitializationOptions, type SettingsUpdate } from '../protocol';
 import { registerAsk } from './ask';
 import { registerCodeActions } from './codeActions';
 import type { ServerContext } from './context';
@@ -17,53 +17,56 @@ import { ModelManager, type EngineFactory } from './modelLifecycle';
 import { WorkspaceGuard, uriToPath } from './pathGuard';
 import { registerPrepareModel } from './prepareModel';
 import { InferenceQueue } from './queue';
-import { DEFAULT_SETTINGS, mergeSettings } from './settings';
+import { SettingsStore } from './settings';
 import { buildStatus, registerStatus, StatusNotifier } from './status';
 
 export interface ServerOptions {
   engineFactory: EngineFactory;
-  /** Defaults that client settings override (e.g. `serve --model`). */
-  settings?: Partial<ServerSettings>;
+  /** Start-up values that client settings override (e.g. `serve --model`). */
+  settings?: SettingsUpdate;
+  /** The embedded default model, used while no `modelPath` is set (`serve` passes models/default). */
+  defaultModelDir?: string;
 }
 
 /** Wires every feature onto `connection` and starts listening. Returns once the connection is listening. */
 export function startServer(connection: Connection, opts: ServerOptions): void {
   const documents = new TextDocuments(TextDocument);
   const guard = new WorkspaceGuard();
-  let base = mergeSettings(DEFAULT_SETTINGS, opts.settings);
+  const store = new SettingsStore();
   const log = (msg: string, level: 'info' | 'warning' | 'error' = 'info'): void => {
     if (level === 'error') connection.console.error(msg);
     else if (level === 'warning') connection.console.warn(msg);
     else connection.console.info(msg);
   };
   const notifier = new StatusNotifier(() => void connection.sendNotification(Methods.statusChanged, buildStatus(ctx)));
-  const models = new ModelManager(opts.engineFactory, base, () => notifier.schedule(), log);
+  const applySettings = (raw: unknown, source: string): void => {
+    const change = store.update(raw);
+    for (const p of change.problems) log(`${source}: ${p}; keeping the previous value`, 'warning');
+    models.configure(store.current);
+  };
+  store.update(opts.settings);
+  const models = new ModelManager(opts.engineFactory, store.current, () => notifier.schedule(), log, opts.defaultModelDir);
   const queue = new InferenceQueue(64, () => notifier.schedule());
   const ctx: ServerContext = {
     connection,
     documents,
     guard,
-    settings: base,
+    get settings() {
+      return store.current;
+    },
+    updateSettings: (raw, source) => applySettings(raw, source),
     models,
     queue,
-    describer: new Describer({ guard, models, queue, settings: () => ctx.settings }),
+    describer: new Describer({ guard, models, queue }),
     client: { resolveCodeActionEdit: false, documentChanges: false, workDoneProgress: false },
     statusChanged: () => notifier.schedule(),
     log,
   };
   let pullConfiguration = false;
 
-  const applySettings = (raw: unknown): void => {
-    const next = mergeSettings(base, raw);
-    ctx.settings = next;
-    models.configure(next);
-  };
-
   connection.onInitialize((params: InitializeParams): InitializeResult => {
     const init = (params.initializationOptions ?? {}) as InitializationOptions;
-    base = mergeSettings(base, init.settings);
-    ctx.settings = base;
-    models.configure(base);
+    applySettings(init.settings, 'initializationOptions');
     const folders = params.workspaceFolders?.map((f) => uriToPath(f.uri)).filter((p): p is string => !!p) ?? [];
     const root = params.rootUri ? uriToPath(params.rootUri) : (params.rootPath ?? undefined);
     guard.setRoots(folders.length > 0 ? folders : root ? [root] : []);
@@ -88,7 +91,7 @@ export function startServer(connection: Connection, opts: ServerOptions): void {
 
   const pull = async (): Promise<void> => {
     try {
-      applySettings(await connection.workspace.getConfiguration(SETTINGS_SECTION));
+      applySettings(await connection.workspace.getConfiguration(SETTINGS_SECTION), 'workspace/configuration');
     } catch (err) {
       log(`cannot read configuration: ${(err as Error).message}`, 'warning');
     }
@@ -109,7 +112,7 @@ export function startServer(connection: Connection, opts: ServerOptions): void {
 
   connection.onDidChangeConfiguration((change) => {
     const section = (change.settings as Record<string, unknown> | null | undefined)?.[SETTINGS_SECTION];
-    if (section !== undefined) applySettings(section);
+    if (section !== undefined) applySettings(section, 'didChangeConfiguration');
     else if (pullConfiguration) void pull();
   });
 

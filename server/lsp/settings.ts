@@ -1,52 +1,117 @@
-import { DefaultPrompts, type ServerSettings } from '../protocol';
+import { DEFAULT_PROVIDER, EXECUTION_PROVIDERS, type ExecutionProvider } from '../engine/api';
+import { DefaultPrompts, SETTINGS_SECTION, type ServerSettings } from '../protocol';
 
+/** Defaults of the server's settings; package.json's `contributes.configuration` is checked against these by a test. */
 export const DEFAULT_SETTINGS: ServerSettings = {
-  provider: 'auto',
-  idleUnloadSeconds: 300,
-  maxImageBytes: 32 * 1024 * 1024,
+  executionProvider: DEFAULT_PROVIDER,
+  idleUnloadMinutes: 5,
   hover: { enabled: true, prompt: DefaultPrompts.describe, maxNewTokens: 64 },
   altText: { prompt: DefaultPrompts.altText, maxChars: 125, maxNewTokens: 48 },
 };
-
-const PROVIDERS = new Set(['auto', 'cpu', 'cuda', 'dml', 'coreml', 'webgpu']);
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function num(v: unknown, min: number, max: number, fallback: number): number {
-  return typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max ? v : fallback;
-}
+/** One field's rule: returns the accepted value, `undefined` to clear it, or throws a message naming the setting. */
+type Rule<T> = (v: unknown, name: string) => T;
 
-function str(v: unknown, fallback: string): string {
-  return typeof v === 'string' && v.trim() !== '' ? v : fallback;
-}
-
-/** Merges untrusted client settings over `base`, keeping base values for anything missing or malformed. */
-export function mergeSettings(base: ServerSettings, raw: unknown): ServerSettings {
-  if (!isObject(raw)) return base;
-  const hover = isObject(raw.hover) ? raw.hover : {};
-  const alt = isObject(raw.altText) ? raw.altText : {};
-  return {
-    modelDir: raw.modelDir === null || raw.modelDir === '' ? undefined : typeof raw.modelDir === 'string' ? raw.modelDir : base.modelDir,
-    provider: typeof raw.provider === 'string' && PROVIDERS.has(raw.provider) ? (raw.provider as ServerSettings['provider']) : base.provider,
-    threads: raw.threads === null ? undefined : num(raw.threads, 1, 256, base.threads ?? 0) || undefined,
-    idleUnloadSeconds: num(raw.idleUnloadSeconds, 0, 7 * 24 * 3600, base.idleUnloadSeconds),
-    maxImageBytes: num(raw.maxImageBytes, 1024, 1024 * 1024 * 1024, base.maxImageBytes),
-    hover: {
-      enabled: typeof hover.enabled === 'boolean' ? hover.enabled : base.hover.enabled,
-      prompt: str(hover.prompt, base.hover.prompt),
-      maxNewTokens: num(hover.maxNewTokens, 1, 1024, base.hover.maxNewTokens),
-    },
-    altText: {
-      prompt: str(alt.prompt, base.altText.prompt),
-      maxChars: num(alt.maxChars, 16, 1000, base.altText.maxChars),
-      maxNewTokens: num(alt.maxNewTokens, 1, 1024, base.altText.maxNewTokens),
-    },
+function num(min: number, max: number, integer = false): Rule<number> {
+  return (v, name) => {
+    if (typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max && (!integer || Number.isInteger(v))) return v;
+    throw new Error(`${name} must be ${integer ? 'an integer' : 'a number'} in [${min}, ${max}], got ${JSON.stringify(v)}`);
   };
+}
+const bool: Rule<boolean> = (v, name) => {
+  if (typeof v === 'boolean') return v;
+  throw new Error(`${name} must be true or false, got ${JSON.stringify(v)}`);
+};
+const text: Rule<string> = (v, name) => {
+  if (typeof v === 'string' && v.trim() !== '') return v;
+  throw new Error(`${name} must be a non-empty string, got ${JSON.stringify(v)}`);
+};
+const provider: Rule<ExecutionProvider> = (v, name) => {
+  if (EXECUTION_PROVIDERS.includes(v as ExecutionProvider)) return v as ExecutionProvider;
+  throw new Error(`${name} must be one of ${EXECUTION_PROVIDERS.join(', ')}, got ${JSON.stringify(v)}`);
+};
+/** Optional settings: null or '' clears them (back to the default behaviour). */
+function optional<T>(rule: Rule<T>): Rule<T | undefined> {
+  return (v, name) => (v === null || v === '' ? undefined : rule(v, name));
+}
+
+const RULES = {
+  modelPath: optional(text),
+  executionProvider: provider,
+  threads: optional(num(1, 256, true)),
+  idleUnloadMinutes: num(0, 7 * 24 * 60),
+  hover: { enabled: bool, prompt: text, maxNewTokens: num(1, 1024, true) },
+  altText: { prompt: text, maxChars: num(16, 1000, true), maxNewTokens: num(1, 1024, true) },
+} satisfies { [K in keyof ServerSettings]-?: Rule<ServerSettings[K]> | { [F in keyof ServerSettings[K]]: Rule<ServerSettings[K][F]> } };
+
+export interface SettingsChange {
+  /** The model folder, provider or threads changed: the model must be reloaded. */
+  model: boolean;
+  /** Values that were refused (the previous value stays), each naming the setting. */
+  problems: string[];
+}
+
+/**
+ * The server's one settings store. Every source (start-up defaults and `serve --model`, initializationOptions,
+ * `workspace/configuration` pulls, `didChangeConfiguration` pushes) is an update applied over what the store holds, so
+ * a client that sends only what changed keeps everything it set before. Keys absent from an update keep their value;
+ * unknown keys are ignored; a malformed value is refused with a message and the previous value stays.
+ */
+export class SettingsStore {
+  private value: ServerSettings;
+
+  constructor(initial: ServerSettings = DEFAULT_SETTINGS) {
+    this.value = structuredClone(initial);
+  }
+
+  get current(): ServerSettings {
+    return this.value;
+  }
+
+  update(raw: unknown): SettingsChange {
+    const problems: string[] = [];
+    if (raw === undefined || raw === null) return { model: false, problems };
+    if (!isObject(raw)) return { model: false, problems: [`${SETTINGS_SECTION} settings must be an object`] };
+    const prev = this.value;
+    const next = structuredClone(prev) as unknown as Record<string, unknown>;
+    for (const [key, rule] of Object.entries(RULES)) {
+      if (!(key in raw)) continue;
+      const name = `${SETTINGS_SECTION}.${key}`;
+      if (typeof rule === 'function') {
+        try {
+          next[key] = (rule as Rule<unknown>)(raw[key], name);
+        } catch (err) {
+          problems.push((err as Error).message);
+        }
+        continue;
+      }
+      const part = raw[key];
+      if (!isObject(part)) {
+        problems.push(`${name} must be an object`);
+        continue;
+      }
+      const target = next[key] as Record<string, unknown>;
+      for (const [field, fieldRule] of Object.entries(rule)) {
+        if (!(field in part)) continue;
+        try {
+          target[field] = (fieldRule as Rule<unknown>)(part[field], `${name}.${field}`);
+        } catch (err) {
+          problems.push((err as Error).message);
+        }
+      }
+    }
+    this.value = next as unknown as ServerSettings;
+    if (this.value.modelPath === undefined) delete this.value.modelPath;
+    if (this.value.threads === undefined) delete this.value.threads;
+    return { model: modelSettingsChanged(prev, this.value), problems };
+  }
 }
 
 /** True when the change needs the model reloaded. */
 export function modelSettingsChanged(a: ServerSettings, b: ServerSettings): boolean {
-  return a.modelDir !== b.modelDir || a.provider !== b.provider || a.threads !== b.threads;
+  return a.modelPath !== b.modelPath || a.executionProvider !== b.executionProvider || a.threads !== b.threads;
 }

@@ -1,5 +1,6 @@
 import { Methods, PROTOCOL_VERSION, type StatusResult } from '../protocol';
 import type { ServerContext } from './context';
+import { onRequest } from './handlers';
 
 export function buildStatus(ctx: ServerContext): StatusResult {
   const mem = process.memoryUsage();
@@ -46,8 +47,8 @@ export class StatusNotifier {
 }
 
 export function registerStatus(ctx: ServerContext): void {
-  ctx.connection.onRequest(Methods.status, () => buildStatus(ctx));
-  ctx.connection.onRequest(Methods.unloadModel, async () => {
+  onRequest(ctx.connection, Methods.status, () => buildStatus(ctx));
+  onRequest(ctx.connection, Methods.unloadModel, async () => {
     await ctx.models.unload();
     return null;
   });

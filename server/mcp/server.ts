@@ -3,14 +3,15 @@ import type { CallToolResult, ServerNotification, ServerRequest } from '@modelco
 import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import { z } from 'zod';
 import { CancelledError } from '../engine/api';
-import { DefaultPrompts, type AskResult, type ErrorData, type GenerationOptions, type ServerSettings } from '../protocol';
+import { GENERATION_OPTIONS } from '../engine/generationOptions';
+import { DefaultPrompts, type AskResult, type GenerationOptions, type ServerSettings, type SettingsUpdate } from '../protocol';
 import { answer, type AnswerDeps } from '../lsp/answer';
 import { toResponseError } from '../lsp/errors';
 import { clip, oneLine } from '../lsp/describe';
 import type { EngineFactory } from '../lsp/modelLifecycle';
 import { ModelManager } from '../lsp/modelLifecycle';
 import { InferenceQueue } from '../lsp/queue';
-import { DEFAULT_SETTINGS, mergeSettings } from '../lsp/settings';
+import { SettingsStore } from '../lsp/settings';
 import { AllowedRoots, OutsideRootsError } from './roots';
 
 type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
@@ -18,7 +19,7 @@ type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
 export interface McpOptions {
   engineFactory: EngineFactory;
   /** Model folder, provider, threads (the same settings the sidecar takes). */
-  settings: Partial<ServerSettings>;
+  settings: SettingsUpdate;
   /** `--root` folders; empty = the client's roots. */
   roots: string[];
   log: (msg: string) => void;
@@ -37,7 +38,7 @@ const imageFields = {
   data: z.string().optional().describe('The image file itself (PNG, JPEG, WebP, GIF, BMP, TIFF, SVG) as base64 or a data: URL, instead of `path`'),
 };
 const generationFields = {
-  max_tokens: z.number().int().optional().describe('Longest answer in tokens (default 128)'),
+  max_tokens: z.number().int().optional().describe(`Longest answer in tokens (default ${GENERATION_OPTIONS.maxNewTokens.default}, at most ${GENERATION_OPTIONS.maxNewTokens.max})`),
   strategy: z.enum(['static', 'dynamic']).optional().describe('Remasking strategy of the block-diffusion decoder (default static)'),
 };
 
@@ -46,10 +47,12 @@ const generationFields = {
  * model lifecycle and queue), with progress per decoded block and cancellation that stops the run within one step.
  */
 export function createMcpServer(opts: McpOptions): { server: McpServer; dispose(): Promise<void> } {
-  const settings = mergeSettings(DEFAULT_SETTINGS, opts.settings);
+  const store = new SettingsStore();
+  for (const problem of store.update(opts.settings).problems) opts.log(problem);
+  const settings = store.current;
   const roots = new AllowedRoots(opts.roots, opts.log);
   const models = new ModelManager(opts.engineFactory, settings, () => {}, (msg) => opts.log(msg));
-  const deps: AnswerDeps = { guard: roots.guard, models, queue: new InferenceQueue(), settings };
+  const deps: AnswerDeps = { guard: roots.guard, models, queue: new InferenceQueue() };
   const server = new McpServer({ name: 'diffusionvl', version: '0.1.0' }, { capabilities: { tools: {} } });
   roots.attach(server.server);
 
@@ -123,9 +126,9 @@ async function guarded(extra: Extra, fn: () => Promise<CallToolResult>): Promise
     if (err instanceof OutsideRootsError) text = `PathOutsideRoots: ${err.message}`;
     else if (err instanceof ToolError) text = `InvalidParams: ${err.message}`;
     else {
-      // The sidecar's one mapping from failures to error kinds.
+      // The sidecar's one mapping from error kinds to protocol codes.
       const e = toResponseError(err);
-      text = `${(e.data as ErrorData | undefined)?.kind ?? 'InternalError'}: ${e.message}`;
+      text = `${e.data?.code ?? 'InternalError'}: ${e.message}`;
     }
     return { content: [{ type: 'text', text }], isError: true };
   }

@@ -3,10 +3,21 @@
  * client and the server. Standard LSP features (hover, code actions, progress, cancellation) are used as LSP defines
  * them; only their `data` payloads are typed here.
  *
- * Deliberately free of runtime imports: the client (vscode-languageclient 11) and the server (vscode-languageserver 10)
- * ship different vscode-jsonrpc copies whose `RequestType` classes are not interchangeable, so method names are plain
- * strings and each side calls `sendRequest<Result>(Methods.x, params)` / `onRequest(Methods.x, handler)`.
+ * Free of jsonrpc imports: the client (vscode-languageclient 11) and the server (vscode-languageserver 10) ship
+ * different vscode-jsonrpc copies whose `RequestType` classes are not interchangeable, so method names are plain
+ * strings and {@link Requests} / {@link Notifications} type each method's params and result (type-only). The only
+ * runtime imports are two constants the engine owns and clients must agree on: the image byte limit and the name of a
+ * converted model's manifest.
  */
+import type { ErrorKind } from '../engine/errors';
+import type { ExecutionProvider } from '../engine/api';
+import type { GenerationOptions } from '../engine/generationOptions';
+
+export type { ErrorKind, ExecutionProvider, GenerationOptions };
+/** Largest image (encoded file or decoded base64 payload) the server accepts, in bytes. */
+export { MAX_IMAGE_BYTES } from '../engine/image/limits';
+/** The file a converted model folder is recognised by. */
+export { MANIFEST_FILE } from '../engine/manifestFile';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -38,6 +49,26 @@ export const Methods = {
 
 export type MethodName = (typeof Methods)[keyof typeof Methods];
 
+/** Params and result of every custom request, by method: the client's `request` and the server's handlers are
+ * typed from this map. */
+export interface Requests {
+  [Methods.ask]: { params: AskParams; result: AskResult };
+  [Methods.status]: { params: null; result: StatusResult };
+  [Methods.prepareModel]: { params: PrepareModelParams; result: PrepareModelResult };
+  [Methods.unloadModel]: { params: null; result: null };
+}
+
+/** Params of every custom server → client notification, by method. */
+export interface Notifications {
+  [Methods.partialAnswer]: PartialAnswerParams;
+  [Methods.statusChanged]: StatusResult;
+}
+
+export type RequestMethod = keyof Requests;
+export type ParamsOf<M extends RequestMethod> = Requests[M]['params'];
+export type ResultOf<M extends RequestMethod> = Requests[M]['result'];
+export type NotificationMethod = keyof Notifications;
+
 /** `workspace/configuration` section and `didChangeConfiguration` key holding {@link ServerSettings}. */
 export const SETTINGS_SECTION = 'diffusionvl';
 
@@ -51,22 +82,7 @@ export type ProgressToken = number | string;
  * or the raw encoded file (PNG, JPEG, WebP, GIF, …) as base64. */
 export type ImageSource = { path: string } | { uri: string } | { bytes: string };
 
-export type ExecutionProvider = 'auto' | 'cpu' | 'cuda' | 'dml' | 'coreml' | 'webgpu';
 export type Precision = 'fp32' | 'fp16' | 'int4';
-
-/** Generation options (all optional; the engine's defaults apply). */
-export interface GenerationOptions {
-  maxNewTokens?: number;
-  /** Denoising steps per block. */
-  steps?: number;
-  strategy?: 'static' | 'dynamic';
-  threshold?: number;
-  blockSize?: number;
-  temperature?: number;
-  topK?: number;
-  topP?: number;
-  seed?: number;
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // diffusionvl/ask
@@ -125,13 +141,16 @@ export interface StatusResult {
   protocolVersion: number;
   model: {
     state: ModelState;
-    /** Configured converted-model folder, if any. */
+    /** The converted-model folder in use: the `modelPath` setting, else the embedded default model. */
     dir?: string;
+    /** Where `dir` came from: the `modelPath` setting, or the embedded default model (`models/default`) because
+     * nothing is configured. */
+    source?: 'setting' | 'default';
     architecture?: string;
     precision?: string;
     /** Last load error (state `error`). */
     error?: string;
-    idleUnloadSeconds: number;
+    idleUnloadMinutes: number;
   };
   provider: {
     requested: ExecutionProvider;
@@ -204,21 +223,27 @@ export interface PrepareModelResult {
 // ---------------------------------------------------------------------------------------------------------------
 // Settings (initializationOptions.settings and didChangeConfiguration `settings.diffusionvl`)
 
+/**
+ * The server's settings, named as the user's `diffusionvl.*` settings are. Clients may send any subset, nested
+ * objects included (`{ hover: { enabled: false } }`); the server keeps one store and applies each update over it.
+ */
 export interface ServerSettings {
-  /** Converted model folder (from `diffusionvl convert` or prepareModel). */
-  modelDir?: string;
-  provider: ExecutionProvider;
+  /** Converted model folder (from `diffusionvl convert` or prepareModel). Empty: the embedded default model. */
+  modelPath?: string;
+  executionProvider: ExecutionProvider;
+  /** ONNX Runtime intra-op threads (default: ORT's choice). */
   threads?: number;
-  /** Unload the model after this long without requests; 0 = never. */
-  idleUnloadSeconds: number;
-  /** Largest image accepted, in bytes. */
-  maxImageBytes: number;
+  /** Unload the model after this many idle minutes; 0 = never. */
+  idleUnloadMinutes: number;
   hover: { enabled: boolean; prompt: string; maxNewTokens: number };
   altText: { prompt: string; maxChars: number; maxNewTokens: number };
 }
 
+/** A partial settings update (any subset, nested objects too). */
+export type SettingsUpdate = { [K in keyof ServerSettings]?: ServerSettings[K] extends object ? Partial<ServerSettings[K]> : ServerSettings[K] | null };
+
 export interface InitializationOptions {
-  settings?: Partial<ServerSettings>;
+  settings?: SettingsUpdate;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -266,8 +291,17 @@ export const ErrorCodes = {
   UnsupportedModel: 1006,
   /** Not enough free disk space. */
   DiskFull: 1007,
+  /** A generation option unknown or out of range. */
+  InvalidOptions: 1008,
+  /** Converting a checkpoint to ONNX failed. */
+  ConversionFailed: 1009,
 } as const;
 
+export type ErrorCodeName = keyof typeof ErrorCodes;
+
 export interface ErrorData {
-  kind: keyof typeof ErrorCodes;
+  /** The code's name. */
+  code: ErrorCodeName;
+  /** What went wrong, as decided where it was raised (absent for protocol-level errors such as a full queue). */
+  kind?: ErrorKind;
 }

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Engine, GenerationOptions } from '../engine/api';
 import { createEngine } from '../engine/engine';
-import { readManifest } from '../engine/manifest';
+import { MANIFEST_FILE, readManifest } from '../engine/manifest';
 import { ArDecoder } from './arDecode';
 import { drawItems, isCorrect, type SyntheticItem } from './generator';
 import { renderPng } from './render';
@@ -65,7 +65,7 @@ export const DEFAULT_THRESHOLDS = [0.95, 0.9, 0.8, 0.7, 0.5];
 /** The AR baseline shipped next to the default model, when present. */
 export function arBaselineDir(modelDir: string): string | undefined {
   const dir = join(modelDir, 'ar');
-  return existsSync(join(dir, 'manifest.json')) ? dir : undefined;
+  return existsSync(join(dir, MANIFEST_FILE)) ? dir : undefined;
 }
 
 export async function evaluateSynthetic(o: EvalOptions): Promise<EvalReport> {

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { Engine, GenerationOptions, GenerationResult, ImageInput } from '../../server/engine/api';
+import type { Engine, RunOptions, GenerationResult, ImageInput } from '../../server/engine/api';
 import { createEngine } from '../../server/engine/engine';
 import { goldenDir } from '../helpers/paths';
 import { ensureBenchModel } from './benchModel';
@@ -28,7 +28,7 @@ const firstDiff = (a: number[], b: number[]) => {
 };
 const agree = (a: number[], b: number[]) => a.filter((id, i) => id === b[i]).length / a.length;
 
-async function ask(engine: Engine, question: string, images: ImageInput[], options: GenerationOptions): Promise<GenerationResult> {
+async function ask(engine: Engine, question: string, images: ImageInput[], options: RunOptions): Promise<GenerationResult> {
   const c0 = process.cpuUsage();
   const r = await engine.ask({ images, question, options });
   const c = process.cpuUsage(c0);
@@ -50,7 +50,7 @@ async function main(): Promise<void> {
   console.log(`bench model ready in ${((Date.now() - t0) / 1000).toFixed(1)}s (${fp32}); threads ${threads}\n`);
   const engine = await createEngine({ modelDir: fp32, provider: 'cpu', threads });
   const q = 'Describe these pictures in detail.';
-  const base: GenerationOptions = { maxNewTokens: 128, steps: 8, prefixCache: false };
+  const base: RunOptions = { maxNewTokens: 128, steps: 8, prefixCache: false };
 
   // Warm-up: fills the vision cache so the comparisons below time the language model only.
   await ask(engine, q, bigImages, { ...base, maxNewTokens: 8 });
@@ -82,7 +82,7 @@ async function main(): Promise<void> {
   await engine.dispose();
   const fresh = await createEngine({ modelDir: fp32, provider: 'cpu', threads });
   const one = [image('img1_rgb_300x200.png')];
-  const short: GenerationOptions = { maxNewTokens: 16, steps: 8 };
+  const short: RunOptions = { maxNewTokens: 16, steps: 8 };
   const first = await ask(fresh, 'What is in this picture?', one, short);
   const second = await ask(fresh, 'What colours does it have?', one, short);
   line('second question, same image', `${(decodeMs(first) / decodeMs(second)).toFixed(1)}×`,
@@ -95,7 +95,7 @@ async function main(): Promise<void> {
   // 5. int4 vs fp32 weights, same prompt and settings.
   const e32 = await createEngine({ modelDir: fp32, provider: 'cpu', threads });
   const e4 = await createEngine({ modelDir: int4, provider: 'cpu', threads });
-  const opts: GenerationOptions = { ...base, maxNewTokens: 64 };
+  const opts: RunOptions = { ...base, maxNewTokens: 64 };
   await ask(e32, q, one, { ...opts, maxNewTokens: 8 });
   await ask(e4, q, one, { ...opts, maxNewTokens: 8 });
   const r32 = await ask(e32, q, one, opts);

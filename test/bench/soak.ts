@@ -13,7 +13,7 @@ async function main(): Promise<void> {
   const warmup = Number(values.warmup);
   const model = values.model ?? (await ensureTinyModel('fp32'));
   const images = ['lsp/diagram.png', 'golden/images/img3_tiny_37x29.png', 'golden/images/img5_gray_64x48.png'].map((p) => join(fixturesDir, p));
-  const client = await startLspServer({ workspaceFolders: [fixturesDir], args: ['--model', model], settings: { provider: 'cpu' } });
+  const client = await startLspServer({ workspaceFolders: [fixturesDir], args: ['--model', model], settings: { executionProvider: 'cpu' } });
   const rss = async () => (await client.request<StatusResult>(Methods.status, null)).memory.rssBytes;
   const ask = (i: number) =>
     client.request<AskResult>(Methods.ask, {

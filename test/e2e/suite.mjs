@@ -121,6 +121,11 @@ const csArgs = ['--config', path.join(WORK, 'config.yaml'), '--user-data-dir', d
 
 log(`installing ${path.relative(REPO, VSIX)}`);
 execFileSync(process.execPath, [CODE_SERVER, ...csArgs, '--install-extension', VSIX], { env, stdio: 'inherit' });
+// A test-only extension that calls our language-model tool through vscode.lm, as a chat agent does.
+const HARNESS = path.join(WORK, 'harness');
+fs.cpSync(path.join(REPO, 'test', 'e2e', 'harness'), HARNESS, { recursive: true });
+execFileSync(process.execPath, [path.join(CACHE, 'node_modules', '@vscode', 'vsce', 'vsce'), 'package', '--skip-license', '--allow-missing-repository', '--out', `${HARNESS}.vsix`], { cwd: HARNESS, env, stdio: 'inherit' });
+execFileSync(process.execPath, [CODE_SERVER, ...csArgs, '--install-extension', `${HARNESS}.vsix`], { env, stdio: 'inherit' });
 
 const port = await freePort();
 const csLog = fs.openSync(path.join(ARTIFACTS, 'code-server.log'), 'w');
@@ -380,6 +385,27 @@ try {
     await until(async () => (await frame.locator('.exchange.cancelled').count()) > cancelled, 'the cancelled state', 60_000);
     writeSettings();
     await shot('11-cancelled');
+  });
+
+  await scenario('lmtool', async () => {
+    // Agents reach the model through the language-model tool; the running sidecar answers (no second model).
+    await useModel(MODEL);
+    const outside = path.join(WORK, 'outside.png');
+    fs.copyFileSync(path.join(REPO, 'test', 'e2e', 'fixtures', 'clipboard.png'), outside);
+    fs.writeFileSync(ws('e2e-tool-request.json'), JSON.stringify({ calls: [
+      { image: 'images/flow.png', question: 'Which box does the arrow point to?' },
+      { image: outside, question: 'Describe the image.' },
+    ] }));
+    await palette('E2E: Invoke DiffusionVL Tool');
+    const res = await until(() => fs.existsSync(ws('e2e-tool-result.json')) && JSON.parse(read('e2e-tool-result.json')), 'the tool results', 180_000, 500);
+    log(`  ${JSON.stringify(res).slice(0, 400)}`);
+    if (res.error) throw new Error(`harness failed: ${res.error}`);
+    if (!res.tools.includes('diffusionvl_askImage') || !res.tool?.inputSchema?.required?.includes('image')) throw new Error(`diffusionvl_askImage is not among vscode.lm.tools: ${res.tools.join(', ')}`);
+    const [inside, outsideWs] = res.answers;
+    // The same answer the Ask panel gives for this image and question.
+    if (inside.text !== 'B') throw new Error(`expected the tool to answer "B", got ${JSON.stringify(inside)}`);
+    if (res.completedAfter !== res.completedBefore + 1) throw new Error(`the sidecar finished ${res.completedAfter - res.completedBefore} requests, expected 1`);
+    if (!/outside the workspace folders/.test(outsideWs.error ?? '')) throw new Error(`an image outside the workspace was not refused: ${JSON.stringify(outsideWs)}`);
   });
 
   await scenario('walkthrough', async () => {

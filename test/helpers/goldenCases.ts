@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { GenerationOptions } from '../../server/engine/api';
+import type { RunOptions } from '../../server/engine/api';
 import { goldenDir } from './paths';
 
 /** The official generation cases (compact copy: prompts, settings, outputs and forward counts). */
@@ -22,7 +22,7 @@ export function caseImagePath(c: GoldenCase): string[] {
   return c.image ? [join(goldenDir, 'images', `${c.image}.png`)] : [];
 }
 
-export function caseOptions(c: GoldenCase): GenerationOptions {
+export function caseOptions(c: GoldenCase): RunOptions {
   const k = c.gen_kwargs;
   return {
     maxNewTokens: k.gen_length,

@@ -1,24 +1,10 @@
-import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { CancelledError, MASK_TEXT, type GenerationEvent } from '../../engine/api';
+import { defaultModelDir, isModelDir } from '../../engine/defaultModel';
 import { createEngine } from '../../engine/engine';
-import { intFlag, parse, UsageError, type Command } from '../command';
-import { generationFlags, generationOptions, providerFlag, threadsFlag } from './generate';
-
-/** The project root: the nearest folder above this file (dist/ or out/server/cli/commands/) with a package.json. */
-function projectRoot(): string {
-  let dir = __dirname;
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) return resolve(__dirname, '..');
-    dir = up;
-  }
-  return dir;
-}
-
-export function defaultModelDir(): string {
-  return join(projectRoot(), 'models', 'default');
-}
+import { parse, UsageError, type Command } from '../command';
+import { GENERATION_OPTIONS as G } from '../../engine/generationOptions';
+import { generationFlags, generationHelp, generationOptions, optionFlag, providerFlag, threadsFlag } from './generate';
 
 const usage = `Usage: diffusionvl ask <image> "<question>" [options]
 
@@ -26,12 +12,9 @@ Answers a question about an image, streaming the answer block by block (progress
 
 Options:
   --model DIR            converted model folder (default: models/default in the project)
-  --max-tokens N         answer length budget in tokens (default 128)
-  --steps S              denoising steps per block (default 8)
-  --strategy static|dynamic, --threshold T   remasking (default static, 0.85)
-  --provider P           auto|cpu|cuda|dml|coreml|webgpu (default auto; falls back to cpu with a reason)
+  --max-tokens N         answer length budget in tokens (default ${G.maxNewTokens.default}, max ${G.maxNewTokens.max})
   --show-steps           show each denoising step (masked positions as ${MASK_TEXT})
-  Also: --block-size, --temperature, --top-k, --top-p, --seed, --alpha, --threads, --no-fused-commit`;
+${generationHelp}`;
 
 export const askCommand: Command = {
   name: 'ask',
@@ -46,9 +29,9 @@ export const askCommand: Command = {
     });
     if (positionals.length !== 2) throw new UsageError(`ask takes an image and a question\n\n${usage}`);
     const [imagePath, question] = positionals;
-    const options = generationOptions(values, intFlag(values['max-tokens'], 'max-tokens', 128));
+    const options = generationOptions(values, optionFlag('maxNewTokens', 'max-tokens', values['max-tokens']));
     const modelDir = values.model ? resolve(values.model) : defaultModelDir();
-    if (!existsSync(join(modelDir, 'manifest.json'))) {
+    if (!isModelDir(modelDir)) {
       if (values.model) throw new UsageError(`${modelDir} is not a converted model folder (no manifest.json)`);
       throw new UsageError(`no model at ${modelDir}. Run \`npm run setup\` to fetch and convert the default model, or pass --model <converted-dir>.`);
     }
@@ -56,7 +39,7 @@ export const askCommand: Command = {
     const status = (line: string) => (tty ? process.stderr.write(`\r\x1b[K${line}`) : process.stderr.write(`${line.replace(/\n$/, '')}\n`));
     const started = Date.now();
     status('loading model…');
-    const engine = await createEngine({ modelDir, provider: providerFlag(values.provider, 'auto'), threads: threadsFlag(values.threads) });
+    const engine = await createEngine({ modelDir, provider: providerFlag(values.provider), threads: threadsFlag(values.threads) });
     status(`provider: ${engine.info.provider} (${engine.info.providerReason})${tty ? '\n' : ''}`);
     const abort = new AbortController();
     const onSigint = () => abort.abort();

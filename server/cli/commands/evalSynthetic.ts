@@ -1,8 +1,7 @@
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { arBaselineDir, DEFAULT_THRESHOLDS, evaluateSynthetic, reportTable } from '../../synthetic/evaluate';
 import { intFlag, parse, UsageError, type Command } from '../command';
-import { defaultModelDir } from './ask';
+import { defaultModelDir, isModelDir } from '../../engine/defaultModel';
 import { threadsFlag } from './generate';
 
 const usage = `Usage: diffusionvl eval-synthetic [--seed N] [--count K] [--json] [options]
@@ -49,11 +48,11 @@ export const evalSyntheticCommand: Command = {
     const maxNewTokens = intFlag(values['max-tokens'], 'max-tokens', 16);
     if (maxNewTokens < 1) throw new UsageError('--max-tokens must be at least 1');
     const modelDir = values.model ? resolve(values.model) : defaultModelDir();
-    if (!existsSync(join(modelDir, 'manifest.json'))) throw new UsageError(`${modelDir} is not a converted model folder (no manifest.json)`);
+    if (!isModelDir(modelDir)) throw new UsageError(`${modelDir} is not a converted model folder (no manifest.json)`);
     let arModelDir: string | undefined;
     if (!values['no-ar']) {
       arModelDir = values['ar-model'] ? resolve(values['ar-model']) : arBaselineDir(modelDir);
-      if (values['ar-model'] && !existsSync(join(arModelDir!, 'manifest.json'))) throw new UsageError(`${arModelDir} is not a converted model folder`);
+      if (values['ar-model'] && !isModelDir(arModelDir!)) throw new UsageError(`${arModelDir} is not a converted model folder`);
     }
     let thresholds: number[] | undefined;
     if (values.thresholds !== undefined) {

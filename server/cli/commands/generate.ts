@@ -1,9 +1,8 @@
 import { resolve } from 'node:path';
 import { createEngine } from '../../engine/engine';
-import type { ExecutionProvider, GenerationOptions } from '../../engine/api';
-import { intFlag, numFlag, parse, UsageError, type Command } from '../command';
-
-const PROVIDERS: ExecutionProvider[] = ['auto', 'cpu', 'cuda', 'dml', 'coreml', 'webgpu'];
+import { DEFAULT_PROVIDER, EXECUTION_PROVIDERS, type ExecutionProvider, type RunOptions } from '../../engine/api';
+import { checkNumericOption, checkStrategy, describeRule, GENERATION_OPTIONS as G, type NumericOption } from '../../engine/generationOptions';
+import { intFlag, parse, UsageError, type Command } from '../command';
 
 /** Flags shared by `generate` and `ask` (sampling, schedule, provider). */
 export const generationFlags = {
@@ -24,36 +23,61 @@ export const generationFlags = {
 
 type FlagValues = { [K in keyof typeof generationFlags]?: (typeof generationFlags)[K]['type'] extends 'boolean' ? boolean : string };
 
-export function generationOptions(v: FlagValues, maxNewTokens: number): GenerationOptions {
-  const strategy = v.strategy ?? 'static';
-  if (strategy !== 'static' && strategy !== 'dynamic') throw new UsageError(`--strategy must be "static" or "dynamic", got "${strategy}"`);
+/** A numeric flag checked against the engine's table of limits; absent means the engine's default. */
+export function optionFlag(name: NumericOption, flag: string, raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  try {
+    return checkNumericOption(name, raw.trim() === '' ? NaN : Number(raw));
+  } catch {
+    throw new UsageError(`--${flag} must be ${describeRule(G[name])}, got "${raw}"`);
+  }
+}
+
+/** Run options from the shared flags; `maxNewTokens` comes from the command's own length flag. */
+export function generationOptions(v: FlagValues, maxNewTokens: number | undefined): RunOptions {
+  let strategy: RunOptions['strategy'];
+  try {
+    strategy = v.strategy === undefined ? undefined : checkStrategy(v.strategy);
+  } catch (err) {
+    throw new UsageError(`--${(err as Error).message}`);
+  }
   const alpha = v.alpha ?? 'white';
   if (alpha !== 'white' && alpha !== 'drop') throw new UsageError(`--alpha must be "white" or "drop", got "${alpha}"`);
-  const steps = intFlag(v.steps, 'steps', 8);
-  if (steps < 1) throw new UsageError('--steps must be at least 1');
-  if (maxNewTokens < 1) throw new UsageError('the number of new tokens must be at least 1');
-  const opts: GenerationOptions = {
+  const opts: RunOptions = {
     maxNewTokens,
-    steps,
+    steps: optionFlag('steps', 'steps', v.steps),
     strategy,
-    threshold: numFlag(v.threshold, 'threshold', 0.85),
+    threshold: optionFlag('threshold', 'threshold', v.threshold),
+    blockSize: optionFlag('blockSize', 'block-size', v['block-size']),
+    temperature: optionFlag('temperature', 'temperature', v.temperature),
+    topK: optionFlag('topK', 'top-k', v['top-k']),
+    topP: optionFlag('topP', 'top-p', v['top-p']),
+    seed: optionFlag('seed', 'seed', v.seed),
     fusedCommit: !v['no-fused-commit'],
     noKvCache: !!v['no-kv-cache'],
-    temperature: numFlag(v.temperature, 'temperature', 0),
-    topK: intFlag(v['top-k'], 'top-k', 0),
-    topP: numFlag(v['top-p'], 'top-p', 1),
-    seed: intFlag(v.seed, 'seed', 0),
     alpha,
   };
-  if (v['block-size'] !== undefined) opts.blockSize = intFlag(v['block-size'], 'block-size', 8);
+  for (const k of Object.keys(opts) as (keyof RunOptions)[]) if (opts[k] === undefined) delete opts[k];
   return opts;
 }
 
-export function providerFlag(value: string | undefined, fallback: ExecutionProvider): ExecutionProvider {
-  const p = (value ?? fallback) as ExecutionProvider;
-  if (!PROVIDERS.includes(p)) throw new UsageError(`--provider must be one of ${PROVIDERS.join(', ')}, got "${value}"`);
+export function providerFlag(value: string | undefined): ExecutionProvider {
+  const p = (value ?? DEFAULT_PROVIDER) as ExecutionProvider;
+  if (!EXECUTION_PROVIDERS.includes(p)) throw new UsageError(`--provider must be one of ${EXECUTION_PROVIDERS.join(', ')}, got "${value}"`);
   return p;
 }
+
+/** Help lines for the shared flags, defaults and limits from the engine's table. */
+export const generationHelp = `  --steps S              denoising steps per block (default ${G.steps.default}, max ${G.steps.max})
+  --strategy static|dynamic   remasking strategy (default static)
+  --threshold T          confidence threshold for dynamic (default ${G.threshold.default})
+  --block-size B         override the model's block size
+  --no-fused-commit      run each block's commit as its own forward pass (the official call pattern)
+  --no-kv-cache          recompute the whole sequence every pass (slow; for comparisons)
+  --temperature T, --top-k K, --top-p P, --seed N   sampling (default greedy; top-p in (0, 1])
+  --alpha white|drop     transparency: composite over white (default) or drop alpha like the official processor
+  --provider P           ${EXECUTION_PROVIDERS.join('|')} (default ${DEFAULT_PROVIDER}; falls back to cpu with a reason)
+  --threads N            ONNX Runtime intra-op threads`;
 
 export function threadsFlag(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
@@ -69,17 +93,8 @@ generated ids: exactly --gen-length of them, MASK ids kept where generation stop
 returns them.
 
 Options:
-  --gen-length N         tokens to generate (default 128)
-  --steps S              denoising steps per block (default 8)
-  --strategy static|dynamic   remasking strategy (default static)
-  --threshold T          confidence threshold for dynamic (default 0.85)
-  --block-size B         override the model's block size
-  --no-fused-commit      run each block's commit as its own forward pass (the official call pattern)
-  --no-kv-cache          recompute the whole sequence every pass (slow; for comparisons)
-  --temperature T, --top-k K, --top-p P, --seed N   sampling (default greedy)
-  --alpha white|drop     transparency: composite over white (default) or drop alpha like the official processor
-  --provider P           auto|cpu|cuda|dml|coreml|webgpu (default cpu; falls back to cpu with a reason)
-  --threads N            ONNX Runtime intra-op threads
+  --gen-length N         tokens to generate (default ${G.maxNewTokens.default}, max ${G.maxNewTokens.max})
+${generationHelp}
   --json                 print one line: {"output_ids":[…],"forwards":{"prefill":n,"denoise":n,"commit":n}}`;
 
 export const generateCommand: Command = {
@@ -107,10 +122,10 @@ export const generateCommand: Command = {
     if (!Array.isArray(promptIds) || promptIds.length === 0 || !promptIds.every((x) => Number.isInteger(x))) {
       throw new UsageError('--prompt-ids must be a non-empty JSON array of integers');
     }
-    const options = generationOptions(values, intFlag(values['gen-length'], 'gen-length', 128));
+    const options = generationOptions(values, optionFlag('maxNewTokens', 'gen-length', values['gen-length']));
     const engine = await createEngine({
       modelDir: resolve(values.model),
-      provider: providerFlag(values.provider, 'cpu'),
+      provider: providerFlag(values.provider),
       threads: threadsFlag(values.threads),
     });
     try {

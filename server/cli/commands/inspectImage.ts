@@ -1,4 +1,4 @@
-import { QWEN_IMAGE_DEFAULTS, DEFAULT_MAX_INPUT_PIXELS, preprocessImage, sha256OfFloat32 } from '../../engine/image';
+import { QWEN_IMAGE_DEFAULTS, MAX_IMAGE_PIXELS, preprocessImage, sha256OfFloat32 } from '../../engine/image';
 import { intFlag, parse, UsageError, type Command } from '../command';
 
 const usage = `Usage: diffusionvl inspect-image <image> [options]
@@ -10,7 +10,7 @@ Options:
   --min-pixels N        lower bound on the resized pixel count (default ${QWEN_IMAGE_DEFAULTS.minPixels})
   --max-pixels N        upper bound on the resized pixel count (default ${QWEN_IMAGE_DEFAULTS.maxPixels})
   --alpha white|drop    composite transparency over white (default), or drop alpha as the official processor does
-  --max-input-pixels N  refuse images with more pixels than this (default ${DEFAULT_MAX_INPUT_PIXELS})
+  --max-input-pixels N  refuse images with more pixels than this (default ${MAX_IMAGE_PIXELS})
   --json                print one line: {"image_grid_thw":[t,h,w],"pixel_values_sha256":"<hex>"}`;
 
 function positive(value: string | undefined, name: string, fallback: number): number {
@@ -37,7 +37,7 @@ export const inspectImageCommand: Command = {
     const minPixels = positive(values['min-pixels'], 'min-pixels', QWEN_IMAGE_DEFAULTS.minPixels);
     const maxPixels = positive(values['max-pixels'], 'max-pixels', QWEN_IMAGE_DEFAULTS.maxPixels);
     if (minPixels > maxPixels) throw new UsageError(`--min-pixels (${minPixels}) is larger than --max-pixels (${maxPixels})`);
-    const maxInputPixels = positive(values['max-input-pixels'], 'max-input-pixels', DEFAULT_MAX_INPUT_PIXELS);
+    const maxInputPixels = positive(values['max-input-pixels'], 'max-input-pixels', MAX_IMAGE_PIXELS);
 
     const path = positionals[0];
     const r = await preprocessImage({ path }, { ...QWEN_IMAGE_DEFAULTS, minPixels, maxPixels, alpha, maxInputPixels });

@@ -1,10 +1,11 @@
 import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { createEngine } from '../../engine/engine';
 import { createMcpServer } from '../../mcp/server';
 import { parse, UsageError, type Command } from '../command';
-import { defaultModelDir } from './ask';
+import { defaultModelDir, isModelDir } from '../../engine/defaultModel';
+import { DEFAULT_PROVIDER, EXECUTION_PROVIDERS } from '../../engine/api';
 import { providerFlag, threadsFlag } from './generate';
 
 const usage = `Usage: diffusionvl mcp [--root DIR]... [--model DIR] [--provider P] [--threads N]
@@ -16,7 +17,7 @@ roots the client declares. Logs go to stderr.
 Options:
   --root DIR             a folder whose images may be read (repeatable; overrides the client's roots)
   --model DIR            converted model folder (default: models/default in the project)
-  --provider P           auto|cpu|cuda|dml|coreml|webgpu (default auto; falls back to cpu with a reason)
+  --provider P           ${EXECUTION_PROVIDERS.join('|')} (default ${DEFAULT_PROVIDER}; falls back to cpu with a reason)
   --threads N            ONNX Runtime intra-op threads`;
 
 export const mcpCommand: Command = {
@@ -26,7 +27,7 @@ export const mcpCommand: Command = {
   async run(argv) {
     const { values } = parse(argv, { root: { type: 'string', multiple: true }, model: { type: 'string' }, provider: { type: 'string' }, threads: { type: 'string' } }, false);
     const modelDir = values.model ? resolve(values.model) : defaultModelDir();
-    if (!existsSync(join(modelDir, 'manifest.json'))) {
+    if (!isModelDir(modelDir)) {
       if (values.model) throw new UsageError(`${modelDir} is not a converted model folder (no manifest.json)`);
       throw new UsageError(`no model at ${modelDir}. Run \`npm run setup\` to create the default model, or pass --model <converted-dir>.`);
     }
@@ -38,7 +39,7 @@ export const mcpCommand: Command = {
     console.info = console.log;
     const { server, dispose } = createMcpServer({
       engineFactory: createEngine,
-      settings: { modelDir, provider: providerFlag(values.provider, 'auto'), threads: threadsFlag(values.threads) },
+      settings: { modelPath: modelDir, executionProvider: providerFlag(values.provider), threads: threadsFlag(values.threads) },
       roots,
       log,
     });

@@ -15,7 +15,8 @@ export const serveCommand: Command = {
     '  --stdio            speak LSP over stdin/stdout',
     '  --node-ipc         speak LSP over the Node IPC channel',
     '  --socket=<port>    connect to a client listening on 127.0.0.1:<port>',
-    '  --model <dir>      converted model folder (default: the client\'s diffusionvl.modelDir setting)',
+    '  --model <dir>      converted model folder; the client\'s diffusionvl.modelPath setting overrides it. With',
+    '                     neither, the embedded default model (models/default) answers, as in `diffusionvl ask`.',
   ].join('\n'),
   async run(argv) {
     const { values } = parse(argv, { stdio: { type: 'boolean' }, 'node-ipc': { type: 'boolean' }, socket: { type: 'string' }, model: { type: 'string' }, clientProcessId: { type: 'string' } }, false);

@@ -17,8 +17,6 @@ export interface DecodeOptions {
   maxInputBytes: number;
 }
 
-export const DEFAULT_MAX_INPUT_PIXELS = 100_000_000;
-export const DEFAULT_MAX_INPUT_BYTES = 64 * 1024 * 1024;
 
 /** Formats we hand to sharp (AVIF/HEIC report as 'heif'). Anything else sharp might know is refused. */
 const SHARP_FORMATS = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff', 'heif', 'svg']);
@@ -26,7 +24,10 @@ const SHARP_FORMATS = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff', 'heif', 'sv
 /** Reads the encoded bytes of an input, enforcing the byte limit before reading a file whole. */
 export async function readImageBytes(input: ImageInput | Uint8Array, maxBytes: number): Promise<{ bytes: Uint8Array; label: string }> {
   if (input instanceof Uint8Array) return { bytes: checkSize(input, 'image data', maxBytes), label: 'image data' };
-  if ('bytes' in input) return { bytes: checkSize(input.bytes, 'image data', maxBytes), label: 'image data' };
+  if ('bytes' in input) {
+    const label = input.label ?? 'image data';
+    return { bytes: checkSize(input.bytes, label, maxBytes), label };
+  }
   const { path } = input;
   let size: number;
   try {

@@ -5,7 +5,8 @@
  */
 import { InputError, type ImageInput } from '../api';
 import type { ImageConfig, VisionDims } from '../manifest';
-import { DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_INPUT_PIXELS, decodeImage, type AlphaMode } from './decode';
+import { decodeImage, type AlphaMode } from './decode';
+import { MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS } from './limits';
 import { resizeBicubic } from './pillowResize';
 import { patchify, type PatchConfig } from './qwenPatches';
 import { smartResize } from './smartResize';
@@ -14,16 +15,17 @@ export { sha256OfFloat32 } from './hash';
 export { smartResize, roundHalfEven } from './smartResize';
 export { resizeBicubic, bicubicCoefficients, type RgbImage } from './pillowResize';
 export { patchify, type PatchConfig, type Patches } from './qwenPatches';
-export { decodeImage, DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_INPUT_PIXELS, type AlphaMode, type DecodeOptions } from './decode';
+export { decodeImage, type AlphaMode, type DecodeOptions } from './decode';
+export { MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS } from './limits';
 
 export interface PreprocessOptions extends PatchConfig {
   minPixels: number;
   maxPixels: number;
   /** Default 'white'. 'drop' reproduces the official processor (PIL `convert("RGB")`). */
   alpha?: AlphaMode;
-  /** Default 100 megapixels. */
+  /** Default MAX_IMAGE_PIXELS. */
   maxInputPixels?: number;
-  /** Default 64 MiB. */
+  /** Default MAX_IMAGE_BYTES. */
   maxInputBytes?: number;
 }
 
@@ -81,8 +83,8 @@ export async function preprocessImage(input: ImageInput | Uint8Array, opts: Prep
   checkOptions(opts);
   const rgb = await decodeImage(input, {
     alpha: opts.alpha ?? 'white',
-    maxInputPixels: opts.maxInputPixels ?? DEFAULT_MAX_INPUT_PIXELS,
-    maxInputBytes: opts.maxInputBytes ?? DEFAULT_MAX_INPUT_BYTES,
+    maxInputPixels: opts.maxInputPixels ?? MAX_IMAGE_PIXELS,
+    maxInputBytes: opts.maxInputBytes ?? MAX_IMAGE_BYTES,
   });
   const [h, w] = smartResize(rgb.height, rgb.width, opts.patchSize * opts.mergeSize, opts.minPixels, opts.maxPixels);
   const resized = resizeBicubic(rgb, w, h);

@@ -1,12 +1,13 @@
 import { mkdir, statfs } from 'node:fs/promises';
+import { DiffusionVLError } from '../../engine/errors';
 
-export class DiskFullError extends Error {
+export class DiskFullError extends DiffusionVLError {
   constructor(
     readonly dir: string,
     readonly needed: number,
     readonly free: number,
   ) {
-    super(`not enough disk space in ${dir}: need ${gib(needed)}, ${gib(free)} free`);
+    super('diskFull', `not enough disk space in ${dir}: need ${gib(needed)}, ${gib(free)} free`);
     this.name = 'DiskFullError';
   }
 }

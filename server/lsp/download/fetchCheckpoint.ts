@@ -1,5 +1,6 @@
 import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { DiffusionVLError } from '../../engine/errors';
 import { ensureFreeSpace } from './diskSpace';
 import { fetchFile } from './fetchFile';
 import { hashFile } from './hashes';
@@ -33,6 +34,8 @@ export interface FetchCheckpointResult {
   downloaded: number;
   resumedFiles: number;
   refetchedFiles: number;
+  /** SHA-256 of every file the hub gave one for (LFS files: the weights), by path. */
+  sha256: Record<string, string>;
 }
 
 /** Files the converter reads: weights, configs, tokenizer. Skips docs, images, code and anything path-like that could
@@ -82,7 +85,7 @@ export async function fetchCheckpoint(o: FetchCheckpointOptions): Promise<FetchC
   o.onProgress?.({ phase: 'listing', bytesDone: 0, bytesTotal: 0 });
   const repo = await listRepo({ endpoint: o.endpoint, repo: o.repo, revision: o.revision, token: o.token, signal: o.signal, fetch: o.fetch });
   const files = repo.files.filter((f) => isCheckpointFile(f.path));
-  if (!files.some((f) => f.path.endsWith('.safetensors'))) throw new Error(`${o.repo}@${o.revision}: no .safetensors weights in the repository`);
+  if (!files.some((f) => f.path.endsWith('.safetensors'))) throw new DiffusionVLError('download', `${o.repo}@${o.revision}: no .safetensors weights in the repository`);
   const total = files.reduce((s, f) => s + f.size, 0);
   const rec = await readRecord(o.destDir).catch(() => ({}) as VerifiedRecord);
 
@@ -97,7 +100,8 @@ export async function fetchCheckpoint(o: FetchCheckpointOptions): Promise<FetchC
   for (const f of missing) partial += await stat(join(o.destDir, `${f.path}.part`)).then((s) => Math.min(s.size, f.size), () => 0);
   await ensureFreeSpace(o.destDir, missing.reduce((s, f) => s + f.size, 0) - partial + (o.extraSpace?.(total) ?? 0));
 
-  const result: FetchCheckpointResult = { sha: repo.sha, files: files.length, bytes: total, downloaded: 0, resumedFiles: 0, refetchedFiles: 0 };
+  const sha256 = Object.fromEntries(files.filter((f) => f.hash.algo === 'sha256').map((f) => [f.path, f.hash.hex]));
+  const result: FetchCheckpointResult = { sha: repo.sha, files: files.length, bytes: total, downloaded: 0, resumedFiles: 0, refetchedFiles: 0, sha256 };
   for (const f of missing) {
     const dest = join(o.destDir, f.path);
     await rm(dest, { force: true });

@@ -1,6 +1,7 @@
 import { open, rename, rm, stat, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { hashFile, type ExpectedHash } from './hashes';
+import { DiffusionVLError } from '../../engine/errors';
 
 export interface FetchFileOptions {
   url: string;
@@ -27,9 +28,9 @@ export interface FetchFileResult {
   refetched: boolean;
 }
 
-export class DownloadError extends Error {
+export class DownloadError extends DiffusionVLError {
   constructor(message: string) {
-    super(message);
+    super('download', message);
     this.name = 'DownloadError';
   }
 }

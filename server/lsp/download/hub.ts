@@ -1,4 +1,5 @@
 import type { ExpectedHash } from './hashes';
+import { DiffusionVLError } from '../../engine/errors';
 
 /** One repository file the hub lists, with the hash to verify it against. */
 export interface HubFile {
@@ -23,12 +24,13 @@ export interface HubOptions {
   fetch?: typeof fetch;
 }
 
-export class HubError extends Error {
+/** The hub refused or failed a listing (a `download` error). */
+export class HubError extends DiffusionVLError {
   constructor(
     message: string,
     readonly status?: number,
   ) {
-    super(message);
+    super('download', message);
     this.name = 'HubError';
   }
 }

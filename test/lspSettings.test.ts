@@ -1,0 +1,83 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { ErrorCodes, Methods, type ErrorData, type StatusResult } from '../server/protocol';
+import { DEFAULT_SETTINGS, SettingsStore } from '../server/lsp/settings';
+import { startLspServer, type LspClient } from './helpers/lspClient';
+import { fixturesDir } from './helpers/paths';
+import { ensureTinyModel } from './helpers/tinyModel';
+
+// A real sidecar that never needs to load a model: settings, status and request validation only.
+let client: LspClient;
+let model: string;
+
+before(async () => {
+  model = await ensureTinyModel('fp32');
+  client = await startLspServer({ workspaceFolders: [fixturesDir], args: ['--model', model], settings: { executionProvider: 'cpu' } });
+});
+after(() => client?.close());
+
+const status = () => client.request<StatusResult>(Methods.status, null);
+const change = (diffusionvl: unknown) => client.conn.sendNotification('workspace/didChangeConfiguration', { settings: { diffusionvl } });
+
+test('settings use the user-facing names, and a partial didChangeConfiguration keeps earlier changes', async () => {
+  const st0 = await status();
+  assert.equal(st0.model.dir, model, 'serve --model sets the start-up modelPath');
+  assert.equal(st0.model.source, 'setting');
+  assert.equal(st0.provider.requested, 'cpu');
+  assert.equal(st0.model.idleUnloadMinutes, DEFAULT_SETTINGS.idleUnloadMinutes);
+
+  const other = join(fixturesDir, 'elsewhere');
+  await change({ modelPath: other });
+  await change({ hover: { enabled: false } });
+  await change({ idleUnloadMinutes: 12 });
+  const st = await status();
+  assert.equal(st.model.dir, other, 'the model folder set earlier survives later partial updates');
+  assert.equal(st.model.idleUnloadMinutes, 12);
+  assert.equal(st.provider.requested, 'cpu', 'the start-up provider survives too');
+
+  // A malformed value is refused and the previous one kept; the log names the real setting.
+  await change({ executionProvider: 'tpu' });
+  assert.equal((await status()).provider.requested, 'cpu');
+  await new Promise((r) => setTimeout(r, 100));
+  assert.match(client.stderr() + JSON.stringify(client.notifications), /diffusionvl\.executionProvider must be one of auto, cpu, cuda, dml, coreml, webgpu/);
+
+  await change({ modelPath: model });
+  assert.equal((await status()).model.dir, model);
+});
+
+test('a bad generation option is an options error (InvalidOptions), never an image error', async () => {
+  const image = { path: join(fixturesDir, 'lsp', 'diagram.png') };
+  for (const [options, pattern] of [
+    [{ topP: 0 }, /^topP must be a number in \(0, 1\], got 0$/],
+    [{ steps: 0 }, /^steps must be an integer in \[1, \d+\], got 0$/],
+    [{ maxNewTokens: 1e9 }, /^maxNewTokens must be an integer in \[1, \d+\]/],
+    [{ strategy: 'greedy' }, /^strategy must be "static" or "dynamic"/],
+    [{ stepz: 8 }, /^stepz: unknown option/],
+  ] as const) {
+    await assert.rejects(client.request(Methods.ask, { image, question: 'q', options }), (e: { code: number; message: string; data?: ErrorData }) => {
+      assert.equal(e.code, ErrorCodes.InvalidOptions, `${JSON.stringify(options)}: ${e.message}`);
+      assert.deepEqual(e.data, { code: 'InvalidOptions', kind: 'options' });
+      assert.match(e.message, pattern);
+      return true;
+    });
+  }
+});
+
+test('the settings store applies updates over what it holds and names the real setting in every message', () => {
+  const store = new SettingsStore();
+  assert.deepEqual(store.update({ modelPath: '/m', hover: { enabled: false } }), { model: true, problems: [] });
+  assert.deepEqual(store.update({ hover: { prompt: 'Say what you see.' } }), { model: false, problems: [] });
+  assert.equal(store.current.modelPath, '/m');
+  assert.deepEqual(store.current.hover, { ...DEFAULT_SETTINGS.hover, enabled: false, prompt: 'Say what you see.' });
+  const bad = store.update({ idleUnloadMinutes: -1, hover: { maxNewTokens: 'many' }, threads: 0 });
+  assert.deepEqual(bad.problems, [
+    'diffusionvl.threads must be an integer in [1, 256], got 0',
+    'diffusionvl.idleUnloadMinutes must be a number in [0, 10080], got -1',
+    'diffusionvl.hover.maxNewTokens must be an integer in [1, 1024], got "many"',
+  ]);
+  assert.equal(store.current.idleUnloadMinutes, DEFAULT_SETTINGS.idleUnloadMinutes);
+  assert.equal(store.update({ modelPath: '' }).model, true, 'an empty modelPath clears it (the default model applies)');
+  assert.equal(store.current.modelPath, undefined);
+  assert.deepEqual(store.update({ modelDir: '/old-name', provider: 'cuda' }), { model: false, problems: [] }, 'the old wire names mean nothing');
+});
