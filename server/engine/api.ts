@@ -22,6 +22,11 @@ export interface EngineOptions {
   provider?: ExecutionProvider;
   /** ONNX Runtime intra-op threads (default: ORT's choice). */
   threads?: number;
+  /**
+   * Where the KV cache lives on WebGPU: on the device (default, IO binding) or in host memory, copied in every pass
+   * as other GPU providers do (for comparisons and benchmarks). Other providers always use host memory.
+   */
+  kvOnDevice?: boolean;
 }
 
 /** A request's {@link GenerationOptions} plus engine tuning the CLI and benchmarks use (not on the wire). */

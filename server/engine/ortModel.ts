@@ -15,6 +15,15 @@ interface OrtHidden extends HiddenRows {
   tensor: ort.Tensor;
 }
 
+export interface LoadOptions {
+  /** ONNX Runtime intra-op threads. */
+  threads?: number;
+  /** The provider was chosen automatically: refuse a software WebGPU adapter. */
+  auto?: boolean;
+  /** WebGPU: keep the KV cache and decoder outputs on the device (default true). */
+  kvOnDevice?: boolean;
+}
+
 /** Bytes moved between host and ONNX Runtime, counted per model (see GenerationStats.io). */
 export interface IoCounters {
   /** Past K/V bytes fed from host memory: read in place by the CPU provider, copied to the device every run by CUDA, DirectML and Core ML. */
@@ -57,7 +66,8 @@ export class OrtModel implements DiffusionModel {
    * pass, so that a device that cannot run this model (no shader-f16 for an fp16 model, …) fails here and the
    * engine falls back to the CPU, instead of failing the first question.
    */
-  static async load(dir: string, m: ModelManifest, provider: ConcreteProvider, embeddings: EmbeddingTable, threads?: number, auto = false): Promise<OrtModel> {
+  static async load(dir: string, m: ModelManifest, provider: ConcreteProvider, embeddings: EmbeddingTable, opts: LoadOptions = {}): Promise<OrtModel> {
+    const { threads, auto = false } = opts;
     if (provider === 'cuda') checkCudaProviderInstalled();
     if (provider === 'webgpu' && auto) await requireHardwareAdapter();
     const options: ort.InferenceSession.SessionOptions = {
@@ -67,7 +77,7 @@ export class OrtModel implements DiffusionModel {
       ...(provider === 'cpu' ? {} : { logSeverityLevel: 4 as const }),
       ...(threads ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : {}),
     };
-    const onDevice = provider === 'webgpu';
+    const onDevice = provider === 'webgpu' && opts.kvOnDevice !== false;
     const sessions: ort.InferenceSession[] = [];
     const create = async (file: string, extra: ort.InferenceSession.SessionOptions = {}) => {
       const s = await ort.InferenceSession.create(join(dir, file), { ...options, ...extra });

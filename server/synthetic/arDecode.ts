@@ -32,7 +32,7 @@ export class ArDecoder {
   static async load(modelDir: string, threads?: number): Promise<ArDecoder> {
     const m = readManifest(modelDir);
     const emb = new EmbeddingTable(join(modelDir, m.embeddings.file), m.embeddings.rows, m.embeddings.cols, m.embeddings.dtype);
-    const model = await OrtModel.load(modelDir, m, 'cpu', emb, threads);
+    const model = await OrtModel.load(modelDir, m, 'cpu', emb, { threads });
     if (!m.files.tokenizer) throw new Error(`${modelDir}: the model has no tokenizer`);
     return new ArDecoder(m, model, TextTokenizer.fromFile(join(modelDir, m.files.tokenizer)));
   }
