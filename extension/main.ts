@@ -13,6 +13,8 @@ import { registerWalkthrough } from './walkthrough';
 /** What activate() returns: enough for tests and other extensions to see the sidecar's state. */
 export interface DiffusionVLApi {
   readonly sidecar: Sidecar;
+  /** The `@diffusionvl` chat request handler. */
+  readonly chatHandler: vscode.ChatRequestHandler;
 }
 
 let sidecar: Sidecar | undefined;
@@ -21,13 +23,14 @@ export async function activate(ctx: vscode.ExtensionContext): Promise<DiffusionV
   const log = vscode.window.createOutputChannel('DiffusionVL', { log: true });
   sidecar = new Sidecar(ctx, log);
   const sc = sidecar;
+  const chat = registerChat(ctx, sc);
   ctx.subscriptions.push(
     log,
     { dispose: () => void sc.dispose() },
     new StatusBar(ctx, sc),
     trackTextEditors(),
     registerAsk(ctx, sc),
-    registerChat(ctx, sc),
+    chat,
     registerDescribeInsert(sc),
     registerModelCommands(ctx, sc),
     registerPasteAndDrop(sc),
@@ -40,7 +43,7 @@ export async function activate(ctx: vscode.ExtensionContext): Promise<DiffusionV
   );
   // Start in the background: activation must not wait for the server (or fail when it cannot start).
   sc.start().catch((err: unknown) => log.error(String(err)));
-  return { sidecar: sc };
+  return { sidecar: sc, chatHandler: chat.handler };
 }
 
 export async function deactivate(): Promise<void> {

@@ -6,10 +6,12 @@ import { MANIFEST_FILE, SETTINGS_SECTION, SUPPORTED_REPOS, type ExecutionProvide
 
 export const SECTION = SETTINGS_SECTION;
 
-/** The two downloadable models, by the short names the `diffusionvl.model` setting uses. */
+/** The downloadable models, by the short names the `diffusionvl.model` setting uses. */
 export const MODELS = {
   '3B': { repo: SUPPORTED_REPOS[0], download: '≈ 7.5 GB download', memory: '≈ 8 GB RAM/VRAM (fp16)' },
   '7B': { repo: SUPPORTED_REPOS[1], download: '≈ 16.6 GB download', memory: '≈ 17 GB RAM/VRAM (fp16)' },
+  // 8.03 B parameters (Qwen2.5-7B + SigLIP so400m minus one layer + projector) at 2 bytes each.
+  '7B-SigLIP': { repo: SUPPORTED_REPOS[2], download: '≈ 16.1 GB download', memory: '≈ 17 GB RAM/VRAM (fp16)' },
 } as const;
 export type ModelName = keyof typeof MODELS;
 
@@ -35,7 +37,7 @@ function machineSetting<T>(key: string): T | undefined {
 
 export function modelName(): ModelName {
   const m = machineSetting<string>('model');
-  return m === '7B' ? '7B' : '3B';
+  return m !== undefined && m in MODELS ? (m as ModelName) : '3B';
 }
 
 export function preparedModels(ctx: vscode.ExtensionContext): Record<string, string> {

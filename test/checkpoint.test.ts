@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { expectedTensors, openCheckpoint } from '../server/converter/checkpoint';
 import { f32ToBf16Bits, f32ToF16Bits } from '../server/engine/half';
 import { readSafetensorsHeader, readTensorBytes, type SafetensorsDtype } from '../server/converter/safetensors';
-import { tinyTensorValues, writeTinyCheckpoint, type TinyCheckpointOptions } from '../server/converter/tinyCheckpoint';
+import { tinyTensorValues, writeTinyCheckpoint, type TinyCheckpointOptions } from './helpers/checkpoint/tinyCheckpoint';
 import { rejects } from './helpers/assertRejects';
 
 /** Small enough that each variant is a few hundred KB. */
@@ -308,9 +308,9 @@ describe('openCheckpoint: config validation', () => {
       parts: ['config.json', 'LlamaForCausalLM'],
     },
     {
-      label: 'the SigLIP variant',
+      label: 'the SigLIP variant given to the QwenVL reader',
       edit: (d) => editJson(join(d, 'config.json'), (j) => { j.model_type = 'diffusionvl_qwen'; j.architectures = ['DiffusionVLQwenForCausalLM']; }),
-      parts: ['diffusionvl_qwen', /not supported yet/],
+      parts: ['diffusionvl_qwen', /SigLIP checkpoint reader/],
     },
     {
       label: 'missing vision field',

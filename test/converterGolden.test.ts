@@ -8,11 +8,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { preprocessImage, preprocessOptionsFor } from '../server/engine/image';
+import { preprocessImage, preprocessOptionsFor } from '../server/engine/arch/qwenvl/preprocess';
 import { halfToFloat } from '../server/engine/half';
-import { readManifest, type ModelManifest, type Precision } from '../server/engine/manifest';
+import { asQwenVL, readManifest, type QwenVLManifest as ModelManifest, type Precision } from '../server/engine/manifest';
 import { ropeInvFreq, ropeTables } from '../server/engine/rope';
-import { permuteUnits, visionLayout, visionRotary, windowMask } from '../server/engine/visionLayout';
+import { permuteUnits, visionLayout, visionRotary, windowMask } from '../server/engine/arch/qwenvl/visionLayout';
 import { maxAbsDiff, readNpyF32 } from './helpers/npy';
 import { goldenDir } from './helpers/paths';
 import { ensureTinyModel } from './helpers/tinyModel';
@@ -140,7 +140,7 @@ interface Agreement {
 
 async function measure(precision: Precision): Promise<Agreement> {
   const dir = await ensureTinyModel(precision);
-  const m = readManifest(dir);
+  const m = asQwenVL(readManifest(dir));
   const vision = await session(dir, m.files.vision);
   const decoder = await session(dir, m.files.decoder);
   const head = await session(dir, m.files.lmHead);

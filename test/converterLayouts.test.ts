@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { convertCheckpoint } from '../server/converter/convert';
-import { writeTinyCheckpoint, type TinyCheckpointOptions } from '../server/converter/tinyCheckpoint';
+import { writeTinyCheckpoint, type TinyCheckpointOptions } from './helpers/checkpoint/tinyCheckpoint';
 import { readManifest } from '../server/engine/manifest';
 
 const SMALL: TinyCheckpointOptions = { text: { vocabSize: 512 } };

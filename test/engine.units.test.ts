@@ -16,7 +16,7 @@ import { ropeInvFreq, ropeTables } from '../server/engine/rope';
 import { sampleRow } from '../server/engine/sampling';
 import { blockLayout, transferSchedule } from '../server/engine/schedule';
 import { TextTokenizer } from '../server/engine/tokenizer';
-import { visionLayout, visionRotary, windowMask } from '../server/engine/visionLayout';
+import { visionLayout, visionRotary, windowMask } from '../server/engine/arch/qwenvl/visionLayout';
 import { goldenDir } from './helpers/paths';
 
 test('schedule has S+1 entries indexed by step', () => {

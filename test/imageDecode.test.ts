@@ -8,7 +8,8 @@ import { after, test } from 'node:test';
 import { crc32, deflateSync, gzipSync } from 'node:zlib';
 import sharp from 'sharp';
 import { InputError } from '../server/engine/api';
-import { QWEN_IMAGE_DEFAULTS, decodeImage, preprocessImage, type DecodeOptions } from '../server/engine/image';
+import { decodeImage, type DecodeOptions } from '../server/engine/image';
+import { QWEN_IMAGE_DEFAULTS, preprocessImage } from '../server/engine/arch/qwenvl/preprocess';
 import { sanitizeSvg } from '../server/engine/image/svg';
 import { goldenDir } from './helpers/paths';
 

@@ -3,15 +3,8 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import {
-  QWEN_IMAGE_DEFAULTS,
-  decodeImage,
-  preprocessImage,
-  preprocessImages,
-  resizeBicubic,
-  sha256OfFloat32,
-  type RgbImage,
-} from '../server/engine/image';
+import { decodeImage, resizeBicubic, sha256OfFloat32, type RgbImage } from '../server/engine/image';
+import { QWEN_IMAGE_DEFAULTS, preprocessImage, preprocessImages } from '../server/engine/arch/qwenvl/preprocess';
 import { goldenDir } from './helpers/paths';
 
 interface ProcessorCase {

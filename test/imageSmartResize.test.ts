@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { InputError } from '../server/engine/api';
-import { roundHalfEven, smartResize } from '../server/engine/image';
+import { roundHalfEven, smartResize } from '../server/engine/arch/qwenvl/preprocess';
 
 const MIN = 147456;
 const MAX = 262144;

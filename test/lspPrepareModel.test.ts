@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { writeGoldenTinyCheckpoint } from '../server/converter/tinyCheckpoint';
-import { ErrorCodes, Methods, type AskResult, type PrepareModelResult, type StatusResult } from '../server/protocol';
+import { writeGoldenTinyCheckpoint } from './helpers/checkpoint/tinyCheckpoint';
+import { ErrorCodes, Methods, type ErrorData, type AskResult, type PrepareModelResult, type StatusResult } from '../server/protocol';
 import { startLspServer, type LspClient } from './helpers/lspClient';
 import { startLocalHub, type HubFileSpec, type LocalHub } from './helpers/lspHub';
 import { fixturesDir } from './helpers/paths';
@@ -81,14 +81,45 @@ test('prepareModel downloads (resuming a cut, refetching a corrupted file), conv
   assert.ok(hub.log.slice(n).every((l) => !l.path.includes('/resolve/')));
 });
 
-test('the SigLIP variant is refused with a clear message; bad params are rejected', async () => {
+test('the SigLIP release is no longer refused up front; bad params are rejected', async () => {
+  // The test hub does not host it, so the request gets as far as the download.
   await assert.rejects(
-    client.request(Methods.prepareModel, { storageDir: work, repo: 'hustvl/DiffusionVL-Qwen2.5-7B' }),
-    (e: { code: number; message: string }) => e.code === ErrorCodes.UnsupportedModel && /SigLIP/.test(e.message),
+    client.request(Methods.prepareModel, { storageDir: work, endpoint: hub.endpoint, repo: 'hustvl/DiffusionVL-Qwen2.5-7B' }),
+    (e: { code: number }) => e.code === ErrorCodes.DownloadFailed,
   );
   await assert.rejects(client.request(Methods.prepareModel, { storageDir: 'relative' }), (e: { code: number }) => e.code === ErrorCodes.InvalidParams);
   await assert.rejects(
     client.request(Methods.prepareModel, { storageDir: work, endpoint: hub.endpoint, repo: 'hustvl/nope' }),
     (e: { code: number }) => e.code === ErrorCodes.DownloadFailed,
+  );
+});
+
+test('a local checkpoint that cannot be converted is a conversion error; an unknown architecture is an unsupported one', async () => {
+  const good = join(work, 'ckpt');
+  // Weights cut short: the converter fails part-way (on main this came back as a download failure).
+  const truncated = join(work, 'ckpt-truncated');
+  await cp(good, truncated, { recursive: true });
+  await truncate(join(truncated, 'model.safetensors'), 4096);
+  await assert.rejects(
+    client.request(Methods.prepareModel, { storageDir: join(work, 'storage-bad'), localCheckpoint: truncated, precision: 'fp32', activate: false }),
+    (e: { code: number; message: string; data?: ErrorData }) => {
+      assert.equal(e.code, ErrorCodes.ConversionFailed, e.message);
+      assert.deepEqual(e.data, { code: 'ConversionFailed', kind: 'conversion' });
+      return true;
+    },
+  );
+  // Another model family: refused by the converter's identity check, reported by its kind, not by its wording.
+  const other = join(work, 'ckpt-other');
+  await cp(good, other, { recursive: true });
+  const config = JSON.parse(await readFile(join(other, 'config.json'), 'utf8')) as Record<string, unknown>;
+  await writeFile(join(other, 'config.json'), JSON.stringify({ ...config, model_type: 'llama', architectures: ['LlamaForCausalLM'] }));
+  await assert.rejects(
+    client.request(Methods.prepareModel, { storageDir: join(work, 'storage-other'), localCheckpoint: other, precision: 'fp32', activate: false }),
+    (e: { code: number; message: string; data?: ErrorData }) => {
+      assert.equal(e.code, ErrorCodes.UnsupportedModel, e.message);
+      assert.equal(e.data?.kind, 'unsupportedCheckpoint');
+      assert.match(e.message, /unknown model_type "llama"/);
+      return true;
+    },
   );
 });

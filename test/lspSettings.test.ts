@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { ErrorCodes, Methods, type ErrorData, type StatusResult } from '../server/protocol';
+import { GENERATION_OPTIONS } from '../server/engine/generationOptions';
 import { DEFAULT_SETTINGS, SettingsStore } from '../server/lsp/settings';
 import { startLspServer, type LspClient } from './helpers/lspClient';
 import { fixturesDir } from './helpers/paths';
@@ -74,10 +75,11 @@ test('the settings store applies updates over what it holds and names the real s
   assert.deepEqual(bad.problems, [
     'diffusionvl.threads must be an integer in [1, 256], got 0',
     'diffusionvl.idleUnloadMinutes must be a number in [0, 10080], got -1',
-    'diffusionvl.hover.maxNewTokens must be an integer in [1, 1024], got "many"',
+    `diffusionvl.hover.maxNewTokens must be an integer in [1, ${GENERATION_OPTIONS.maxNewTokens.max}], got "many"`,
   ]);
   assert.equal(store.current.idleUnloadMinutes, DEFAULT_SETTINGS.idleUnloadMinutes);
   assert.equal(store.update({ modelPath: '' }).model, true, 'an empty modelPath clears it (the default model applies)');
   assert.equal(store.current.modelPath, undefined);
   assert.deepEqual(store.update({ modelDir: '/old-name', provider: 'cuda' }), { model: false, problems: [] }, 'the old wire names mean nothing');
+  assert.deepEqual(store.update({ executionProvider: undefined, threads: undefined }), { model: false, problems: [] }, 'undefined means absent');
 });

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { f32ToBf16Bits, f32ToF16Bits } from '../server/engine/half';
 import { readSafetensorsHeader, readTensorF32, type SafetensorsDtype } from '../server/converter/safetensors';
-import { writeSafetensors } from '../server/converter/safetensorsWriter';
+import { writeSafetensors } from './helpers/checkpoint/safetensorsWriter';
 import { rejects } from './helpers/assertRejects';
 
 let dir: string;

@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { openCheckpoint } from '../server/converter/checkpoint';
-import { LegacyRandomState } from '../server/converter/mt19937';
-import { pyFloat, pyFloatRepr, pyJsonDumps } from '../server/converter/pyJson';
+import { LegacyRandomState } from './helpers/checkpoint/mt19937';
+import { pyFloat, pyFloatRepr, pyJsonDumps } from './helpers/checkpoint/pyJson';
 import { sha256File } from '../server/converter/fileHash';
-import { tensorSeed, tinyTensorValues, writeGoldenTinyCheckpoint } from '../server/converter/tinyCheckpoint';
+import { tensorSeed, tinyTensorValues, writeGoldenTinyCheckpoint } from './helpers/checkpoint/tinyCheckpoint';
 import { goldenDir } from './helpers/paths';
 
 let dir: string;

@@ -9,7 +9,7 @@ import type { AttachedImages } from './attachments';
 
 export const PARTICIPANT_ID = 'diffusionvl.chat';
 
-/** Image paths written in the prompt itself ("what is in images/flow.png?"), tried relative to each workspace folder. */
+/** Image paths written in the prompt itself (`/ask images/flow.png Where does the arrow point?`), tried relative to each workspace folder. */
 const PATH_IN_TEXT = new RegExp(`(?:^|[\\s"'\`(])([^\\s"'\`()]+\\.(?:${IMAGE_EXTENSION_ALTERNATION}))(?=$|[\\s"'\`),.?!:;])`, 'gi');
 
 async function referencedInText(prompt: string): Promise<{ image: PickedImage; text: string } | undefined> {
@@ -36,8 +36,8 @@ function questionOf(request: vscode.ChatRequest): string {
  * path written in the prompt, or the image open in the editor. The answer streams in block by block, as in the
  * Ask panel.
  */
-export function registerChatParticipant(ctx: vscode.ExtensionContext, sidecar: Sidecar, attached: AttachedImages): vscode.Disposable {
-  const handler: vscode.ChatRequestHandler = async (request, _context, stream, token) => {
+export function chatHandler(sidecar: Sidecar, attached: AttachedImages): vscode.ChatRequestHandler {
+  return async (request, _context, stream, token) => {
     try {
       let question = questionOf(request);
       let image = (await attached.collect(request.references))[0];
@@ -45,7 +45,7 @@ export function registerChatParticipant(ctx: vscode.ExtensionContext, sidecar: S
         const inText = await referencedInText(question);
         if (inText) {
           image = inText.image;
-          question = question.replace(inText.text, '').replace(/\s+/g, ' ').trim();
+          question = question.replace(inText.text, '').replace(/\s+/g, ' ').replace(/\s+([?.!,;:])/g, '$1').trim();
         }
       }
       const active = activeImageUri();
@@ -78,6 +78,9 @@ export function registerChatParticipant(ctx: vscode.ExtensionContext, sidecar: S
       return { errorDetails: { message: `DiffusionVL: ${errorText(err)}` } };
     }
   };
+}
+
+export function registerChatParticipant(ctx: vscode.ExtensionContext, handler: vscode.ChatRequestHandler): vscode.Disposable {
   const participant = vscode.chat.createChatParticipant(PARTICIPANT_ID, handler);
   participant.iconPath = vscode.Uri.joinPath(ctx.extensionUri, 'media', 'icon.png');
   return participant;

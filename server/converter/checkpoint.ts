@@ -29,9 +29,9 @@ export interface Checkpoint {
 const VISION_PREFIXES = ['model.vision_tower.vision_tower.', 'visual.', 'vision_tower.'];
 const PROJECTOR_PREFIX = 'model.mm_projector.';
 
-type Entry = { info: TensorInfo } | { unsupported: UnsupportedTensor };
+export type Entry = { info: TensorInfo } | { unsupported: UnsupportedTensor };
 
-async function readJson(path: string): Promise<Record<string, unknown>> {
+export async function readJson(path: string): Promise<Record<string, unknown>> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -48,7 +48,7 @@ async function readJson(path: string): Promise<Record<string, unknown>> {
   return v as Record<string, unknown>;
 }
 
-function entriesOf(h: SafetensorsHeader): [string, Entry][] {
+export function entriesOf(h: SafetensorsHeader): [string, Entry][] {
   return [
     ...h.tensors.map((info): [string, Entry] => [info.name, { info }]),
     ...h.unsupported.map((u): [string, Entry] => [u.name, { unsupported: u }]),
@@ -56,7 +56,7 @@ function entriesOf(h: SafetensorsHeader): [string, Entry][] {
 }
 
 /** Picks the model files: model.safetensors, else every *.safetensors.index.json with its shards (checked). */
-async function modelHeaders(dir: string, names: Set<string>): Promise<{ headers: SafetensorsHeader[]; indexFiles: string[] }> {
+export async function modelHeaders(dir: string, names: Set<string>): Promise<{ headers: SafetensorsHeader[]; indexFiles: string[] }> {
   if (names.has('model.safetensors')) return { headers: [await readSafetensorsHeader(join(dir, 'model.safetensors'))], indexFiles: [] };
   const indexFiles = [...names].filter((n) => n.endsWith('.safetensors.index.json')).sort();
   if (indexFiles.length === 0) {
@@ -83,7 +83,7 @@ async function modelHeaders(dir: string, names: Set<string>): Promise<{ headers:
 }
 
 /** Merges headers into one name → entry map; the same name in two files is ambiguous, so it is an error. */
-function mergeEntries(headers: SafetensorsHeader[]): Map<string, Entry> {
+export function mergeEntries(headers: SafetensorsHeader[]): Map<string, Entry> {
   const all = new Map<string, Entry>();
   for (const h of headers) {
     for (const [name, e] of entriesOf(h)) {

@@ -43,7 +43,7 @@ export interface QwenVLCheckpointConfig {
   warnings: string[];
 }
 
-type Json = Record<string, unknown>;
+export type Json = Record<string, unknown>;
 
 export const ACCEPTED_MODEL_TYPE = 'diffusionvl_qwenvl';
 export const ACCEPTED_ARCHITECTURE = 'DiffusionVLQwenVLForCausalLM';
@@ -57,12 +57,12 @@ const DEFAULT_EOS = 151645;
 const DEFAULT_MASK = 151671;
 const DEFAULT_PAD = 151643;
 
-function isObject(v: unknown): v is Json {
+export function isObject(v: unknown): v is Json {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
 /** Looks a field up in an ordered list of JSON sources, remembering where it came from for messages. */
-class FieldReader {
+export class FieldReader {
   constructor(
     private readonly sources: { label: string; obj: Json | undefined }[],
     private readonly out: { defaulted: string[]; warnings: string[] },
@@ -153,28 +153,34 @@ class FieldReader {
   }
 }
 
-/** Rejects other model families early, before any weights are read. */
-export function checkModelIdentity(config: Json): void {
+export const SIGLIP_MODEL_TYPE = 'diffusionvl_qwen';
+export const SIGLIP_ARCHITECTURE = 'DiffusionVLQwenForCausalLM';
+
+/** Which DiffusionVL family a config.json describes; anything else is rejected before any weights are read. */
+export function detectArchitecture(config: Json): 'diffusionvl_qwenvl' | 'diffusionvl_qwen' {
   const mt = config.model_type;
   const archs = config.architectures;
   if (archs !== undefined && (!Array.isArray(archs) || !archs.every((a) => typeof a === 'string'))) {
     throw new Error(`config.json: architectures must be a list of strings, got ${JSON.stringify(archs)}`);
   }
   const archList = (archs ?? []) as string[];
-  if (mt === 'diffusionvl_qwen' || archList.includes('DiffusionVLQwenForCausalLM')) {
-    throw new DiffusionVLError(
-      'unsupportedCheckpoint',
-      'config.json: the DiffusionVL-Qwen (SigLIP) variant (model_type diffusionvl_qwen) is not supported yet; only DiffusionVL-QwenVL (diffusionvl_qwenvl) checkpoints can be converted',
-    );
-  }
+  if (mt === SIGLIP_MODEL_TYPE || (mt === undefined && archList.includes(SIGLIP_ARCHITECTURE))) return SIGLIP_MODEL_TYPE;
   if (mt !== undefined && mt !== ACCEPTED_MODEL_TYPE) {
-    throw new DiffusionVLError('unsupportedCheckpoint', `config.json: unknown model_type ${JSON.stringify(mt)}; expected "${ACCEPTED_MODEL_TYPE}"`);
+    throw new DiffusionVLError('unsupportedCheckpoint', `config.json: unknown model_type ${JSON.stringify(mt)}; expected "${ACCEPTED_MODEL_TYPE}" or "${SIGLIP_MODEL_TYPE}"`);
   }
   if (archs !== undefined && !archList.includes(ACCEPTED_ARCHITECTURE)) {
-    throw new DiffusionVLError('unsupportedCheckpoint', `config.json: unknown architectures ${JSON.stringify(archs)}; expected ["${ACCEPTED_ARCHITECTURE}"]`);
+    throw new DiffusionVLError('unsupportedCheckpoint', `config.json: unknown architectures ${JSON.stringify(archs)}; expected ["${ACCEPTED_ARCHITECTURE}"] or ["${SIGLIP_ARCHITECTURE}"]`);
   }
   if (mt === undefined && archs === undefined) {
-    throw new Error(`config.json: neither model_type nor architectures is set; expected model_type "${ACCEPTED_MODEL_TYPE}"`);
+    throw new Error(`config.json: neither model_type nor architectures is set; expected model_type "${ACCEPTED_MODEL_TYPE}" or "${SIGLIP_MODEL_TYPE}"`);
+  }
+  return ACCEPTED_MODEL_TYPE;
+}
+
+/** Accepts a DiffusionVL-QwenVL config only (the SigLIP family has its own reader: siglipConfig.ts). */
+export function checkModelIdentity(config: Json): void {
+  if (detectArchitecture(config) !== ACCEPTED_MODEL_TYPE) {
+    throw new DiffusionVLError('unsupportedCheckpoint', `config.json: model_type ${SIGLIP_MODEL_TYPE} is the SigLIP variant; it is read by the SigLIP checkpoint reader`);
   }
 }
 
@@ -187,13 +193,18 @@ export interface ConfigSources {
   hasLmHead: boolean;
 }
 
-/** Validates the JSON configuration and returns the typed config; every message names the file and field. */
-export function parseQwenVLConfig(src: ConfigSources): QwenVLCheckpointConfig {
-  const { config } = src;
-  if (!isObject(config)) throw new Error('config.json: not a JSON object');
-  checkModelIdentity(config);
-  const log = { defaulted: [] as string[], warnings: [] as string[] };
+/** Log of defaulted fields and precedence warnings, collected while parsing. */
+export interface ConfigLog {
+  defaulted: string[];
+  warnings: string[];
+}
 
+/**
+ * The Qwen2 text section shared by every DiffusionVL release: `text_config` when present, the top-level copies
+ * filling its gaps (never class defaults). Returns the reader too, for fields such as special ids.
+ */
+export function parseTextConfig(config: Json, hasLmHead: boolean, log: ConfigLog): { text: QwenVLTextConfig; t: FieldReader } {
+  const src = { hasLmHead };
   const textConfig = config.text_config;
   if (textConfig !== undefined && textConfig !== null && !isObject(textConfig)) throw new Error('config.json: text_config must be an object');
   // text_config is what the model is built from; the top-level copies fill its gaps (never class defaults).
@@ -263,6 +274,36 @@ export function parseQwenVLConfig(src: ConfigSources): QwenVLCheckpointConfig {
     maxPositionEmbeddings: t.optionalInt('max_position_embeddings'),
   };
 
+  return { text, t };
+}
+
+/** Special ids: EOS from the config (<|im_end|> preferred), MASK hard-coded by the Qwen releases unless stated. */
+export function parseSpecialTokens(t: FieldReader, top: FieldReader, vocabSize: number): QwenVLCheckpointConfig['tokens'] {
+  const eosRaw = t.raw('eos_token_id')?.value;
+  // Some configs list several stop ids; the generator stops on <|im_end|>, which must be among them.
+  const eos = Array.isArray(eosRaw) ? (eosRaw.includes(DEFAULT_EOS) ? DEFAULT_EOS : Number(eosRaw[0])) : t.optionalInt('eos_token_id') ?? DEFAULT_EOS;
+  // MASK is an embedding row, not a tokenizer token: the Qwen releases hard-code 151671 in their generate loop;
+  // models with their own tokenizer name theirs in config.json.
+  const mask = top.optionalInt('mask_token_id') ?? DEFAULT_MASK;
+  const pad = t.optionalInt('pad_token_id') ?? DEFAULT_PAD;
+  for (const [key, id] of [['mask_token_id', mask], ['eos_token_id', eos], ['pad_token_id', pad]] as const) {
+    if (id < 0 || id >= vocabSize) {
+      throw new Error(`config.json: ${key} ${id} is outside the embedding table (vocab_size ${vocabSize})`);
+    }
+  }
+  return { bos: t.optionalInt('bos_token_id'), eos, pad, mask, imageToken: top.optionalInt('image_token_id') };
+
+}
+
+/** Validates the JSON configuration and returns the typed config; every message names the file and field. */
+export function parseQwenVLConfig(src: ConfigSources): QwenVLCheckpointConfig {
+  const { config } = src;
+  if (!isObject(config)) throw new Error('config.json: not a JSON object');
+  checkModelIdentity(config);
+  const log = { defaulted: [] as string[], warnings: [] as string[] };
+
+  const { text, t } = parseTextConfig(config, src.hasLmHead, log);
+
   const nested = config.vision_config;
   if (nested !== undefined && nested !== null && !isObject(nested)) throw new Error('config.json: vision_config must be an object');
   if (!src.visionConfigFile && !isObject(nested)) {
@@ -330,19 +371,7 @@ export function parseQwenVLConfig(src: ConfigSources): QwenVLCheckpointConfig {
     if (image.std.some((s) => s <= 0)) throw new Error('preprocessor_config.json: image_std values must be positive');
   }
 
-  const eosRaw = t.raw('eos_token_id')?.value;
-  // Some configs list several stop ids; the generator stops on <|im_end|>, which must be among them.
-  const eos = Array.isArray(eosRaw) ? (eosRaw.includes(DEFAULT_EOS) ? DEFAULT_EOS : Number(eosRaw[0])) : t.optionalInt('eos_token_id') ?? DEFAULT_EOS;
-  // MASK is an embedding row, not a tokenizer token: the Qwen releases hard-code 151671 in their generate loop;
-  // models with their own tokenizer name theirs in config.json.
-  const mask = top.optionalInt('mask_token_id') ?? DEFAULT_MASK;
-  const pad = t.optionalInt('pad_token_id') ?? DEFAULT_PAD;
-  for (const [key, id] of [['mask_token_id', mask], ['eos_token_id', eos], ['pad_token_id', pad]] as const) {
-    if (id < 0 || id >= text.vocabSize) {
-      throw new Error(`config.json: ${key} ${id} is outside the embedding table (vocab_size ${text.vocabSize})`);
-    }
-  }
-  const tokens = { bos: t.optionalInt('bos_token_id'), eos, pad, mask, imageToken: top.optionalInt('image_token_id') };
+  const tokens = parseSpecialTokens(t, top, text.vocabSize);
 
   return {
     modelType: ACCEPTED_MODEL_TYPE,

@@ -1,8 +1,12 @@
 import { copyFile, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { closeSync, existsSync, openSync, writeSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { openCheckpoint, expectedTensors, type Checkpoint } from './checkpoint';
-import { buildDecoder, buildLmHead, buildVision } from './qwenvl';
+import { openCheckpoint, expectedTensors, readJson, type Checkpoint } from './checkpoint';
+import { detectArchitecture } from './checkpointConfig';
+import { convertSiglipInto } from './convertSiglip';
+import { openSiglipCheckpoint } from './siglipCheckpoint';
+import { buildVision } from './qwenvl';
+import { buildDecoder, buildLmHead } from './qwen2';
 import { computeTypeOf } from './layers';
 import { f32ToF16Array } from '../engine/half';
 import { MANIFEST_FILE, type ModelManifest, type Precision } from '../engine/manifest';
@@ -24,6 +28,8 @@ export interface ConvertOptions {
   tokenizer?: string;
   /** Config fields that took a default or were resolved by precedence (worth showing to whoever converts). */
   onNotice?: (message: string) => void;
+  /** SigLIP variant: the tower's folder (or config.json) when `mm_vision_tower` is not a local folder or a known hub id. */
+  visionTower?: string;
 }
 
 /** Smallest vocabulary that holds the Qwen2.5 tokenizer's ids (151643 tokens + 22 added). */
@@ -33,7 +39,7 @@ const QWEN_TOKENIZER_IDS = 151665;
  * The checkpoint's own tokenizer.json, else the one given, else — for a Qwen-vocabulary model only — the Qwen2.5
  * tokenizer every DiffusionVL-QwenVL release shares (shipped as an npm data package).
  */
-async function chooseTokenizer(ckpt: Checkpoint, given: string | undefined): Promise<string> {
+export async function chooseTokenizer(ckpt: { dir: string; config: { text: { vocabSize: number } } }, given: string | undefined): Promise<string> {
   const own = join(ckpt.dir, 'tokenizer.json');
   if (existsSync(own)) return own;
   if (given) {
@@ -54,11 +60,12 @@ async function chooseTokenizer(ckpt: Checkpoint, given: string | undefined): Pro
 export async function convertCheckpoint(checkpointDir: string, outDir: string, opts: ConvertOptions): Promise<ModelManifest> {
   const out = resolve(outDir);
   const tmp = `${out}.partial`;
-  const ckpt = await openCheckpoint(checkpointDir);
+  const siglip = (await checkpointArchitecture(checkpointDir)) === 'diffusionvl_qwen';
+  const ckpt = siglip ? await openSiglipCheckpoint(checkpointDir, { visionTower: opts.visionTower }) : await openCheckpoint(checkpointDir);
   try {
     await rm(tmp, { recursive: true, force: true });
     await mkdir(tmp, { recursive: true });
-    const manifest = await convertInto(ckpt, tmp, opts);
+    const manifest = 'towerWeights' in ckpt ? await convertSiglipInto(ckpt, tmp, opts) : await convertInto(ckpt, tmp, opts);
     await rm(out, { recursive: true, force: true });
     await mkdir(dirname(out), { recursive: true });
     await rename(tmp, out);
@@ -147,10 +154,17 @@ async function convertInto(ckpt: Checkpoint, dir: string, opts: ConvertOptions):
 }
 
 /** The LLaVA code's image placeholder in prompt ids; recorded in the manifest so the engine never hard-codes it. */
-const IMAGE_PLACEHOLDER = -200;
+export const IMAGE_PLACEHOLDER = -200;
+
+/** The family config.json names (read before anything else, to pick the checkpoint reader). */
+async function checkpointArchitecture(dir: string): Promise<'diffusionvl_qwenvl' | 'diffusionvl_qwen'> {
+  const path = join(resolve(dir), 'config.json');
+  if (!existsSync(path)) return 'diffusionvl_qwenvl'; // the QwenVL reader gives the detailed message
+  return detectArchitecture(await readJson(path));
+}
 
 /** Writes a row-major table in `dtype`, narrowing a slab of rows at a time (no second copy of the table). */
-function writeRows(path: string, table: Float32Array, width: number, dtype: 'float32' | 'float16'): void {
+export function writeRows(path: string, table: Float32Array, width: number, dtype: 'float32' | 'float16'): void {
   const fd = openSync(path, 'w');
   const slab = 4096 * width;
   try {

@@ -37,8 +37,13 @@ export interface RunOptions extends GenerationOptions {
   noKvCache?: boolean;
   /** Reuse the previous prompt's K/V for identical leading full blocks (default true). */
   prefixCache?: boolean;
-  /** How alpha is handled: composite over white (default) or dropped as the official processor does. */
+  /**
+   * How alpha is handled: composited over white, or dropped as the official processor does. Default: white for
+   * the QwenVL models, the official behaviour (drop) for the SigLIP model.
+   */
   alpha?: 'white' | 'drop';
+  /** SigLIP model only: `pad` or `anyres_max_N`, overriding its config (the official driver uses `pad` for several images). */
+  imageAspectRatio?: string;
 }
 
 /** An image file, or its encoded bytes (`label` names them in error messages). */

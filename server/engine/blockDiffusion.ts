@@ -29,6 +29,11 @@ export interface DiffusionParams {
   fusedCommit: boolean;
   /** Recompute everything each forward with the block-causal mask (no cache); for benchmarks. */
   noKvCache: boolean;
+  /**
+   * What sizes the unmasking schedule in full-diffusion mode (B ≥ L+G): the configured block size (QwenVL code,
+   * the default) or the generation length (the Qwen/SigLIP code).
+   */
+  fullDiffusionSchedule?: 'blockSize' | 'genLength';
 }
 
 export interface DiffusionHooks {
@@ -65,8 +70,9 @@ export async function runBlockDiffusion(
   const L = promptLen;
   const lay = blockLayout(L, p.genLen, p.blockSize);
   const B = lay.blockLen;
-  // The schedule always uses the configured block size, also in full-diffusion mode (QwenVL variant).
-  const schedule = transferSchedule(p.blockSize, p.steps);
+  // The QwenVL code sizes the schedule with the configured block size even in full-diffusion mode; the Qwen code
+  // uses the generation length there.
+  const schedule = transferSchedule(lay.fullDiffusion && p.fullDiffusionSchedule === 'genLength' ? p.genLen : p.blockSize, p.steps);
   const forwards: ForwardCounts = { prefill: 0, denoise: 0, commit: 0, fusedCommits: 0 };
   const sampling = p.sampling.temperature > 0;
   if (sampling && !p.rng) throw new Error('sampling needs a random generator');

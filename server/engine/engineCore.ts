@@ -15,22 +15,24 @@ import {
   type GenerationResult,
   type ImageInput,
 } from './api';
-import { runBlockDiffusion } from './blockDiffusion';
+import { qwenVLAdapter } from './arch/qwenvl';
+import { siglipAdapter } from './arch/siglip';
+import type { ArchAdapter, ImageRequest } from './arch/types';
+import { runBlockDiffusion, type DiffusionParams } from './blockDiffusion';
 import { EmbeddingTable } from './embeddings';
-import { MAX_IMAGE_BYTES, preprocessImage, preprocessOptionsFor } from './image';
+import { MAX_IMAGE_BYTES } from './image';
 import { readImageBytes } from './image/decode';
 import type { KvCache } from './kvCache';
 import { LruCache } from './lruCache';
 import { readManifest, type ModelManifest } from './manifest';
-import { resolveOptions } from './options';
-import { OrtModel } from './ortModel';
+import { resolveOptions, type ResolvedOptions } from './options';
+import { OrtModel, type IoCounters } from './ortModel';
 import { prefixBlockDigests, sharedPrefix } from './prefixKeys';
 import { chatPrompt, countPlaceholders, tokenizeWithImages } from './prompt';
 import { withFallback } from './providers';
 import { Xoshiro128 } from './rng';
 import { blockLayout } from './schedule';
 import { TextTokenizer } from './tokenizer';
-import { permuteUnits, visionLayout, visionRotary, windowMask } from './visionLayout';
 
 export interface RunContext {
   /** True once the caller cancelled this run. */
@@ -57,6 +59,7 @@ export class EngineCore {
     private m: ModelManifest,
     private model: OrtModel,
     private modelDir: string,
+    private arch: ArchAdapter,
   ) {
     this.cache = model.createCache(1024);
   }
@@ -72,7 +75,8 @@ export class EngineCore {
       provider: choice.provider,
       providerReason: choice.reason,
     };
-    return new EngineCore(info, m, choice.value, opts.modelDir);
+    const arch = m.architecture === 'diffusionvl_qwen' ? siglipAdapter(m, choice.value, opts.modelDir) : qwenVLAdapter(m, choice.value);
+    return new EngineCore(info, m, choice.value, opts.modelDir, arch);
   }
 
   async ask(req: AskRequest, ctx: RunContext): Promise<GenerationResult> {
@@ -80,14 +84,36 @@ export class EngineCore {
     const tok = this.requireTokenizer();
     const prompt = chatPrompt(req.question, req.images.length);
     const promptIds = tokenizeWithImages(prompt, (t) => tok.encode(t), this.m.tokens.imagePlaceholder);
-    return this.generateIds({ promptIds, images: req.images, options: req.options }, ctx);
+    // Questions take the official evaluation driver's path, which has its own image handling for several images.
+    const aspect = req.options?.imageAspectRatio ?? this.arch.driverAspectRatio(req.images.length);
+    const options = aspect === undefined ? req.options : { ...req.options, imageAspectRatio: aspect };
+    return this.generateIds({ promptIds, images: req.images, options }, ctx);
   }
 
+  /**
+   * One generation, in named steps: check the request, encode the images, splice the prompt, find the reusable
+   * cached prefix, run the shared block-diffusion loop, report.
+   */
   async generateIds(req: GenerateIdsRequest, ctx: RunContext): Promise<GenerationResult> {
     const t0 = performance.now();
     const ort0 = this.model.ortMs;
     const io0 = { ...this.model.io };
     const o = resolveOptions(req.options, this.m.blockSize);
+    const check = () => {
+      if (ctx.cancelled()) throw new CancelledError();
+    };
+    const ids = this.validatedPromptIds(req);
+    const imageReq: ImageRequest = { alpha: req.options?.alpha, aspectRatio: req.options?.imageAspectRatio, imageCount: req.images.length };
+    const vision = await this.encodeImages(req.images, imageReq, check);
+    const prompt = this.splice(ids, vision.features);
+    const prefix = this.reusablePrefix(ids, vision.keys, prompt, o);
+    const timing = { prefillMs: 0, decodeMs: 0 };
+    const result = await this.runLoop(prompt, prefix, o, ctx, check, timing);
+    return this.report(result, o, { t0, ort0, io0, visionMs: vision.ms, visionHit: vision.hit, reused: prefix.reused, ...timing });
+  }
+
+  /** Prompt ids checked against the vocabulary and the images, as the architecture's official code splices them. */
+  private validatedPromptIds(req: GenerateIdsRequest): number[] {
     const tk = this.m.tokens;
     const ids = req.promptIds;
     if (!Array.isArray(ids) || ids.length === 0) throw new InputError('the prompt is empty', 'prompt');
@@ -96,87 +122,99 @@ export class EngineCore {
     }
     const slots = countPlaceholders(ids, tk.imagePlaceholder);
     if (slots !== req.images.length) throw new InputError(`the prompt has ${slots} image placeholder(s) but ${req.images.length} image(s) were given`, 'prompt');
-    const check = () => {
-      if (ctx.cancelled()) throw new CancelledError();
-    };
+    return this.arch.promptIds(ids, req.images.length);
+  }
 
-    // Images → features (cached by the preprocessed pixels, so the same picture is encoded once).
+  /** Images → rows to splice (cached by what the vision graph sees, so the same picture is encoded once). */
+  private async encodeImages(images: ImageInput[], imageReq: ImageRequest, check: () => void): Promise<{ features: Float32Array[]; keys: string[]; hit: boolean; ms: number }> {
     const tv = performance.now();
     const features: Float32Array[] = [];
-    const imageKeys: string[] = [];
-    let visionHit = req.images.length > 0;
-    for (const image of req.images) {
+    const keys: string[] = [];
+    let hit = images.length > 0;
+    for (const image of images) {
       check();
-      const { key, features: f, hit } = await this.imageFeatures(image, o.alpha, check);
-      if (!hit) visionHit = false;
-      features.push(f);
-      imageKeys.push(key);
+      const f = await this.imageFeatures(image, imageReq, check);
+      if (!f.hit) hit = false;
+      features.push(f.features);
+      keys.push(f.key);
     }
-    const visionMs = performance.now() - tv;
+    return { features, keys, hit, ms: performance.now() - tv };
+  }
 
-    // Splice: text rows from the table, each image's features at its placeholder.
+  /** Text rows from the embedding table, each image's rows at its placeholder. */
+  private splice(ids: number[], features: Float32Array[]): { embeds: Float32Array; promptLen: number; counts: number[] } {
     const h = this.m.text.hiddenSize;
     const counts = features.map((f) => f.length / h);
-    const promptLen = ids.length - slots + counts.reduce((a, b) => a + b, 0);
+    const promptLen = ids.length - features.length + counts.reduce((a, b) => a + b, 0);
     const embeds = new Float32Array(promptLen * h);
     let row = 0;
     let img = 0;
     for (const id of ids) {
-      if (id === tk.imagePlaceholder) {
+      if (id === this.m.tokens.imagePlaceholder) {
         embeds.set(features[img], row * h);
         row += counts[img++];
       } else this.model.embedRow(id, embeds, row++ * h);
     }
+    return { embeds, promptLen, counts };
+  }
 
-    // Prompt-prefix reuse: full leading blocks identical to the previous prompt keep their K/V.
-    let reused = 0;
-    let digests: string[] = [];
-    if (!o.noKvCache) {
-      const lay = blockLayout(promptLen, o.maxNewTokens, o.blockSize);
-      digests = prefixBlockDigests(ids, tk.imagePlaceholder, imageKeys, counts, o.blockSize, lay.prefillLen / o.blockSize);
-      const shared = o.prefixCache ? sharedPrefix(this.cachedPrefix, digests) : 0;
-      reused = shared * o.blockSize;
-      this.cachedPrefix = this.cachedPrefix.slice(0, shared);
-    }
+  /** Prompt-prefix reuse: full leading blocks identical to the previous prompt keep their K/V. */
+  private reusablePrefix(ids: number[], imageKeys: string[], prompt: { promptLen: number; counts: number[] }, o: ResolvedOptions): { reused: number; digests: string[] } {
+    if (o.noKvCache) return { reused: 0, digests: [] };
+    const lay = blockLayout(prompt.promptLen, o.maxNewTokens, o.blockSize);
+    const digests = prefixBlockDigests(ids, this.m.tokens.imagePlaceholder, imageKeys, prompt.counts, o.blockSize, lay.prefillLen / o.blockSize);
+    const shared = o.prefixCache ? sharedPrefix(this.cachedPrefix, digests) : 0;
+    this.cachedPrefix = this.cachedPrefix.slice(0, shared);
+    return { reused: shared * o.blockSize, digests };
+  }
 
-    const timing = { prefillMs: 0, decodeMs: 0 };
+  /** The shared block-diffusion loop with this run's options, cache and events. */
+  private runLoop(
+    prompt: { embeds: Float32Array; promptLen: number },
+    prefix: { reused: number; digests: string[] },
+    o: ResolvedOptions,
+    ctx: RunContext,
+    check: () => void,
+    timing: { prefillMs: number; decodeMs: number },
+  ): ReturnType<typeof runBlockDiffusion> {
+    const tk = this.m.tokens;
     const tok = this.tokenizer ?? this.optionalTokenizer();
-    const blockLen = o.blockSize;
-    const result = await runBlockDiffusion(
-      this.model,
-      embeds,
-      promptLen,
-      {
-        genLen: o.maxNewTokens,
-        blockSize: blockLen,
-        steps: o.steps,
-        strategy: o.strategy,
-        threshold: o.threshold,
-        maskId: tk.mask,
-        eosId: tk.eos,
-        sampling: { temperature: o.temperature, topK: o.topK, topP: o.topP },
-        rng: o.temperature > 0 ? new Xoshiro128(o.seed) : undefined,
-        fusedCommit: o.fusedCommit,
-        noKvCache: o.noKvCache,
+    const loop: DiffusionParams = {
+      genLen: o.maxNewTokens,
+      blockSize: o.blockSize,
+      steps: o.steps,
+      strategy: o.strategy,
+      threshold: o.threshold,
+      maskId: tk.mask,
+      eosId: tk.eos,
+      sampling: { temperature: o.temperature, topK: o.topK, topP: o.topP },
+      rng: o.temperature > 0 ? new Xoshiro128(o.seed) : undefined,
+      fusedCommit: o.fusedCommit,
+      noKvCache: o.noKvCache,
+      ...this.arch.loop,
+    };
+    return runBlockDiffusion(this.model, prompt.embeds, prompt.promptLen, loop, o.noKvCache ? null : this.cache, prefix.reused, {
+      checkCancel: check,
+      timing,
+      onPrefilled: () => {
+        this.cachedPrefix = prefix.digests;
       },
-      o.noKvCache ? null : this.cache,
-      reused,
-      {
-        checkCancel: check,
-        timing,
-        onPrefilled: () => {
-          this.cachedPrefix = digests;
-        },
-        onStep: ctx.steps
-          ? (block, step, blockIds) =>
-              ctx.emit({ kind: 'step', block, step, blockIds, blockText: tok ? tok.decodeWithMasks(blockIds, tk.mask, MASK_TEXT) : '' })
-          : undefined,
-        onBlock: (block, gen) => ctx.emit({ kind: 'block', block, ids: gen, text: this.answerText(gen) }),
-      },
-    );
+      onStep: ctx.steps
+        ? (block, step, blockIds) => ctx.emit({ kind: 'step', block, step, blockIds, blockText: tok ? tok.decodeWithMasks(blockIds, tk.mask, MASK_TEXT) : '' })
+        : undefined,
+      onBlock: (block, gen) => ctx.emit({ kind: 'block', block, ids: gen, text: this.answerText(gen) }),
+    });
+  }
 
+  /** The result with its statistics. */
+  private report(
+    result: Awaited<ReturnType<typeof runBlockDiffusion>>,
+    o: ResolvedOptions,
+    t: { t0: number; ort0: number; io0: IoCounters; visionMs: number; visionHit: boolean; reused: number; prefillMs: number; decodeMs: number },
+  ): GenerationResult {
+    void o;
     const out = result.outputIds;
-    const generatedTokens = out.filter((id) => id !== tk.mask).length;
+    const generatedTokens = out.filter((id) => id !== this.m.tokens.mask).length;
     const f = result.forwards;
     return {
       outputIds: out,
@@ -185,17 +223,11 @@ export class EngineCore {
         generatedTokens,
         forwards: f,
         tokensPerForward: generatedTokens / Math.max(1, f.prefill + f.denoise + f.commit),
-        timings: {
-          visionMs,
-          prefillMs: timing.prefillMs,
-          decodeMs: timing.decodeMs,
-          totalMs: performance.now() - t0,
-          ortRunMs: this.model.ortMs - ort0,
-        },
-        cache: { visionHit, prefixHit: reused > 0, prefixReusedTokens: reused },
+        timings: { visionMs: t.visionMs, prefillMs: t.prefillMs, decodeMs: t.decodeMs, totalMs: performance.now() - t.t0, ortRunMs: this.model.ortMs - t.ort0 },
+        cache: { visionHit: t.visionHit, prefixHit: t.reused > 0, prefixReusedTokens: t.reused },
         io: {
-          pastKvHostBytes: this.model.io.pastKvHostBytes - io0.pastKvHostBytes,
-          pastKvHostRuns: this.model.io.pastKvHostRuns - io0.pastKvHostRuns,
+          pastKvHostBytes: this.model.io.pastKvHostBytes - t.io0.pastKvHostBytes,
+          pastKvHostRuns: this.model.io.pastKvHostRuns - t.io0.pastKvHostRuns,
         },
       },
     };
@@ -215,46 +247,27 @@ export class EngineCore {
   }
 
   /**
-   * Features for one image. Two cache levels: the encoded file's bytes (skips decoding and resizing when the same
-   * file comes again) and the preprocessed pixels + grid (the features' real identity: different files that
-   * preprocess to the same pixels share an entry).
+   * Rows for one image. Two cache levels: the encoded file's bytes (skips decoding and resizing when the same file
+   * comes again with the same options) and what the vision graph sees (different files that preprocess to the same
+   * pixels share an entry).
    */
-  private async imageFeatures(image: ImageInput, alpha: 'white' | 'drop', check: () => void): Promise<{ key: string; features: Float32Array; hit: boolean }> {
+  private async imageFeatures(image: ImageInput, req: ImageRequest, check: () => void): Promise<{ key: string; features: Float32Array; hit: boolean }> {
     // Read once: the bytes key the cache and, on a miss, are what gets decoded.
     const { bytes, label } = await readImageBytes(image, MAX_IMAGE_BYTES);
-    const fileKey = createHash('sha256').update(bytes).update(alpha).digest('hex');
+    const fileKey = createHash('sha256').update(bytes).update(this.arch.imageOptionsKey(req)).digest('hex');
     const known = this.fileToPixelKey.get(fileKey);
     const cached = known ? this.visionCache.get(known) : undefined;
     if (known && cached) return { key: known, features: cached, hit: true };
-    const pre = await preprocessImage({ bytes, label }, preprocessOptionsFor(this.m.image, this.m.vision, alpha));
-    const key = createHash('sha256')
-      .update(Buffer.from(pre.pixelValues.buffer, pre.pixelValues.byteOffset, pre.pixelValues.byteLength))
-      .update(pre.gridThw.join('x'))
-      .digest('hex');
-    this.fileToPixelKey.set(fileKey, key);
-    let features = this.visionCache.get(key);
+    const prepared = await this.arch.prepareImage({ bytes, label }, req);
+    this.fileToPixelKey.set(fileKey, prepared.key);
+    let features = this.visionCache.get(prepared.key);
     const hit = features !== undefined;
     if (!features) {
       check();
-      features = await this.encodeImage(pre.pixelValues, pre.gridThw);
-      this.visionCache.set(key, features);
+      features = await prepared.encode(check);
+      this.visionCache.set(prepared.key, features);
     }
-    return { key, features, hit };
-  }
-
-  private async encodeImage(pixels: Float32Array, grid: [number, number, number]): Promise<Float32Array> {
-    const v = this.m.vision;
-    const layout = visionLayout(grid, v);
-    const unit = v.spatialMergeSize * v.spatialMergeSize;
-    const rowLen = pixels.length / layout.numPatches;
-    const rot = visionRotary(layout, v);
-    return this.model.vision({
-      patches: permuteUnits(pixels, rowLen, unit, layout.windowIndex),
-      cos: permuteUnits(rot.cos, v.headDim, unit, layout.windowIndex),
-      sin: permuteUnits(rot.sin, v.headDim, unit, layout.windowIndex),
-      windowMask: windowMask(layout),
-      restoreIndex: layout.restoreIndex,
-    });
+    return { key: prepared.key, features, hit };
   }
 
   private tokenizerChecked = false;

@@ -6,23 +6,65 @@ import { MANIFEST_FILE } from './manifestFile';
  * The manifest a converted model folder carries (`manifest.json`). The converter writes it; the engine reads every
  * dimension, special id and file name from it instead of hard-coding them.
  */
-export interface ModelManifest {
+interface ManifestCommon {
   format: 'diffusionvl-onnx';
   formatVersion: 1;
-  architecture: 'diffusionvl_qwenvl';
   precision: Precision;
   /** Element type of the decoder's past/new key-value tensors. */
   kvDtype: 'float32' | 'float16';
   blockSize: number;
   text: TextDims;
-  vision: VisionDims;
-  image: ImageConfig;
   tokens: SpecialTokens;
   files: ModelFiles;
   embeddings: { file: string; dtype: 'float32' | 'float16'; rows: number; cols: number };
   /** Checkpoint files the model was converted from, with their SHA-256. */
   source: { files: { name: string; bytes: number; sha256: string }[] };
   converter: { name: string; version: string };
+}
+
+/** DiffusionVL-QwenVL (Qwen2.5-VL tower, 3-D RoPE positions collapsed to 1-D by the reference loop). */
+export interface QwenVLManifest extends ManifestCommon {
+  architecture: 'diffusionvl_qwenvl';
+  vision: VisionDims;
+  image: ImageConfig;
+}
+
+/** DiffusionVL-Qwen (SigLIP tower, mlp2x_gelu projector, LLaVA-OneVision anyres tiling). */
+export interface SiglipManifest extends ManifestCommon {
+  architecture: 'diffusionvl_qwen';
+  vision: SiglipVisionDims;
+  image: AnyresConfig;
+}
+
+export type ModelManifest = QwenVLManifest | SiglipManifest;
+export type Architecture = ModelManifest['architecture'];
+export const ARCHITECTURES: readonly Architecture[] = ['diffusionvl_qwenvl', 'diffusionvl_qwen'];
+
+/** The SigLIP tower as run (layers already reduced by one, as the official loader does) and its projector. */
+export interface SiglipVisionDims {
+  /** Encoder layers that run. */
+  numLayers: number;
+  hiddenSize: number;
+  numHeads: number;
+  headDim: number;
+  intermediateSize: number;
+  layerNormEps: number;
+  /** Patch-embedding kernel/stride (14) and the view size the processor produces (384). */
+  patchSize: number;
+  imageSize: number;
+  /** Projected feature width (= text hidden size). */
+  outHiddenSize: number;
+}
+
+/** LLaVA-OneVision image handling from config.json, plus where the learned image-newline vector lives. */
+export interface AnyresConfig {
+  /** `anyres_max_N` or `pad`. */
+  aspectRatio: string;
+  /** [width, height] candidates in config order (select_best_resolution reads them as (w, h)). */
+  gridPinpoints: [number, number][];
+  mergeType: 'spatial_unpad';
+  /** float32 [outHiddenSize] file. */
+  newlineFile: string;
 }
 
 export type Precision = 'fp32' | 'fp16' | 'int4';
@@ -99,5 +141,12 @@ export function readManifest(modelDir: string): ModelManifest {
   }
   if (m.format !== 'diffusionvl-onnx') throw new Error(`${path}: not a DiffusionVL ONNX manifest (format ${String(m.format)})`);
   if (m.formatVersion !== 1) throw new Error(`${path}: manifest format version ${m.formatVersion} is not supported`);
+  if (!ARCHITECTURES.includes(m.architecture)) throw new Error(`${path}: architecture ${JSON.stringify(m.architecture)} is not supported by this version`);
+  return m;
+}
+
+/** Narrows a manifest to the QwenVL family (for code that only makes sense there: its tests, the synthetic trainer). */
+export function asQwenVL(m: ModelManifest): QwenVLManifest {
+  if (m.architecture !== 'diffusionvl_qwenvl') throw new Error(`expected a DiffusionVL-QwenVL model, got ${m.architecture}`);
   return m;
 }

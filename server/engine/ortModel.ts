@@ -173,21 +173,10 @@ export class OrtModel implements DiffusionModel {
     }
   }
 
-  /** Image features [N/4, out] in raster order for one image whose inputs are already in window order. */
-  async vision(inputs: { patches: Float32Array; cos: Float32Array; sin: Float32Array; windowMask: Float32Array; restoreIndex: BigInt64Array }): Promise<Float32Array> {
-    const v = this.m.vision;
-    const n = inputs.cos.length / v.headDim;
-    const rowLen = inputs.patches.length / n;
-    const feeds = {
-      pixel_patches: new ort.Tensor('float32', inputs.patches, [n, rowLen]),
-      cos: new ort.Tensor('float32', inputs.cos, [n, v.headDim]),
-      sin: new ort.Tensor('float32', inputs.sin, [n, v.headDim]),
-      window_mask: new ort.Tensor('float32', inputs.windowMask, [n, n]),
-      full_mask: new ort.Tensor('float32', new Float32Array(n * n), [n, n]),
-      restore_index: new ort.Tensor('int64', inputs.restoreIndex, [inputs.restoreIndex.length]),
-    };
-    const out = await this.run(this.visionSession, feeds, ['image_features']);
-    return out.image_features.data as Float32Array;
+  /** One run of the architecture's vision graph (its adapter in engine/arch/ builds the feeds); returns `fetch`. */
+  async runVision(feeds: Record<string, ort.Tensor>, fetch: string): Promise<Float32Array> {
+    const out = await this.run(this.visionSession, feeds, [fetch]);
+    return out[fetch].data as Float32Array;
   }
 
   embedRow(id: number, dst: Float32Array, offset: number): void {

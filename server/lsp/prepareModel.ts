@@ -20,12 +20,6 @@ import { message, RequestError } from './errors';
 import { onRequest } from './handlers';
 import { runConversion } from './convertRunner';
 
-/** Releases that exist but this server cannot run yet, with the reason users see. */
-const UNSUPPORTED_REPOS: Record<string, string> = {
-  'hustvl/DiffusionVL-Qwen2.5-7B':
-    'hustvl/DiffusionVL-Qwen2.5-7B is the SigLIP-vision variant, which is not supported yet; use hustvl/DiffusionVL-Qwen2.5VL-3B or hustvl/DiffusionVL-Qwen2.5VL-7B',
-};
-
 const PRECISIONS = new Set<Precision>(['fp32', 'fp16', 'int4']);
 
 /** Converted-size estimate relative to a bf16 checkpoint, for the free-space check. */
@@ -49,7 +43,6 @@ function check(p: PrepareModelParams): Checked {
   if (typeof p.storageDir !== 'string' || !isAbsolute(p.storageDir)) throw new RequestError('params', 'storageDir must be an absolute path');
   const repo = p.repo ?? DEFAULT_REPO;
   if (typeof repo !== 'string' || !/^[\w.-]+\/[\w.-]+$/.test(repo)) throw new RequestError('params', 'repo must look like "owner/name"');
-  if (UNSUPPORTED_REPOS[repo]) throw new DiffusionVLError('unsupportedCheckpoint', UNSUPPORTED_REPOS[repo]);
   const endpoint = p.endpoint ?? DEFAULT_ENDPOINT;
   if (typeof endpoint !== 'string' || !/^https?:\/\/[^\s]+$/.test(endpoint)) throw new RequestError('params', 'endpoint must be an http(s) URL');
   const precision = p.precision ?? 'fp16';

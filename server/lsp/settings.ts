@@ -1,4 +1,5 @@
 import { DEFAULT_PROVIDER, EXECUTION_PROVIDERS, type ExecutionProvider } from '../engine/api';
+import { GENERATION_OPTIONS as G } from '../engine/generationOptions';
 import { DefaultPrompts, SETTINGS_SECTION, type ServerSettings } from '../protocol';
 
 /** Defaults of the server's settings; package.json's `contributes.configuration` is checked against these by a test. */
@@ -44,8 +45,8 @@ const RULES = {
   executionProvider: provider,
   threads: optional(num(1, 256, true)),
   idleUnloadMinutes: num(0, 7 * 24 * 60),
-  hover: { enabled: bool, prompt: text, maxNewTokens: num(1, 1024, true) },
-  altText: { prompt: text, maxChars: num(16, 1000, true), maxNewTokens: num(1, 1024, true) },
+  hover: { enabled: bool, prompt: text, maxNewTokens: num(G.maxNewTokens.min, G.maxNewTokens.max, true) },
+  altText: { prompt: text, maxChars: num(16, 1000, true), maxNewTokens: num(G.maxNewTokens.min, G.maxNewTokens.max, true) },
 } satisfies { [K in keyof ServerSettings]-?: Rule<ServerSettings[K]> | { [F in keyof ServerSettings[K]]: Rule<ServerSettings[K][F]> } };
 
 export interface SettingsChange {
@@ -58,7 +59,7 @@ export interface SettingsChange {
 /**
  * The server's one settings store. Every source (start-up defaults and `serve --model`, initializationOptions,
  * `workspace/configuration` pulls, `didChangeConfiguration` pushes) is an update applied over what the store holds, so
- * a client that sends only what changed keeps everything it set before. Keys absent from an update keep their value;
+ * a client that sends only what changed keeps everything it set before. Keys absent (or undefined) in an update keep their value;
  * unknown keys are ignored; a malformed value is refused with a message and the previous value stays.
  */
 export class SettingsStore {
@@ -79,7 +80,7 @@ export class SettingsStore {
     const prev = this.value;
     const next = structuredClone(prev) as unknown as Record<string, unknown>;
     for (const [key, rule] of Object.entries(RULES)) {
-      if (!(key in raw)) continue;
+      if (raw[key] === undefined) continue;
       const name = `${SETTINGS_SECTION}.${key}`;
       if (typeof rule === 'function') {
         try {
@@ -96,7 +97,7 @@ export class SettingsStore {
       }
       const target = next[key] as Record<string, unknown>;
       for (const [field, fieldRule] of Object.entries(rule)) {
-        if (!(field in part)) continue;
+        if (part[field] === undefined) continue;
         try {
           target[field] = (fieldRule as Rule<unknown>)(part[field], `${name}.${field}`);
         } catch (err) {

@@ -185,7 +185,7 @@ export interface DownloadStatus {
 // diffusionvl/prepareModel
 
 /** Releases this server can convert and run. */
-export const SUPPORTED_REPOS = ['hustvl/DiffusionVL-Qwen2.5VL-3B', 'hustvl/DiffusionVL-Qwen2.5VL-7B'] as const;
+export const SUPPORTED_REPOS = ['hustvl/DiffusionVL-Qwen2.5VL-3B', 'hustvl/DiffusionVL-Qwen2.5VL-7B', 'hustvl/DiffusionVL-Qwen2.5-7B'] as const;
 export const DEFAULT_REPO = SUPPORTED_REPOS[0];
 export const DEFAULT_ENDPOINT = 'https://huggingface.co';
 

@@ -1,13 +1,13 @@
 import { join } from 'node:path';
 import { EmbeddingTable } from '../engine/embeddings';
-import { preprocessImage, preprocessOptionsFor } from '../engine/image';
-import { readManifest, type ModelManifest } from '../engine/manifest';
+import { preprocessImage, preprocessOptionsFor } from '../engine/arch/qwenvl/preprocess';
+import { asQwenVL, readManifest, type QwenVLManifest } from '../engine/manifest';
 import { blockCausalMask } from '../engine/masks';
 import { OrtModel } from '../engine/ortModel';
 import { chatPrompt, tokenizeWithImages } from '../engine/prompt';
 import { range } from '../engine/rope';
 import { TextTokenizer } from '../engine/tokenizer';
-import { permuteUnits, visionLayout, visionRotary, windowMask } from '../engine/visionLayout';
+import { encodeQwenVL } from '../engine/arch/qwenvl';
 
 /**
  * Greedy autoregressive decoding on a converted model's ONNX graphs: the baseline the block-diffusion model is
@@ -24,13 +24,13 @@ export interface ArResult {
 
 export class ArDecoder {
   private constructor(
-    private m: ModelManifest,
+    private m: QwenVLManifest,
     private model: OrtModel,
     private tok: TextTokenizer,
   ) {}
 
   static async load(modelDir: string, threads?: number): Promise<ArDecoder> {
-    const m = readManifest(modelDir);
+    const m = asQwenVL(readManifest(modelDir));
     const emb = new EmbeddingTable(join(modelDir, m.embeddings.file), m.embeddings.rows, m.embeddings.cols, m.embeddings.dtype);
     const model = await OrtModel.load(modelDir, m, 'cpu', emb, { threads });
     if (!m.files.tokenizer) throw new Error(`${modelDir}: the model has no tokenizer`);
@@ -42,16 +42,7 @@ export class ArDecoder {
     const m = this.m;
     const h = m.text.hiddenSize;
     const pre = await preprocessImage(png, preprocessOptionsFor(m.image, m.vision));
-    const layout = visionLayout(pre.gridThw, m.vision);
-    const unit = m.vision.spatialMergeSize ** 2;
-    const rot = visionRotary(layout, m.vision);
-    const feats = await this.model.vision({
-      patches: permuteUnits(pre.pixelValues, pre.pixelValues.length / layout.numPatches, unit, layout.windowIndex),
-      cos: permuteUnits(rot.cos, m.vision.headDim, unit, layout.windowIndex),
-      sin: permuteUnits(rot.sin, m.vision.headDim, unit, layout.windowIndex),
-      windowMask: windowMask(layout),
-      restoreIndex: layout.restoreIndex,
-    });
+    const feats = await encodeQwenVL(this.model, m.vision, pre.pixelValues, pre.gridThw);
     const ids = tokenizeWithImages(chatPrompt(question, 1), (t) => this.tok.encode(t), m.tokens.imagePlaceholder);
     const imageRows = feats.length / h;
     const promptLen = ids.length - 1 + imageRows;

@@ -3,7 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chatPrompt, SYSTEM_PROMPT, tokenizeWithImages } from '../engine/prompt';
 import { TextTokenizer } from '../engine/tokenizer';
-import { preprocessImage } from '../engine/image';
+import { preprocessImage } from '../engine/arch/qwenvl/preprocess';
 import { itemAt, sceneAt, type Split } from './generator';
 import { renderPng, renderRgb } from './render';
 import { IMAGE_SIZE, type QA } from './scenes';

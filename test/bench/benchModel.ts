@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { convertCheckpoint } from '../../server/converter/convert';
-import { writeTinyCheckpoint, type TinyCheckpointOptions } from '../../server/converter/tinyCheckpoint';
+import { writeTinyCheckpoint, type TinyCheckpointOptions } from '../helpers/checkpoint/tinyCheckpoint';
 import type { Precision } from '../../server/engine/manifest';
 import { repoRoot } from '../helpers/paths';
 

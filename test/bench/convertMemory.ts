@@ -2,6 +2,10 @@
  * Peak-memory benchmark of checkpoint conversion (not part of `npm test`).
  *
  *   node out/test/bench/convertMemory.js [--hidden 2048] [--layers 16] [--shards 3] [--precision fp16] [--keep] [--skip-convert]
+ *   node out/test/bench/convertMemory.js --shape 7b-siglip [--precision int4] [--dir DIR]
+ *
+ * `--shape 7b-siglip`: a DiffusionVL-Qwen2.5-7B-shaped SigLIP checkpoint instead (the released dimensions: Qwen2.5-7B
+ * + SigLIP so400m tower, BF16, 4 shards, cheap fill, ≈ 16 GB). `--dir` keeps the checkpoint there and reuses it.
  *
  * Writes a multi-GB BF16 sharded checkpoint (3B-like widths, a cheap deterministic fill) into a temp folder, then in
  * CHILD processes (1) streams every tensor through Checkpoint.readF32 and (2) runs the real convertCheckpoint,
@@ -15,7 +19,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openCheckpoint } from '../../server/converter/checkpoint';
 import { numel } from '../../server/converter/safetensors';
-import { writeTinyCheckpoint } from '../../server/converter/tinyCheckpoint';
+import { writeTinyCheckpoint } from '../helpers/checkpoint/tinyCheckpoint';
+import { openSiglipCheckpoint } from '../../server/converter/siglipCheckpoint';
+import { SIGLIP_7B_DIMS, writeSiglipCheckpoint } from '../helpers/checkpoint/tinySiglipCheckpoint';
+import { existsSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
 
 type Precision = 'fp32' | 'fp16' | 'int4';
 
@@ -39,7 +47,8 @@ function statusKb(pid: number | 'self', field: 'VmHWM' | 'VmRSS'): number {
 /** Child side: do the work, then report own peak RSS on stdout as the last line. */
 async function child(mode: string, ckptDir: string, outDir: string, precision: Precision): Promise<void> {
   if (mode === 'read') {
-    const ckpt = await openCheckpoint(ckptDir);
+    const siglip = JSON.parse(readFileSync(join(ckptDir, 'config.json'), 'utf8')).model_type === 'diffusionvl_qwen';
+    const ckpt = siglip ? await openSiglipCheckpoint(ckptDir) : await openCheckpoint(ckptDir);
     let largest = 0;
     try {
       for (const name of ckpt.tensors.keys()) {
@@ -100,10 +109,29 @@ async function main(): Promise<void> {
   const precision = arg('precision', 'fp16') as Precision;
   const keep = process.argv.includes('--keep');
   const skipConvert = process.argv.includes('--skip-convert');
-  const root = await mkdtemp(join(tmpdir(), 'dvl-bench-'));
+  const shape = arg('shape', '');
+  if (shape !== '' && shape !== '7b-siglip') throw new Error(`--shape must be 7b-siglip, got ${shape}`);
+  const given = arg('dir', '');
+  const root = given || (await mkdtemp(join(tmpdir(), 'dvl-bench-')));
   const ckptDir = join(root, 'checkpoint');
   const outDir = join(root, 'converted');
   try {
+    if (shape === '7b-siglip') {
+      let t0 = Date.now();
+      if (!existsSync(join(ckptDir, 'model.safetensors.index.json'))) {
+        await rm(ckptDir, { recursive: true, force: true });
+        await writeSiglipCheckpoint(ckptDir, { dims: SIGLIP_7B_DIMS, dtype: 'BF16', fill: 'cheap', shards: 4 });
+      }
+      const files = (await readdir(ckptDir)).filter((f) => f.endsWith('.safetensors'));
+      const sizes = await Promise.all(files.map(async (f) => (await stat(join(ckptDir, f))).size));
+      const total = sizes.reduce((a, b) => a + b, 0);
+      const largestShard = Math.max(...sizes);
+      console.log(`checkpoint: DiffusionVL-Qwen2.5-7B shape (SigLIP), BF16, ${sizes.length} shards, ${fmt(total)} total, largest shard ${fmt(largestShard)}; ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      t0 = Date.now();
+      const conv = await runChild(['convert', ckptDir, outDir, precision]);
+      console.log(`convertCheckpoint (${precision}): peak RSS ${fmt(conv.peak)} (sampled ${fmt(conv.sampled)}), ${conv.seconds.toFixed(1)} s; peak RSS / largest shard = ${(conv.peak / largestShard).toFixed(2)}`);
+      return;
+    }
     const opts = {
       text: { vocabSize: 151936, hiddenSize: hidden, intermediateSize: Math.round((hidden * 5.375) / 128) * 128, numLayers: layers, numHeads: hidden / 128, numKvHeads: 2 },
       vision: { depth: 2, hiddenSize: 64, numHeads: 2, intermediateSize: 128, fullAttentionBlocks: [1] },
@@ -148,7 +176,8 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    if (keep) console.log(`kept ${root}`);
+    if (given) await rm(outDir, { recursive: true, force: true });
+    else if (keep) console.log(`kept ${root}`);
     else await rm(root, { recursive: true, force: true });
   }
 }

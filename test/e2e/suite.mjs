@@ -121,7 +121,7 @@ const csArgs = ['--config', path.join(WORK, 'config.yaml'), '--user-data-dir', d
 
 log(`installing ${path.relative(REPO, VSIX)}`);
 execFileSync(process.execPath, [CODE_SERVER, ...csArgs, '--install-extension', VSIX], { env, stdio: 'inherit' });
-// A test-only extension that calls our language-model tool through vscode.lm, as a chat agent does.
+// A test-only extension that sends requests to our chat handler and language-model tool, as VS Code and agents do.
 const HARNESS = path.join(WORK, 'harness');
 fs.cpSync(path.join(REPO, 'test', 'e2e', 'harness'), HARNESS, { recursive: true });
 execFileSync(process.execPath, [path.join(CACHE, 'node_modules', '@vscode', 'vsce', 'vsce'), 'package', '--skip-license', '--allow-missing-repository', '--out', `${HARNESS}.vsix`], { cwd: HARNESS, env, stdio: 'inherit' });
@@ -387,25 +387,59 @@ try {
     await shot('11-cancelled');
   });
 
+  /** Has the harness extension send `request` to our chat handler and tool (see test/e2e/harness/extension.js). */
+  async function harness(request) {
+    fs.rmSync(ws('e2e-result.json'), { force: true });
+    fs.writeFileSync(ws('e2e-request.json'), JSON.stringify(request));
+    await palette('E2E: Run Chat Requests');
+    const res = await until(() => fs.existsSync(ws('e2e-result.json')) && JSON.parse(read('e2e-result.json')), 'the harness results', 180_000, 500);
+    if (res.error) throw new Error(`harness failed: ${res.error}`);
+    log(`  ${JSON.stringify({ chat: res.chat, tool: res.tool }).slice(0, 600)}`);
+    return res;
+  }
+  const outsideImage = path.join(WORK, 'outside.png');
+  fs.copyFileSync(path.join(REPO, 'test', 'e2e', 'fixtures', 'clipboard.png'), outsideImage);
+
   await scenario('lmtool', async () => {
     // Agents reach the model through the language-model tool; the running sidecar answers (no second model).
     await useModel(MODEL);
-    const outside = path.join(WORK, 'outside.png');
-    fs.copyFileSync(path.join(REPO, 'test', 'e2e', 'fixtures', 'clipboard.png'), outside);
-    fs.writeFileSync(ws('e2e-tool-request.json'), JSON.stringify({ calls: [
+    const res = await harness({ tool: [
       { image: 'images/flow.png', question: 'Which box does the arrow point to?' },
-      { image: outside, question: 'Describe the image.' },
-    ] }));
-    await palette('E2E: Invoke DiffusionVL Tool');
-    const res = await until(() => fs.existsSync(ws('e2e-tool-result.json')) && JSON.parse(read('e2e-tool-result.json')), 'the tool results', 180_000, 500);
-    log(`  ${JSON.stringify(res).slice(0, 400)}`);
-    if (res.error) throw new Error(`harness failed: ${res.error}`);
-    if (!res.tools.includes('diffusionvl_askImage') || !res.tool?.inputSchema?.required?.includes('image')) throw new Error(`diffusionvl_askImage is not among vscode.lm.tools: ${res.tools.join(', ')}`);
-    const [inside, outsideWs] = res.answers;
+      { image: outsideImage, question: 'Describe the image.' },
+    ] });
+    if (!res.tools.includes('diffusionvl_askImage') || !res.toolInfo?.inputSchema?.required?.includes('image')) throw new Error(`diffusionvl_askImage is not among vscode.lm.tools: ${res.tools.join(', ')}`);
+    const [inside, outside] = res.tool;
     // The same answer the Ask panel gives for this image and question.
     if (inside.text !== 'B') throw new Error(`expected the tool to answer "B", got ${JSON.stringify(inside)}`);
     if (res.completedAfter !== res.completedBefore + 1) throw new Error(`the sidecar finished ${res.completedAfter - res.completedBefore} requests, expected 1`);
-    if (!/outside the workspace folders/.test(outsideWs.error ?? '')) throw new Error(`an image outside the workspace was not refused: ${JSON.stringify(outsideWs)}`);
+    if (!/outside the workspace folders/.test(outside.error ?? '')) throw new Error(`an image outside the workspace was not refused: ${JSON.stringify(outside)}`);
+  });
+
+  await scenario('chat', async () => {
+    await useModel(MODEL);
+    const res = await harness({
+      chat: [
+        // An image path written in the prompt.
+        { prompt: 'images/flow.png Which box does the arrow point to?', command: 'ask' },
+        // An attached image outside the workspace…
+        { prompt: '', command: 'describe', attach: [outsideImage] },
+      ],
+      // …which the tool may then read, because the user attached it.
+      tool: [{ image: outsideImage, question: 'Describe the image.' }],
+    });
+    const [ask, describe] = res.chat;
+    if (ask.markdown.join('') !== 'B' || !ask.references.some((r) => r.endsWith('/images/flow.png'))) throw new Error(`unexpected /ask response ${JSON.stringify(ask)}`);
+    if (!ask.progress.some((p) => p.includes('images/flow.png'))) throw new Error(`no progress naming the image: ${JSON.stringify(ask.progress)}`);
+    if (describe.markdown.join('') !== 'a bar chart with 4 bars') throw new Error(`unexpected /describe response ${JSON.stringify(describe)}`);
+    if (res.tool[0].text !== 'a bar chart with 4 bars') throw new Error(`the tool did not read the attached image: ${JSON.stringify(res.tool[0])}`);
+    if (res.completedAfter !== res.completedBefore + 3) throw new Error(`the sidecar finished ${res.completedAfter - res.completedBefore} requests, expected 3`);
+
+    // Streaming: a 4-block answer arrives as several pieces, which together are the answer.
+    await useModel(LONG_MODEL, { 'diffusionvl.maxNewTokens': 32 });
+    const long = (await harness({ chat: [{ prompt: 'What is this?', command: 'ask', attach: [ws('images', 'flow.png')] }] })).chat[0];
+    if (long.error || long.result?.errorDetails) throw new Error(`long answer failed: ${JSON.stringify(long)}`);
+    if (long.result.metadata.stats.generatedTokens !== 32 || long.markdown.length < 2) throw new Error(`expected the answer in several pieces: ${JSON.stringify(long)}`);
+    await useModel(MODEL);
   });
 
   await scenario('walkthrough', async () => {

@@ -3,7 +3,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { convertCheckpoint } from '../../server/converter/convert';
-import { writeGoldenTinyCheckpoint } from '../../server/converter/tinyCheckpoint';
+import { writeGoldenTinyCheckpoint } from './checkpoint/tinyCheckpoint';
 import type { Precision } from '../../server/engine/manifest';
 import { cacheDir } from './paths';
 
@@ -51,10 +51,11 @@ async function cached(dir: string, marker: string, make: (dir: string) => Promis
   return dir;
 }
 
-/** Hash of the compiled converter (which includes the checkpoint generator) and the manifest types it writes. */
+/** Hash of the compiled converter, the checkpoint generator (test/helpers/checkpoint/) and the manifest types the
+ * converter writes. */
 function codeHash(): string {
   const h = createHash('sha256');
-  const root = join(__dirname, '..', '..', 'server');
+  const out = join(__dirname, '..', '..');
   const files: string[] = [];
   const walk = (d: string) => {
     for (const name of readdirSync(d).sort()) {
@@ -63,8 +64,9 @@ function codeHash(): string {
       else if (name.endsWith('.js')) files.push(p);
     }
   };
-  walk(join(root, 'converter'));
-  files.push(join(root, 'engine', 'manifest.js'));
-  for (const f of files) h.update(f.slice(root.length)).update(readFileSync(f));
+  walk(join(out, 'server', 'converter'));
+  walk(join(__dirname, 'checkpoint'));
+  files.push(join(out, 'server', 'engine', 'manifest.js'));
+  for (const f of files) h.update(f.slice(out.length)).update(readFileSync(f));
   return h.digest('hex');
 }

@@ -41,8 +41,9 @@ export function generationOptions(v: FlagValues, maxNewTokens: number | undefine
   } catch (err) {
     throw new UsageError(`--${(err as Error).message}`);
   }
-  const alpha = v.alpha ?? 'white';
-  if (alpha !== 'white' && alpha !== 'drop') throw new UsageError(`--alpha must be "white" or "drop", got "${alpha}"`);
+  // Left unset when not given: each architecture has its own default (see RunOptions.alpha).
+  const alpha = v.alpha;
+  if (alpha !== undefined && alpha !== 'white' && alpha !== 'drop') throw new UsageError(`--alpha must be "white" or "drop", got "${alpha}"`);
   const opts: RunOptions = {
     maxNewTokens,
     steps: optionFlag('steps', 'steps', v.steps),
@@ -75,7 +76,8 @@ export const generationHelp = `  --steps S              denoising steps per bloc
   --no-fused-commit      run each block's commit as its own forward pass (the official call pattern)
   --no-kv-cache          recompute the whole sequence every pass (slow; for comparisons)
   --temperature T, --top-k K, --top-p P, --seed N   sampling (default greedy; top-p in (0, 1])
-  --alpha white|drop     transparency: composite over white (default) or drop alpha like the official processor
+  --alpha white|drop     transparency: composite over white or drop alpha like the official processor (default:
+                         white for QwenVL models, drop — the official behaviour — for the SigLIP model)
   --provider P           ${EXECUTION_PROVIDERS.join('|')} (default ${DEFAULT_PROVIDER}; falls back to cpu with a reason)
   --threads N            ONNX Runtime intra-op threads`;
 
@@ -95,6 +97,8 @@ returns them.
 Options:
   --gen-length N         tokens to generate (default ${G.maxNewTokens.default}, max ${G.maxNewTokens.max})
 ${generationHelp}
+  --image-aspect-ratio pad|anyres_max_N   SigLIP model: override the config's image handling (the official
+                         evaluation driver uses pad whenever a prompt has several images)
   --json                 print one line: {"output_ids":[…],"forwards":{"prefill":n,"denoise":n,"commit":n}}`;
 
 export const generateCommand: Command = {
@@ -107,6 +111,7 @@ export const generateCommand: Command = {
       'prompt-ids': { type: 'string' },
       image: { type: 'string', multiple: true },
       'gen-length': { type: 'string' },
+      'image-aspect-ratio': { type: 'string' },
       json: { type: 'boolean' },
       ...generationFlags,
     }, false);
@@ -123,6 +128,7 @@ export const generateCommand: Command = {
       throw new UsageError('--prompt-ids must be a non-empty JSON array of integers');
     }
     const options = generationOptions(values, optionFlag('maxNewTokens', 'gen-length', values['gen-length']));
+    if (values['image-aspect-ratio'] !== undefined) options.imageAspectRatio = values['image-aspect-ratio'];
     const engine = await createEngine({
       modelDir: resolve(values.model),
       provider: providerFlag(values.provider),

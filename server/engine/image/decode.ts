@@ -112,13 +112,27 @@ export function toRgb(data: Uint8Array, width: number, height: number, channels:
  * Multi-frame inputs (GIF, WebP, TIFF) use the first frame.
  */
 export async function decodeImage(input: ImageInput | Uint8Array, opts: DecodeOptions): Promise<RgbImage> {
+  const raw = await decodeImageRaw(input, opts);
+  return toRgb(raw.data, raw.width, raw.height, raw.channels, opts.alpha);
+}
+
+/** A decoded 8-bit image with its own channels: 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA (interleaved). */
+export interface RawImage {
+  width: number;
+  height: number;
+  channels: number;
+  data: Uint8Array;
+}
+
+/** decodeImage without the conversion to RGB (for pipelines that must see the alpha channel, as PIL does). */
+export async function decodeImageRaw(input: ImageInput | Uint8Array, opts: Omit<DecodeOptions, 'alpha'>): Promise<RawImage> {
   const read = await readImageBytes(input, opts.maxInputBytes);
   const { label } = read;
   let bytes = read.bytes;
 
   if (isBmp(bytes)) {
     const bmp = decodeBmp(bytes, label, opts.maxInputPixels);
-    return toRgb(bmp.data, bmp.width, bmp.height, bmp.channels, opts.alpha);
+    return { width: bmp.width, height: bmp.height, channels: bmp.channels, data: bmp.data };
   }
   if (startsWith(bytes, [0x1f, 0x8b])) {
     // Gzipped SVG (svgz), which librsvg would otherwise inflate itself, past our SVG sanitising.
@@ -155,7 +169,7 @@ export async function decodeImage(input: ImageInput | Uint8Array, opts: DecodeOp
       .toColourspace('srgb')
       .raw({ depth: 'uchar' })
       .toBuffer({ resolveWithObject: true });
-    return toRgb(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), info.width, info.height, info.channels, opts.alpha);
+    return { width: info.width, height: info.height, channels: info.channels, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
   } catch (err) {
     if (err instanceof InputError) throw err;
     throw sharpError(err, label, opts.maxInputPixels);

@@ -1,7 +1,7 @@
 import { open } from 'node:fs/promises';
-import { f32ToHalfInto } from '../engine/half';
+import { f32ToHalfInto } from '../../../server/engine/half';
 import { pyJsonDumps, type PyJson } from './pyJson';
-import { dtypeBytes, numel, type SafetensorsDtype } from './safetensors';
+import { dtypeBytes, numel, type SafetensorsDtype } from '../../../server/converter/safetensors';
 
 /** A tensor to write, produced chunk by chunk so that multi-GB tensors never sit in memory whole. */
 export interface TensorSource {

@@ -8,13 +8,13 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { VisionDims } from '../engine/manifest';
-import type { QwenVLTextConfig } from './checkpointConfig';
+import type { VisionDims } from '../../../server/engine/manifest';
+import type { QwenVLTextConfig } from '../../../server/converter/checkpointConfig';
 import { LegacyRandomState } from './mt19937';
 import { pyFloat, pyJsonDumps, type PyJson } from './pyJson';
-import { dtypeBytes, numel, type SafetensorsDtype } from './safetensors';
+import { dtypeBytes, numel, type SafetensorsDtype } from '../../../server/converter/safetensors';
 import { writeSafetensors, type TensorSource } from './safetensorsWriter';
-import { sha256File } from './fileHash';
+import { sha256File } from '../../../server/converter/fileHash';
 
 /** The text sizes a tiny checkpoint is generated with (the rest of the config follows from them). */
 export type TinyTextDims = Pick<

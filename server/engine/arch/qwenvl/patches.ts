@@ -1,4 +1,4 @@
-import type { RgbImage } from './pillowResize';
+import type { RgbImage } from '../../image/pillowResize';
 
 /** The vision tower's patch geometry and the processor's normalisation constants. */
 export interface PatchConfig {

@@ -1,4 +1,4 @@
-import { InputError } from '../api';
+import { InputError } from '../../api';
 
 /** Python 3 `round()` on a float: ties go to the even neighbour (2.5 → 2, 3.5 → 4). */
 export function roundHalfEven(x: number): number {

@@ -1,4 +1,4 @@
-import type { VisionDims } from './manifest';
+import type { VisionDims } from '../../manifest';
 
 /**
  * Inputs the vision graph needs besides the pixels, for one image (t = 1): Qwen2.5-VL's window permutation, the
