@@ -94,6 +94,10 @@ export function serverSettings(ctx: vscode.ExtensionContext): SettingsUpdate {
     modelPath: resolveModel(ctx).dir ?? '',
     executionProvider: provider(),
     idleUnloadMinutes: cfg().get<number>('idleUnloadMinutes'),
+    steps: cfg().get<number>('steps'),
+    remasking: cfg().get<'static' | 'dynamic'>('remasking'),
+    confidenceThreshold: cfg().get<number>('confidenceThreshold'),
+    maxNewTokens: cfg().get<number>('maxNewTokens'),
     hover: { enabled: hoverEnabled() },
   };
 }
@@ -113,5 +117,7 @@ export function generationOptions(overrides: GenerationOptions = {}): Generation
 
 /** Settings whose change must reach the server. */
 export function affectsServer(e: vscode.ConfigurationChangeEvent): boolean {
-  return ['model', 'modelPath', 'executionProvider', 'idleUnloadMinutes', 'hover.enabled'].some((k) => e.affectsConfiguration(`${SECTION}.${k}`));
+  return ['model', 'modelPath', 'executionProvider', 'idleUnloadMinutes', 'steps', 'remasking', 'confidenceThreshold', 'maxNewTokens', 'hover.enabled'].some((k) =>
+    e.affectsConfiguration(`${SECTION}.${k}`),
+  );
 }

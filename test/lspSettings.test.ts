@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { ErrorCodes, Methods, type ErrorData, type StatusResult } from '../server/protocol';
+import { ErrorCodes, Methods, type AskResult, type ErrorData, type StatusResult } from '../server/protocol';
+import { EXECUTION_PROVIDERS } from '../server/engine/api';
 import { GENERATION_OPTIONS } from '../server/engine/generationOptions';
-import { DEFAULT_SETTINGS, SettingsStore } from '../server/lsp/settings';
+import { DEFAULT_SETTINGS, generationDefaults, SettingsStore } from '../server/lsp/settings';
 import { startLspServer, type LspClient } from './helpers/lspClient';
 import { fixturesDir } from './helpers/paths';
 import { ensureTinyModel } from './helpers/tinyModel';
@@ -41,7 +42,7 @@ test('settings use the user-facing names, and a partial didChangeConfiguration k
   await change({ executionProvider: 'tpu' });
   assert.equal((await status()).provider.requested, 'cpu');
   await new Promise((r) => setTimeout(r, 100));
-  assert.match(client.stderr() + JSON.stringify(client.notifications), /diffusionvl\.executionProvider must be one of auto, cpu, cuda, dml, coreml, webgpu/);
+  assert.ok((client.stderr() + JSON.stringify(client.notifications)).includes(`diffusionvl.executionProvider must be one of ${EXECUTION_PROVIDERS.join(', ')}, got \\"tpu\\"`), 'the refusal is logged with the setting\'s name');
 
   await change({ modelPath: model });
   assert.equal((await status()).model.dir, model);
@@ -65,6 +66,19 @@ test('a bad generation option is an options error (InvalidOptions), never an ima
   }
 });
 
+test('generation settings (user names) are the defaults of asks that leave them out; request options win', async () => {
+  const image = { path: join(fixturesDir, 'lsp', 'diagram.png') };
+  await change({ maxNewTokens: 3, remasking: 'static', steps: 3 });
+  const byDefault = await client.request<AskResult>(Methods.ask, { image, question: 'q' });
+  assert.equal(byDefault.stats.generatedTokens, 3);
+  const explicit = await client.request<AskResult>(Methods.ask, { image, question: 'q', options: { maxNewTokens: 5 } });
+  assert.equal(explicit.stats.generatedTokens, 5);
+  await change({ confidenceThreshold: 2 });
+  await new Promise((r) => setTimeout(r, 100));
+  assert.match(client.stderr() + JSON.stringify(client.notifications), /diffusionvl\.confidenceThreshold must be a number in \[0, 1\], got 2/);
+  await change({ maxNewTokens: null, steps: null, remasking: null });
+});
+
 test('the settings store applies updates over what it holds and names the real setting in every message', () => {
   const store = new SettingsStore();
   assert.deepEqual(store.update({ modelPath: '/m', hover: { enabled: false } }), { model: true, problems: [] });
@@ -82,4 +96,10 @@ test('the settings store applies updates over what it holds and names the real s
   assert.equal(store.current.modelPath, undefined);
   assert.deepEqual(store.update({ modelDir: '/old-name', provider: 'cuda' }), { model: false, problems: [] }, 'the old wire names mean nothing');
   assert.deepEqual(store.update({ executionProvider: undefined, threads: undefined }), { model: false, problems: [] }, 'undefined means absent');
+  store.update({ steps: 4, remasking: 'dynamic', confidenceThreshold: 0.5 });
+  assert.deepEqual(generationDefaults(store.current), { steps: 4, strategy: 'dynamic', threshold: 0.5 });
+  assert.deepEqual(store.update({ steps: 0, remasking: 'greedy' }).problems, [
+    `diffusionvl.steps must be an integer in [1, ${GENERATION_OPTIONS.steps.max}], got 0`,
+    'diffusionvl.remasking must be "static" or "dynamic", got "greedy"',
+  ]);
 });

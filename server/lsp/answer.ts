@@ -1,6 +1,7 @@
 import type { GenerationEvent, GenerationResult } from '../engine/api';
 import { checkGenerationOptions } from '../engine/generationOptions';
-import type { AskPartial, AskResult } from '../protocol';
+import type { AskPartial, AskResult, ServerSettings } from '../protocol';
+import { generationDefaults } from './settings';
 import { RequestError } from './errors';
 import { resolveImage } from './imageInput';
 import type { ModelManager } from './modelLifecycle';
@@ -14,6 +15,8 @@ export interface AnswerDeps {
   guard: WorkspaceGuard;
   models: ModelManager;
   queue: InferenceQueue;
+  /** Read at call time: its generation defaults apply to options the request leaves out. */
+  readonly settings: ServerSettings;
 }
 
 export interface AnswerRequest {
@@ -53,7 +56,7 @@ export async function answer(deps: AnswerDeps, req: AnswerRequest, signal: Abort
   if (typeof req.question !== 'string' || req.question.trim() === '') throw new RequestError('params', 'question must be a non-empty string');
   if (req.question.length > MAX_QUESTION_CHARS) throw new RequestError('params', `question is longer than ${MAX_QUESTION_CHARS} characters`);
   const question = req.question;
-  const options = checkGenerationOptions(req.options);
+  const options = { ...generationDefaults(deps.settings), ...checkGenerationOptions(req.options) };
   const image = await resolveImage(req.image, deps.guard);
 
   let committed = '';

@@ -1,10 +1,10 @@
 import { ProgressType } from 'vscode-languageserver/node';
 import { CancelledError } from '../engine/api';
-import { Methods, type AskPartial, type PartialAnswerParams } from '../protocol';
+import { Methods, type AskPartial } from '../protocol';
 import { answer } from './answer';
 import type { ServerContext } from './context';
 import { RequestError } from './errors';
-import { onRequest } from './handlers';
+import { notify, onRequest } from './handlers';
 
 const partialType = new ProgressType<AskPartial>();
 
@@ -17,7 +17,7 @@ export function registerAsk(ctx: ServerContext): void {
       if (typeof params !== 'object' || params === null) throw new RequestError('params', 'params must be an object');
       const stream = (p: AskPartial): void => {
         if (params.streamToken !== undefined) {
-          void ctx.connection.sendNotification(Methods.partialAnswer, { token: params.streamToken, ...p } satisfies PartialAnswerParams);
+          notify(ctx.connection, Methods.partialAnswer, { token: params.streamToken, ...p });
         }
         if (params.partialResultToken !== undefined) void ctx.connection.sendProgress(partialType, params.partialResultToken, p);
         if (p.kind === 'block') progress?.report(p.text.length > 200 ? '…' + p.text.slice(-200) : p.text);

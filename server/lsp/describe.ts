@@ -1,4 +1,6 @@
+import type { ServerSettings } from '../protocol';
 import type { ModelManager } from './modelLifecycle';
+import { generationDefaults } from './settings';
 import type { WorkspaceGuard } from './pathGuard';
 import type { InferenceQueue, Lane } from './queue';
 import { readWithHash } from './imageInput';
@@ -25,16 +27,18 @@ export class Describer {
   private readonly cache = new LruCache<string, string>(512);
 
   constructor(
-    private readonly deps: { guard: WorkspaceGuard; models: ModelManager; queue: InferenceQueue },
+    private readonly deps: { guard: WorkspaceGuard; models: ModelManager; queue: InferenceQueue; settings: () => ServerSettings },
   ) {}
 
   async describe(path: string, prompt: string, maxNewTokens: number, lane: Lane, signal: AbortSignal): Promise<string> {
     const { bytes, sha256 } = await readWithHash(path, this.deps.guard);
-    const key = [sha256, prompt, maxNewTokens, this.deps.models.modelDir() ?? ''].join('\0');
+    // The settings' generation defaults (steps, remasking, …) with the feature's own token budget.
+    const options = { ...generationDefaults(this.deps.settings()), maxNewTokens };
+    const key = [sha256, prompt, JSON.stringify(options), this.deps.models.modelDir() ?? ''].join('\0');
     const hit = this.cache.get(key);
     if (hit !== undefined) return hit;
     const { value } = await this.deps.queue.run(lane, signal, () =>
-      this.deps.models.use((engine) => engine.ask({ images: [{ bytes, label: path }], question: prompt, options: { maxNewTokens } }, { signal })),
+      this.deps.models.use((engine) => engine.ask({ images: [{ bytes, label: path }], question: prompt, options }, { signal })),
     );
     const text = oneLine(value.text);
     this.cache.set(key, text);

@@ -1,5 +1,5 @@
 import type { CancellationToken, Connection } from 'vscode-languageserver/node';
-import type { ParamsOf, RequestMethod, ResultOf } from '../protocol';
+import type { NotificationMethod, Notifications, ParamsOf, RequestMethod, ResultOf } from '../protocol';
 import { toResponseError } from './errors';
 
 /**
@@ -19,4 +19,9 @@ export function onRequest<M extends RequestMethod>(
       throw toResponseError(err, token);
     }
   });
+}
+
+/** Sends one of the protocol's custom notifications, its params typed from the `Notifications` map. */
+export function notify<M extends NotificationMethod>(connection: Connection, method: M, params: Notifications[M]): void {
+  void connection.sendNotification(method, params);
 }

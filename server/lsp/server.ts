@@ -13,6 +13,7 @@ import { registerCodeActions } from './codeActions';
 import type { ServerContext } from './context';
 import { Describer } from './describe';
 import { registerHover } from './hover';
+import { notify } from './handlers';
 import { ModelManager, type EngineFactory } from './modelLifecycle';
 import { WorkspaceGuard, uriToPath } from './pathGuard';
 import { registerPrepareModel } from './prepareModel';
@@ -38,7 +39,7 @@ export function startServer(connection: Connection, opts: ServerOptions): void {
     else if (level === 'warning') connection.console.warn(msg);
     else connection.console.info(msg);
   };
-  const notifier = new StatusNotifier(() => void connection.sendNotification(Methods.statusChanged, buildStatus(ctx)));
+  const notifier = new StatusNotifier(() => notify(connection, Methods.statusChanged, buildStatus(ctx)));
   const applySettings = (raw: unknown, source: string): void => {
     const change = store.update(raw);
     for (const p of change.problems) log(`${source}: ${p}; keeping the previous value`, 'warning');
@@ -57,7 +58,7 @@ export function startServer(connection: Connection, opts: ServerOptions): void {
     updateSettings: (raw, source) => applySettings(raw, source),
     models,
     queue,
-    describer: new Describer({ guard, models, queue }),
+    describer: new Describer({ guard, models, queue, settings: () => store.current }),
     client: { resolveCodeActionEdit: false, documentChanges: false, workDoneProgress: false },
     statusChanged: () => notifier.schedule(),
     log,

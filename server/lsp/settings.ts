@@ -1,5 +1,5 @@
 import { DEFAULT_PROVIDER, EXECUTION_PROVIDERS, type ExecutionProvider } from '../engine/api';
-import { GENERATION_OPTIONS as G } from '../engine/generationOptions';
+import { checkNumericOption, checkStrategy, GENERATION_OPTIONS as G, type GenerationOptions, type NumericOption, type RemaskingStrategy } from '../engine/generationOptions';
 import { DefaultPrompts, SETTINGS_SECTION, type ServerSettings } from '../protocol';
 
 /** Defaults of the server's settings; package.json's `contributes.configuration` is checked against these by a test. */
@@ -35,6 +35,23 @@ const provider: Rule<ExecutionProvider> = (v, name) => {
   if (EXECUTION_PROVIDERS.includes(v as ExecutionProvider)) return v as ExecutionProvider;
   throw new Error(`${name} must be one of ${EXECUTION_PROVIDERS.join(', ')}, got ${JSON.stringify(v)}`);
 };
+/** A generation default, checked against the engine's table but reported under the setting's name. */
+function option(name: NumericOption): Rule<number> {
+  return (v, setting) => {
+    try {
+      return checkNumericOption(name, v);
+    } catch (err) {
+      throw new Error(`${setting}${(err as Error).message.slice(name.length)}`);
+    }
+  };
+}
+const remasking: Rule<RemaskingStrategy> = (v, setting) => {
+  try {
+    return checkStrategy(v);
+  } catch (err) {
+    throw new Error(`${setting}${(err as Error).message.slice('strategy'.length)}`);
+  }
+};
 /** Optional settings: null or '' clears them (back to the default behaviour). */
 function optional<T>(rule: Rule<T>): Rule<T | undefined> {
   return (v, name) => (v === null || v === '' ? undefined : rule(v, name));
@@ -45,6 +62,10 @@ const RULES = {
   executionProvider: provider,
   threads: optional(num(1, 256, true)),
   idleUnloadMinutes: num(0, 7 * 24 * 60),
+  steps: optional(option('steps')),
+  remasking: optional(remasking),
+  confidenceThreshold: optional(option('threshold')),
+  maxNewTokens: optional(option('maxNewTokens')),
   hover: { enabled: bool, prompt: text, maxNewTokens: num(G.maxNewTokens.min, G.maxNewTokens.max, true) },
   altText: { prompt: text, maxChars: num(16, 1000, true), maxNewTokens: num(G.maxNewTokens.min, G.maxNewTokens.max, true) },
 } satisfies { [K in keyof ServerSettings]-?: Rule<ServerSettings[K]> | { [F in keyof ServerSettings[K]]: Rule<ServerSettings[K][F]> } };
@@ -106,8 +127,7 @@ export class SettingsStore {
       }
     }
     this.value = next as unknown as ServerSettings;
-    if (this.value.modelPath === undefined) delete this.value.modelPath;
-    if (this.value.threads === undefined) delete this.value.threads;
+    for (const key of Object.keys(this.value) as (keyof ServerSettings)[]) if (this.value[key] === undefined) delete this.value[key];
     return { model: modelSettingsChanged(prev, this.value), problems };
   }
 }
@@ -115,4 +135,11 @@ export class SettingsStore {
 /** True when the change needs the model reloaded. */
 export function modelSettingsChanged(a: ServerSettings, b: ServerSettings): boolean {
   return a.modelPath !== b.modelPath || a.executionProvider !== b.executionProvider || a.threads !== b.threads;
+}
+
+/** The generation defaults the settings hold, as request options (setting names → the engine's option names). */
+export function generationDefaults(s: ServerSettings): GenerationOptions {
+  const o: GenerationOptions = { steps: s.steps, strategy: s.remasking, threshold: s.confidenceThreshold, maxNewTokens: s.maxNewTokens };
+  for (const key of Object.keys(o) as (keyof GenerationOptions)[]) if (o[key] === undefined) delete o[key];
+  return o;
 }

@@ -52,7 +52,7 @@ export function createMcpServer(opts: McpOptions): { server: McpServer; dispose(
   const settings = store.current;
   const roots = new AllowedRoots(opts.roots, opts.log);
   const models = new ModelManager(opts.engineFactory, settings, () => {}, (msg) => opts.log(msg));
-  const deps: AnswerDeps = { guard: roots.guard, models, queue: new InferenceQueue() };
+  const deps: AnswerDeps = { guard: roots.guard, models, queue: new InferenceQueue(), settings };
   const server = new McpServer({ name: 'diffusionvl', version: '0.1.0' }, { capabilities: { tools: {} } });
   roots.attach(server.server);
 

@@ -235,6 +235,14 @@ export interface ServerSettings {
   threads?: number;
   /** Unload the model after this many idle minutes; 0 = never. */
   idleUnloadMinutes: number;
+  /** Generation defaults for requests that leave them out (a request's `options` win); unset: the engine's. */
+  steps?: number;
+  /** The remasking strategy (`options.strategy` on a request). */
+  remasking?: 'static' | 'dynamic';
+  /** Threshold of the dynamic strategy (`options.threshold` on a request). */
+  confidenceThreshold?: number;
+  /** Longest answer, in tokens (hovers and alt text have their own budgets below). */
+  maxNewTokens?: number;
   hover: { enabled: boolean; prompt: string; maxNewTokens: number };
   altText: { prompt: string; maxChars: number; maxNewTokens: number };
 }
