@@ -12,7 +12,8 @@ import { preprocessImage, preprocessOptionsFor } from '../server/engine/arch/qwe
 import { halfToFloat } from '../server/engine/half';
 import { asQwenVL, readManifest, type QwenVLManifest as ModelManifest, type Precision } from '../server/engine/manifest';
 import { ropeInvFreq, ropeTables } from '../server/engine/rope';
-import { permuteUnits, visionLayout, visionRotary, windowMask } from '../server/engine/arch/qwenvl/visionLayout';
+import { visionFeeds } from '../server/engine/arch/qwenvl';
+import { visionLayout } from '../server/engine/arch/qwenvl/visionLayout';
 import { maxAbsDiff, readNpyF32 } from './helpers/npy';
 import { goldenDir } from './helpers/paths';
 import { ensureTinyModel } from './helpers/tinyModel';
@@ -44,21 +45,8 @@ async function visionFeatures(s: ort.InferenceSession, m: ModelManifest, name: s
   const [base, variant] = name.split('@');
   const bounds = variant === 'qwen_default_minmax' ? { minPixels: 3136, maxPixels: 1003520 } : {};
   const pre = await preprocessImage({ path: join(goldenDir, 'images', `${base}.png`) }, { ...preprocessOptionsFor(m.image, m.vision, 'drop'), ...bounds });
-  const v = m.vision;
-  const layout = visionLayout(pre.gridThw, v);
-  const unit = v.spatialMergeSize ** 2;
-  const rowLen = v.inChannels * v.temporalPatchSize * v.patchSize ** 2;
-  const rot = visionRotary(layout, v);
-  const n = layout.numPatches;
-  const out = await s.run({
-    pixel_patches: new ort.Tensor('float32', permuteUnits(pre.pixelValues, rowLen, unit, layout.windowIndex), [n, rowLen]),
-    cos: new ort.Tensor('float32', permuteUnits(rot.cos, v.headDim, unit, layout.windowIndex), [n, v.headDim]),
-    sin: new ort.Tensor('float32', permuteUnits(rot.sin, v.headDim, unit, layout.windowIndex), [n, v.headDim]),
-    window_mask: new ort.Tensor('float32', windowMask(layout), [n, n]),
-    full_mask: new ort.Tensor('float32', new Float32Array(n * n), [n, n]),
-    restore_index: new ort.Tensor('int64', layout.restoreIndex, [layout.restoreIndex.length]),
-  });
-  return { data: out.image_features.data as Float32Array, windowIndex: layout.windowIndex };
+  const out = await s.run(visionFeeds(s.inputNames, m.vision, pre.pixelValues, pre.gridThw));
+  return { data: out.image_features.data as Float32Array, windowIndex: visionLayout(pre.gridThw, m.vision).windowIndex };
 }
 
 /** Block-causal additive mask over absolute positions [past, past+rows) × [0, past+rows). */

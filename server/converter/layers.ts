@@ -1,7 +1,7 @@
 import type { Precision } from '../engine/manifest';
 import { f32ToF16Array, f32ToF16Bits } from '../engine/half';
 import type { GraphBuilder, Value } from './onnx/graphBuilder';
-import { quantizeInt4 } from './quantize';
+import { quantizeInt4, type Int4Layout } from './quantize';
 
 /**
  * Building blocks shared by the architectures' graphs. `compute` is the activation type inside the graph:
@@ -12,9 +12,17 @@ export interface LayerContext {
   g: GraphBuilder;
   precision: Precision;
   compute: 'float32' | 'float16';
+  /** The int4 layout when not the converter's (micro-benchmarks compare layouts with it). */
+  int4?: Int4Config;
 }
 
-export const INT4_BLOCK = 32;
+/** How int4 weights are written: the quantisation layout and the MatMulNBits accuracy level (4: int8 activations). */
+export interface Int4Config extends Int4Layout {
+  accuracyLevel: 0 | 1 | 2 | 3 | 4;
+}
+
+/** The converter's int4 layout; docs/performance.md has the measurements it was chosen by. */
+export const INT4: Int4Config = { blockSize: 32, symmetric: false, accuracyLevel: 4 };
 
 export function computeTypeOf(precision: Precision): 'float32' | 'float16' {
   return precision === 'fp16' ? 'float16' : 'float32';
@@ -36,19 +44,23 @@ export function toFloat32(ctx: LayerContext, x: Value): Value {
 }
 
 /**
- * y = x · Wᵀ (+ b) for a Hugging Face weight W [n, k]. int4 models use MatMulNBits (block 32, accuracy level 4:
- * int8 activations on CPU, the fastest measured kernel) whenever k allows it; the rest store Wᵀ for MatMul.
+ * y = x · Wᵀ (+ b) for a Hugging Face weight W [n, k]. int4 models use MatMulNBits in the `INT4` layout (a K that is
+ * not a multiple of the block size, such as the Qwen2.5-VL vision MLP's 3420, ends in a zero-padded block); the
+ * other precisions store Wᵀ for MatMul.
  */
 export function linear(ctx: LayerContext, x: Value, name: string, w: Float32Array, n: number, k: number, bias?: Float32Array): Value {
   const { g } = ctx;
   if (w.length !== n * k) throw new Error(`${name}: weight has ${w.length} values, expected ${n}×${k}`);
+  const int4 = ctx.int4 ?? INT4;
   let y: Value;
-  if (ctx.precision === 'int4' && k % INT4_BLOCK === 0) {
-    const q = quantizeInt4(w, n, k, INT4_BLOCK);
-    const bq = g.weight(`${name}.q4`, 'uint8', [n, q.blocksPerRow, INT4_BLOCK / 2], q.packed);
+  if (ctx.precision === 'int4') {
+    const q = quantizeInt4(w, n, k, int4);
+    const bq = g.weight(`${name}.q4`, 'uint8', [n, q.blocksPerRow, int4.blockSize / 2], q.packed);
     const scales = floatWeight(ctx, `${name}.scales`, [n * q.blocksPerRow], q.scales);
-    const zp = g.weight(`${name}.zero_points`, 'uint8', [q.zeroPoints.length], q.zeroPoints);
-    y = g.op('MatMulNBits', [x, bq, scales, zp], { K: k, N: n, bits: 4, block_size: INT4_BLOCK, accuracy_level: 4 }, 'com.microsoft');
+    const inputs = [x, bq, scales];
+    if (q.zeroPoints) inputs.push(g.weight(`${name}.zero_points`, 'uint8', [q.zeroPoints.length], q.zeroPoints));
+    const attrs = { K: k, N: n, bits: 4, block_size: int4.blockSize, accuracy_level: int4.accuracyLevel };
+    y = g.op('MatMulNBits', inputs, attrs, 'com.microsoft');
   } else {
     y = g.op('MatMul', [x, transposedWeight(ctx, `${name}.T`, w, n, k)]);
   }

@@ -7,6 +7,7 @@ import type { QwenVLCheckpointConfig } from './checkpointConfig';
 import { GraphBuilder, type Value } from './onnx/graphBuilder';
 import { applyRope, geluErf, linear, rmsNorm, scalarCompute, swiglu, toCompute, toFloat32, type LayerContext } from './layers';
 import { read, type BuildOptions } from './qwen2';
+import { windowSlots } from '../engine/arch/qwenvl/visionLayout';
 
 /** Qwen2.5-VL ViT (window + full attention blocks, 2-D rotary) + PatchMerger, output in raster order. */
 export async function buildVision(ckpt: Checkpoint, cfg: QwenVLCheckpointConfig, onnxPath: string, opts: BuildOptions): Promise<void> {
@@ -23,8 +24,12 @@ export async function buildVision(ckpt: Checkpoint, cfg: QwenVLCheckpointConfig,
     const pixels = g.input('pixel_patches', 'float32', ['N', patchDim]);
     const cos32 = g.op('Unsqueeze', [g.input('cos', 'float32', ['N', Dv]), g.ints([1])]); // [N,1,Dv]
     const sin32 = g.op('Unsqueeze', [g.input('sin', 'float32', ['N', Dv]), g.ints([1])]);
-    const windowMask = toCompute(ctx, g.input('window_mask', 'float32', ['N', 'N']));
-    const fullMask = toCompute(ctx, g.input('full_mask', 'float32', ['N', 'N']));
+    // Window attention runs per window, batched: window order makes each window a contiguous run of rows, padded
+    // to `slots` rows (a window of window_size² pixels) in a [windows, slots] layout; padded keys get −∞.
+    const slots = windowSlots(v);
+    const windowGather = g.input('window_gather', 'int64', ['WS']);
+    const windowScatter = g.input('window_scatter', 'int64', ['N']);
+    const windowBias = toCompute(ctx, g.input('window_bias', 'float32', ['W', 1, 1, slots]));
     const restore = g.input('restore_index', 'int64', ['M']);
     const scale = scalarCompute(ctx, 1 / Math.sqrt(Dv));
 
@@ -39,12 +44,28 @@ export async function buildVision(ckpt: Checkpoint, cfg: QwenVLCheckpointConfig,
       const [q, k, val] = g.opN('Split', [g.op('Reshape', [qkv, g.ints([0, 3, nh, Dv])]), g.ints([1, 1, 1])], 3, { axis: 1 });
       // Rotary in float32 (the reference upcasts q/k for it), then back to the model dtype.
       const rope = (t: Value) => toCompute(ctx, applyRope(ctx, toFloat32(ctx, g.op('Reshape', [t, g.ints([0, nh, Dv])])), cos32, sin32, Dv));
-      const qH = g.op('Transpose', [rope(q)], { perm: [1, 0, 2] }); // [nh,N,Dv]
-      const kT = g.op('Transpose', [rope(k)], { perm: [1, 2, 0] }); // [nh,Dv,N]
-      const vH = g.op('Transpose', [g.op('Reshape', [val, g.ints([0, nh, Dv])])], { perm: [1, 0, 2] });
-      const scores = g.op('Add', [g.op('Mul', [g.op('MatMul', [qH, kT]), scale]), full.has(i) ? fullMask : windowMask]);
-      const probs = toCompute(ctx, g.op('Softmax', [toFloat32(ctx, scores)], { axis: -1 }));
-      const attn = g.op('Reshape', [g.op('Transpose', [g.op('MatMul', [probs, vH])], { perm: [1, 0, 2] }), g.ints([0, C])]);
+      const qR = rope(q);
+      const kR = rope(k);
+      const vR = g.op('Reshape', [val, g.ints([0, nh, Dv])]);
+      let attn: Value;
+      if (full.has(i)) {
+        // One image: every patch sees every patch, no mask.
+        const qH = g.op('Transpose', [qR], { perm: [1, 0, 2] }); // [nh,N,Dv]
+        const kT = g.op('Transpose', [kR], { perm: [1, 2, 0] }); // [nh,Dv,N]
+        const vH = g.op('Transpose', [vR], { perm: [1, 0, 2] });
+        const probs = toCompute(ctx, g.op('Softmax', [toFloat32(ctx, g.op('Mul', [g.op('MatMul', [qH, kT]), scale]))], { axis: -1 }));
+        attn = g.op('Reshape', [g.op('Transpose', [g.op('MatMul', [probs, vH])], { perm: [1, 0, 2] }), g.ints([0, C])]);
+      } else {
+        const windowed = (t: Value, perm: number[]) =>
+          g.op('Transpose', [g.op('Reshape', [g.op('Gather', [t, windowGather], { axis: 0 }), g.ints([-1, slots, nh, Dv])])], { perm });
+        const qW = windowed(qR, [0, 2, 1, 3]); // [W,nh,slots,Dv]
+        const kW = windowed(kR, [0, 2, 3, 1]); // [W,nh,Dv,slots]
+        const vW = windowed(vR, [0, 2, 1, 3]);
+        const scores = g.op('Add', [g.op('Mul', [g.op('MatMul', [qW, kW]), scale]), windowBias]);
+        const probs = toCompute(ctx, g.op('Softmax', [toFloat32(ctx, scores)], { axis: -1 }));
+        const out = g.op('Reshape', [g.op('Transpose', [g.op('MatMul', [probs, vW])], { perm: [0, 2, 1, 3] }), g.ints([-1, C])]); // [W·slots, C]
+        attn = g.op('Gather', [out, windowScatter], { axis: 0 });
+      }
       x = g.op('Add', [x, linear(ctx, attn, `${p}attn.proj`, await read(ckpt, `${p}attn.proj.weight`, [C, C], opts), C, C, await read(ckpt, `${p}attn.proj.bias`, [C], opts))]);
 
       const h2 = rmsNorm(ctx, x, `${p}norm2.weight`, await read(ckpt, `${p}norm2.weight`, [C], opts), 1e-6);

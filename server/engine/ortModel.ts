@@ -22,6 +22,8 @@ export interface LoadOptions {
   auto?: boolean;
   /** WebGPU: keep the KV cache and decoder outputs on the device (default true). */
   kvOnDevice?: boolean;
+  /** Session options on top of the engine's (benchmarks: ORT's profiler, thread settings). */
+  extra?: ort.InferenceSession.SessionOptions;
 }
 
 /** Bytes moved between host and ONNX Runtime, counted per model (see GenerationStats.io). */
@@ -67,7 +69,7 @@ export class OrtModel implements DiffusionModel {
    * engine falls back to the CPU, instead of failing the first question.
    */
   static async load(dir: string, m: ModelManifest, provider: ConcreteProvider, embeddings: EmbeddingTable, opts: LoadOptions = {}): Promise<OrtModel> {
-    const { threads, auto = false } = opts;
+    const { threads, auto = false, extra = {} } = opts;
     if (provider === 'cuda') checkCudaProviderInstalled();
     if (provider === 'webgpu' && auto) await requireHardwareAdapter();
     const options: ort.InferenceSession.SessionOptions = {
@@ -76,11 +78,14 @@ export class OrtModel implements DiffusionModel {
       // A GPU provider that cannot load is reported in EngineInfo; keep ORT's own error log off the console.
       ...(provider === 'cpu' ? {} : { logSeverityLevel: 4 as const }),
       ...(threads ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : {}),
+      ...extra,
     };
     const onDevice = provider === 'webgpu' && opts.kvOnDevice !== false;
+    // One profile per graph: the prefix names the graph.
+    const profile = (file: string) => (extra.profileFilePrefix ? { profileFilePrefix: `${extra.profileFilePrefix}-${file.replace(/\.onnx$/, '')}` } : {});
     const sessions: ort.InferenceSession[] = [];
-    const create = async (file: string, extra: ort.InferenceSession.SessionOptions = {}) => {
-      const s = await ort.InferenceSession.create(join(dir, file), { ...options, ...extra });
+    const create = async (file: string, more: ort.InferenceSession.SessionOptions = {}) => {
+      const s = await ort.InferenceSession.create(join(dir, file), { ...options, ...profile(file), ...more });
       sessions.push(s);
       return s;
     };
@@ -177,6 +182,16 @@ export class OrtModel implements DiffusionModel {
   async runVision(feeds: Record<string, ort.Tensor>, fetch: string): Promise<Float32Array> {
     const out = await this.run(this.visionSession, feeds, [fetch]);
     return out[fetch].data as Float32Array;
+  }
+
+  /** The vision graph's input names (its adapter feeds what the converted graph declares). */
+  get visionInputNames(): readonly string[] {
+    return this.visionSession.inputNames;
+  }
+
+  /** Ends ORT profiling on every session (when enabled): each writes its JSON trace. */
+  endProfiling(): void {
+    for (const s of [this.decoder, this.lmHead, this.visionSession]) s.endProfiling();
   }
 
   embedRow(id: number, dst: Float32Array, offset: number): void {

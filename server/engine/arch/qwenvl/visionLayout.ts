@@ -64,6 +64,36 @@ export function windowMask(layout: VisionLayout): Float32Array {
   return mask;
 }
 
+/** Patch rows of the largest window: (window / patch)² (8×8 = 64 for Qwen2.5-VL's 112-pixel windows). */
+export function windowSlots(v: VisionDims): number {
+  const side = windowSide(v) * v.spatialMergeSize;
+  return side * side;
+}
+
+/**
+ * The batched layout of window attention: window w's rows (contiguous in window order) go to slots
+ * [w·slots, w·slots + len), the rest of its slots repeat its first row and are masked as keys.
+ *   gather  [W·slots]  row of each slot      scatter [N]  slot of each row      bias [W, 1, 1, slots]  0 / −∞
+ */
+export function windowBatches(layout: VisionLayout, v: VisionDims): { gather: BigInt64Array; scatter: BigInt64Array; bias: Float32Array; windows: number } {
+  const slots = windowSlots(v);
+  const cu = layout.cuWindowSeqlens;
+  const windows = cu.length - 1;
+  const gather = new BigInt64Array(windows * slots);
+  const scatter = new BigInt64Array(layout.numPatches);
+  const bias = new Float32Array(windows * slots).fill(-Infinity);
+  for (let w = 0; w < windows; w++) {
+    const len = cu[w + 1] - cu[w];
+    if (len > slots) throw new Error(`a vision window holds ${len} patches, more than ${slots}`);
+    for (let j = 0; j < slots; j++) gather[w * slots + j] = BigInt(cu[w] + (j < len ? j : 0));
+    for (let j = 0; j < len; j++) {
+      scatter[cu[w] + j] = BigInt(w * slots + j);
+      bias[w * slots + j] = 0;
+    }
+  }
+  return { gather, scatter, bias, windows };
+}
+
 /**
  * Reorders processor rows [N, rowLen] (groups of `unit` rows per merge unit) into window order. Used for both the
  * pixel patches and the rotary tables.

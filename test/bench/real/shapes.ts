@@ -1,0 +1,68 @@
+import type { TinyCheckpointOptions, TinyTextDims, TinyVisionDims } from '../../helpers/checkpoint/tinyCheckpoint';
+
+/**
+ * The released model shapes `bench:real` can generate. A new shape (another vision tower, another size) is one more
+ * entry: the benchmark reads everything else from the converted model's manifest.
+ */
+export interface RealShape {
+  /** The Hugging Face release it stands for. */
+  release: string;
+  text: TinyTextDims;
+  vision: TinyVisionDims;
+  tied: boolean;
+  /** Safetensors shards of the release (its size on disk is what the converter streams). */
+  shards: number;
+}
+
+const QWEN25VL_VISION: TinyVisionDims = {
+  depth: 32,
+  hiddenSize: 1280,
+  numHeads: 16,
+  intermediateSize: 3420,
+  patchSize: 14,
+  temporalPatchSize: 2,
+  spatialMergeSize: 2,
+  windowSize: 112,
+  fullAttentionBlocks: [7, 15, 23, 31],
+  inChannels: 3,
+};
+
+const QWEN25_TEXT = { vocabSize: 151936, rmsNormEps: 1e-6, ropeTheta: 1000000.0 };
+
+export const REAL_SHAPES: Record<string, RealShape> = {
+  '3b': {
+    release: 'hustvl/DiffusionVL-Qwen2.5VL-3B',
+    text: { ...QWEN25_TEXT, hiddenSize: 2048, intermediateSize: 11008, numLayers: 36, numHeads: 16, numKvHeads: 2 },
+    vision: QWEN25VL_VISION,
+    tied: true,
+    shards: 2,
+  },
+  '7b': {
+    release: 'hustvl/DiffusionVL-Qwen2.5VL-7B',
+    text: { ...QWEN25_TEXT, hiddenSize: 3584, intermediateSize: 18944, numLayers: 28, numHeads: 28, numKvHeads: 4 },
+    vision: QWEN25VL_VISION,
+    tied: false,
+    shards: 4,
+  },
+};
+
+/**
+ * Checkpoint options for a shape, optionally cut to the first `layers` text layers and vision blocks (the vision
+ * tower keeps the full-attention blocks that fall inside the cut, at least its last block).
+ */
+export function checkpointOptions(shape: RealShape, layers?: number): TinyCheckpointOptions {
+  const textLayers = Math.min(layers ?? shape.text.numLayers, shape.text.numLayers);
+  const depth = Math.min(layers ?? shape.vision.depth, shape.vision.depth);
+  const full = shape.vision.fullAttentionBlocks.filter((b) => b < depth);
+  return {
+    text: { ...shape.text, numLayers: textLayers },
+    vision: { ...shape.vision, depth, fullAttentionBlocks: full.length ? full : [depth - 1] },
+    tied: shape.tied,
+    shards: shape.shards,
+    dtype: 'BF16',
+    fill: 'cheap',
+    // The release layout: vision tower and projector inside the sharded model files.
+    visionLayout: 'inside',
+    projectorLayout: 'inside',
+  };
+}
