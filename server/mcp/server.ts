@@ -4,7 +4,7 @@ import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/proto
 import { z } from 'zod';
 import { CancelledError, type RemaskingStrategy } from '../engine/api';
 import { DEFAULT_STRATEGY, GENERATION_OPTIONS, REMASKING_STRATEGIES } from '../engine/generationOptions';
-import { DefaultPrompts, type AskResult, type GenerationOptions, type ServerSettings, type SettingsUpdate } from '../protocol';
+import { DefaultPrompts, SERVER_INFO, type AskResult, type GenerationOptions, type ServerSettings, type SettingsUpdate } from '../protocol';
 import { answer, type AnswerDeps } from '../lsp/answer';
 import { toResponseError } from '../lsp/errors';
 import { clip, oneLine } from '../lsp/describe';
@@ -53,7 +53,7 @@ export function createMcpServer(opts: McpOptions): { server: McpServer; dispose(
   const roots = new AllowedRoots(opts.roots, opts.log);
   const models = new ModelManager(opts.engineFactory, settings, () => {}, (msg) => opts.log(msg));
   const deps: AnswerDeps = { guard: roots.guard, models, queue: new InferenceQueue(), settings };
-  const server = new McpServer({ name: 'diffusionvl', version: '0.1.0' }, { capabilities: { tools: {} } });
+  const server = new McpServer({ ...SERVER_INFO }, { capabilities: { tools: {} } });
   roots.attach(server.server);
 
   /** Runs one question through the shared answering path, reporting each committed block as progress. */

@@ -11,15 +11,19 @@
  */
 import type { ErrorKind } from '../engine/errors';
 import type { ExecutionProvider } from '../engine/api';
-import type { GenerationOptions } from '../engine/generationOptions';
+import type { GenerationOptions, RemaskingStrategy } from '../engine/generationOptions';
+import type { Precision } from '../engine/manifest';
 
-export type { ErrorKind, ExecutionProvider, GenerationOptions };
+export type { ErrorKind, ExecutionProvider, GenerationOptions, Precision, RemaskingStrategy };
 /** Largest image (encoded file or decoded base64 payload) the server accepts, in bytes. */
 export { MAX_IMAGE_BYTES } from '../engine/image/limits';
 /** The file a converted model folder is recognised by. */
 export { MANIFEST_FILE } from '../engine/manifestFile';
 
 export const PROTOCOL_VERSION = 1;
+
+/** How the language server and the MCP server name themselves to clients (the version is package.json's; a test checks). */
+export const SERVER_INFO = { name: 'diffusionvl', version: '0.1.0' } as const;
 
 /**
  * Instructions the client and server send on the user's behalf (hovers, alt text, "describe and insert"). A plain
@@ -81,8 +85,6 @@ export type ProgressToken = number | string;
 /** An image: an absolute filesystem path (must lie inside a workspace folder when the client has any), a `file:` URI,
  * or the raw encoded file (PNG, JPEG, WebP, GIF, …) as base64. */
 export type ImageSource = { path: string } | { uri: string } | { bytes: string };
-
-export type Precision = 'fp32' | 'fp16' | 'int4';
 
 // ---------------------------------------------------------------------------------------------------------------
 // diffusionvl/ask
@@ -238,7 +240,7 @@ export interface ServerSettings {
   /** Generation defaults for requests that leave them out (a request's `options` win); unset: the engine's. */
   steps?: number;
   /** The remasking strategy (`options.strategy` on a request). */
-  remasking?: 'static' | 'dynamic';
+  remasking?: RemaskingStrategy;
   /** Threshold of the dynamic strategy (`options.threshold` on a request). */
   confidenceThreshold?: number;
   /** Longest answer, in tokens (hovers and alt text have their own budgets below). */
