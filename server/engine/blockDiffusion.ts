@@ -4,7 +4,7 @@ import type { KvCache } from './kvCache';
 import { cachedUnfused, fullRecompute, fusedCommit, type ForwardStrategy, type StrategyContext } from './forwardStrategies';
 import { range } from './rope';
 import type { Xoshiro128 } from './rng';
-import { sampleRow, type SamplingParams } from './sampling';
+import { rawSoftmaxProb, sampleRow, type SamplingParams } from './sampling';
 import { blockLayout, transferSchedule } from './schedule';
 import { selectTransfers } from './remasking';
 
@@ -34,6 +34,11 @@ export interface DiffusionParams {
    * the default) or the generation length (the Qwen/SigLIP code).
    */
   fullDiffusionSchedule?: 'blockSize' | 'genLength';
+  /**
+   * Confidence of a sampled token (temperature > 0): its probability under the filtered distribution it was drawn
+   * from (QwenVL code, the default) or under the softmax of the raw logits (Qwen/SigLIP code).
+   */
+  samplingConfidence?: 'filtered' | 'raw';
 }
 
 export interface DiffusionHooks {
@@ -127,7 +132,7 @@ export async function runBlockDiffusion(
           const v = head.logits!.length / B;
           const pick = sampleRow(head.logits!.subarray(r * v, (r + 1) * v), p.sampling, p.rng!);
           x0[r] = pick.id;
-          if (masked[r]) conf[r] = pick.prob;
+          if (masked[r]) conf[r] = p.samplingConfidence === 'raw' ? rawSoftmaxProb(row, pick.id) : pick.prob;
         } else {
           x0[r] = head.ids[r];
           if (masked[r]) conf[r] = head.probs[r];
