@@ -130,7 +130,8 @@ export async function runBlockDiffusion(
       for (let r = 0; r < B; r++) {
         if (sampling) {
           const v = head.logits!.length / B;
-          const pick = sampleRow(head.logits!.subarray(r * v, (r + 1) * v), p.sampling, p.rng!);
+          const row = head.logits!.subarray(r * v, (r + 1) * v);
+          const pick = sampleRow(row, p.sampling, p.rng!);
           x0[r] = pick.id;
           if (masked[r]) conf[r] = p.samplingConfidence === 'raw' ? rawSoftmaxProb(row, pick.id) : pick.prob;
         } else {
