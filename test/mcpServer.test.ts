@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -70,7 +70,9 @@ after(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-test('lists ask_image and describe_image with their input schemas', async () => {
+test('names itself with the package version and lists ask_image and describe_image with their input schemas', async () => {
+  const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string };
+  assert.deepEqual(server.client.getServerVersion(), { name: 'diffusionvl', version: pkg.version });
   const { tools } = await server.client.listTools();
   const byName = new Map(tools.map((t) => [t.name, t]));
   assert.deepEqual([...byName.keys()].sort(), ['ask_image', 'describe_image']);
@@ -92,7 +94,7 @@ test('ask_image on a shipped example answers what `diffusionvl ask` answers, wit
   assert.ok(s.timings.totalMs > 0);
 
   // The same image as a data: URL, and as a path relative to the root.
-  const dataUrl = `data:image/png;base64,${(await import('node:fs')).readFileSync(example).toString('base64')}`;
+  const dataUrl = `data:image/png;base64,${readFileSync(example).toString('base64')}`;
   assert.equal(textOf(await call(server, 'ask_image', { data: dataUrl, question: QUESTION })), expected);
   const relative = await call(server, 'ask_image', { path: 'chart.png', question: QUESTION });
   assert.equal(textOf(relative), expected);
@@ -187,7 +189,7 @@ test('with no roots from the client and no --root, paths are refused and image b
   try {
     const r = await call(s, 'ask_image', { path: join(root, 'chart.png'), question: QUESTION });
     assert.match(textOf(r), /^PathOutsideRoots: .*no folders are open to this server/);
-    const b = await call(s, 'ask_image', { data: (await import('node:fs')).readFileSync(example).toString('base64'), question: QUESTION });
+    const b = await call(s, 'ask_image', { data: readFileSync(example).toString('base64'), question: QUESTION });
     assert.equal(b.isError, undefined, textOf(b));
   } finally {
     await s.close();

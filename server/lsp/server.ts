@@ -7,7 +7,7 @@ import {
   type InitializeResult,
 } from 'vscode-languageserver/node';
 import { TextDocument } from 'vscode-languageserver-textdocument';
-import { APPLY_DESCRIPTION_COMMAND, CodeActionKinds, Methods, SETTINGS_SECTION, type InitializationOptions, type SettingsUpdate } from '../protocol';
+import { APPLY_DESCRIPTION_COMMAND, CodeActionKinds, Methods, SERVER_INFO, SETTINGS_SECTION, type InitializationOptions, type SettingsUpdate } from '../protocol';
 import { registerAsk } from './ask';
 import { registerCodeActions } from './codeActions';
 import type { ServerContext } from './context';
@@ -86,7 +86,7 @@ export function startServer(connection: Connection, opts: ServerOptions): void {
         executeCommandProvider: { commands: [APPLY_DESCRIPTION_COMMAND] },
         workspace: { workspaceFolders: { supported: true, changeNotifications: true } },
       },
-      serverInfo: { name: 'diffusionvl', version: '0.1.0' },
+      serverInfo: { ...SERVER_INFO },
     };
   });
 

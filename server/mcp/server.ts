@@ -2,9 +2,9 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { CallToolResult, ServerNotification, ServerRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import { z } from 'zod';
-import { CancelledError } from '../engine/api';
-import { GENERATION_OPTIONS } from '../engine/generationOptions';
-import { DefaultPrompts, type AskResult, type GenerationOptions, type ServerSettings, type SettingsUpdate } from '../protocol';
+import { CancelledError, type RemaskingStrategy } from '../engine/api';
+import { DEFAULT_STRATEGY, GENERATION_OPTIONS, REMASKING_STRATEGIES } from '../engine/generationOptions';
+import { DefaultPrompts, SERVER_INFO, type AskResult, type GenerationOptions, type ServerSettings, type SettingsUpdate } from '../protocol';
 import { answer, type AnswerDeps } from '../lsp/answer';
 import { toResponseError } from '../lsp/errors';
 import { clip, oneLine } from '../lsp/describe';
@@ -39,7 +39,7 @@ const imageFields = {
 };
 const generationFields = {
   max_tokens: z.number().int().optional().describe(`Longest answer in tokens (default ${GENERATION_OPTIONS.maxNewTokens.default}, at most ${GENERATION_OPTIONS.maxNewTokens.max})`),
-  strategy: z.enum(['static', 'dynamic']).optional().describe('Remasking strategy of the block-diffusion decoder (default static)'),
+  strategy: z.enum(REMASKING_STRATEGIES as [RemaskingStrategy, ...RemaskingStrategy[]]).optional().describe(`Remasking strategy of the block-diffusion decoder (default ${DEFAULT_STRATEGY})`),
 };
 
 /**
@@ -53,7 +53,7 @@ export function createMcpServer(opts: McpOptions): { server: McpServer; dispose(
   const roots = new AllowedRoots(opts.roots, opts.log);
   const models = new ModelManager(opts.engineFactory, settings, () => {}, (msg) => opts.log(msg));
   const deps: AnswerDeps = { guard: roots.guard, models, queue: new InferenceQueue(), settings };
-  const server = new McpServer({ name: 'diffusionvl', version: '0.1.0' }, { capabilities: { tools: {} } });
+  const server = new McpServer({ ...SERVER_INFO }, { capabilities: { tools: {} } });
   roots.attach(server.server);
 
   /** Runs one question through the shared answering path, reporting each committed block as progress. */

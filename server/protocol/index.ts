@@ -21,6 +21,9 @@ export { MANIFEST_FILE } from '../engine/manifestFile';
 
 export const PROTOCOL_VERSION = 1;
 
+/** How the language server and the MCP server name themselves to clients (the version is package.json's; a test checks). */
+export const SERVER_INFO = { name: 'diffusionvl', version: '0.1.0' } as const;
+
 /**
  * Instructions the client and server send on the user's behalf (hovers, alt text, "describe and insert"). A plain
  * "Describe the image." works with the released models and is also what the small embedded model was trained on;

@@ -129,10 +129,22 @@ execFileSync(process.execPath, [CODE_SERVER, ...csArgs, '--install-extension', `
 
 const port = await freePort();
 const csLog = fs.openSync(path.join(ARTIFACTS, 'code-server.log'), 'w');
-// Own process group, so the extension host and the sidecar go down with it at the end.
-const cs = spawn(process.execPath, [CODE_SERVER, ...csArgs, '--bind-addr', `127.0.0.1:${port}`, '--auth', 'none',
-  '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust', '--disable-getting-started-override', '--ignore-last-opened'],
+// Own process group, so the extension host and the sidecar go down with it at the end. Workspace trust is off
+// except in the `restricted` scenario, which starts code-server again with it on.
+const startCodeServer = (trust = false) => spawn(process.execPath, [CODE_SERVER, ...csArgs, '--bind-addr', `127.0.0.1:${port}`, '--auth', 'none',
+  '--disable-telemetry', '--disable-update-check', ...(trust ? [] : ['--disable-workspace-trust']), '--disable-getting-started-override', '--ignore-last-opened'],
 { env, stdio: ['ignore', csLog, csLog], detached: true });
+let cs = startCodeServer();
+async function stopCodeServer() {
+  try {
+    process.kill(-cs.pid, 'SIGTERM');
+  } catch {
+    // already gone
+  }
+  await until(() => { try { process.kill(-cs.pid, 0); return false; } catch { return true; } }, 'code-server to exit', 10_000).catch(() => {
+    try { process.kill(-cs.pid, 'SIGKILL'); } catch { /* gone */ }
+  });
+}
 
 const results = [];
 let browser;
@@ -448,20 +460,43 @@ try {
     await shot('12-walkthrough');
   });
 
+  // Last: it restarts code-server with workspace trust on and opens the workspace in Restricted Mode.
+  await scenario('restricted', async () => {
+    await page.close();
+    await stopCodeServer();
+    writeSettings({ 'security.workspace.trust.enabled': true });
+    cs = startCodeServer(true);
+    await until(async () => (await fetch(`${base}/healthz`)).ok, 'code-server', 90_000);
+    page = await context.newPage();
+    await page.goto(`${base}/?folder=${encodeURIComponent(dirs.workspace)}`);
+    await page.locator('.monaco-dialog-box .monaco-button', { hasText: /don.t trust/i }).first().click({ timeout: 90_000 });
+    await page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'notes.md' }).first().waitFor({ timeout: 90_000 });
+    await until(async () => !/no model|\$\(error\)/.test(await statusItem().innerText()), 'the status bar item', 60_000);
+    fs.copyFileSync(path.join(REPO, 'test', 'e2e', 'fixtures', 'clipboard.png'), ws('images', 'chart.png'));
+    const res = await harness({
+      chat: [{ prompt: '', command: 'describe', attach: [ws('images', 'flow.png')] }],
+      tool: [
+        { image: 'images/flow.png', question: 'Which box does the arrow point to?' },
+        { image: 'images/chart.png', question: 'How many bars are there?' },
+      ],
+    });
+    if (res.trusted !== false) throw new Error('the workspace is not in Restricted Mode');
+    if (res.chat[0].markdown.join('') !== 'an arrow from H to B') throw new Error(`unexpected /describe response ${JSON.stringify(res.chat[0])}`);
+    // The harness sends chat requests before tool calls: the tool reads the image the user attached…
+    if (res.tool[0].text !== 'B') throw new Error(`the tool did not read the attached image: ${JSON.stringify(res.tool[0])}`);
+    // …and refuses a workspace image nobody attached.
+    if (!/Restricted Mode/.test(res.tool[1].error ?? '')) throw new Error(`an unattached image was read in Restricted Mode: ${JSON.stringify(res.tool[1])}`);
+    if (res.completedAfter !== res.completedBefore + 2) throw new Error(`the sidecar finished ${res.completedAfter - res.completedBefore} requests, expected 2`);
+    await shot('restricted-mode');
+  });
+
   exitCode = results.every((r) => r.ok) && results.length ? 0 : 1;
 } catch (err) {
   console.error('e2e: aborted:', err);
   await page?.screenshot({ path: path.join(ARTIFACTS, 'FAILED-setup.png') }).catch(() => {});
 } finally {
   await browser?.close().catch(() => {});
-  try {
-    process.kill(-cs.pid, 'SIGTERM');
-  } catch {
-    // already gone
-  }
-  await until(() => { try { process.kill(-cs.pid, 0); return false; } catch { return true; } }, 'code-server to exit', 10_000).catch(() => {
-    try { process.kill(-cs.pid, 'SIGKILL'); } catch { /* gone */ }
-  });
+  await stopCodeServer();
   // The extension's log output (server log included) is kept with the screenshots.
   for (const f of findFiles(path.join(dirs.userData, 'logs'), /DiffusionVL\.log$|exthost\.log$/)) fs.copyFileSync(f, path.join(ARTIFACTS, path.basename(path.dirname(f)) + '-' + path.basename(f)));
   fs.writeFileSync(path.join(ARTIFACTS, 'results.json'), JSON.stringify({ results, seconds: (Date.now() - T0) / 1000 }, null, 2));

@@ -43,7 +43,7 @@ async function sendChat(handler, req) {
 module.exports.activate = (ctx) => {
   ctx.subscriptions.push(vscode.commands.registerCommand('diffusionvlE2e.run', async () => {
     const folder = vscode.workspace.workspaceFolders[0].uri;
-    const result = { tools: vscode.lm.tools.map((t) => t.name), chat: [], tool: [] };
+    const result = { trusted: vscode.workspace.isTrusted, tools: vscode.lm.tools.map((t) => t.name), chat: [], tool: [] };
     try {
       const request = JSON.parse(Buffer.from(await vscode.workspace.fs.readFile(vscode.Uri.joinPath(folder, 'e2e-request.json'))).toString('utf8'));
       result.toolInfo = vscode.lm.tools.find((t) => t.name === TOOL);
