@@ -2,7 +2,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import * as vscode from 'vscode';
-import { MANIFEST_FILE, SETTINGS_SECTION, SUPPORTED_REPOS, type ExecutionProvider, type GenerationOptions, type SettingsUpdate } from '../server/protocol';
+import { MANIFEST_FILE, SETTINGS_SECTION, SUPPORTED_REPOS, type ExecutionProvider, type GenerationOptions, type RemaskingStrategy, type SettingsUpdate } from '../server/protocol';
 
 export const SECTION = SETTINGS_SECTION;
 
@@ -95,7 +95,7 @@ export function serverSettings(ctx: vscode.ExtensionContext): SettingsUpdate {
     executionProvider: provider(),
     idleUnloadMinutes: cfg().get<number>('idleUnloadMinutes'),
     steps: cfg().get<number>('steps'),
-    remasking: cfg().get<'static' | 'dynamic'>('remasking'),
+    remasking: cfg().get<RemaskingStrategy>('remasking'),
     confidenceThreshold: cfg().get<number>('confidenceThreshold'),
     maxNewTokens: cfg().get<number>('maxNewTokens'),
     hover: { enabled: hoverEnabled() },
@@ -108,7 +108,7 @@ export function generationOptions(overrides: GenerationOptions = {}): Generation
   const c = cfg();
   return {
     steps: c.get<number>('steps'),
-    strategy: c.get<'static' | 'dynamic'>('remasking'),
+    strategy: c.get<RemaskingStrategy>('remasking'),
     threshold: c.get<number>('confidenceThreshold'),
     maxNewTokens: c.get<number>('maxNewTokens'),
     ...overrides,

@@ -67,7 +67,9 @@ export interface AnyresConfig {
   newlineFile: string;
 }
 
-export type Precision = 'fp32' | 'fp16' | 'int4';
+/** Weight precisions a converted model can have (the converter's `--precision`, prepareModel's `precision`). */
+export const PRECISIONS = ['fp32', 'fp16', 'int4'] as const;
+export type Precision = (typeof PRECISIONS)[number];
 
 export interface TextDims {
   hiddenSize: number;

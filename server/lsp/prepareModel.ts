@@ -3,7 +3,7 @@ import { isAbsolute, join } from 'node:path';
 import type { WorkDoneProgressReporter } from 'vscode-languageserver/node';
 import { CancelledError } from '../engine/api';
 import { DiffusionVLError, errorKind } from '../engine/errors';
-import { MANIFEST_FILE, type ModelManifest } from '../engine/manifest';
+import { MANIFEST_FILE, PRECISIONS, type ModelManifest } from '../engine/manifest';
 import {
   DEFAULT_ENDPOINT,
   DEFAULT_REPO,
@@ -20,7 +20,6 @@ import { message, RequestError } from './errors';
 import { onRequest } from './handlers';
 import { runConversion } from './convertRunner';
 
-const PRECISIONS = new Set<Precision>(['fp32', 'fp16', 'int4']);
 
 /** Converted-size estimate relative to a bf16 checkpoint, for the free-space check. */
 const SIZE_FACTOR: Record<Precision, number> = { fp32: 2.1, fp16: 1.1, int4: 0.6 };
@@ -46,7 +45,7 @@ function check(p: PrepareModelParams): Checked {
   const endpoint = p.endpoint ?? DEFAULT_ENDPOINT;
   if (typeof endpoint !== 'string' || !/^https?:\/\/[^\s]+$/.test(endpoint)) throw new RequestError('params', 'endpoint must be an http(s) URL');
   const precision = p.precision ?? 'fp16';
-  if (!PRECISIONS.has(precision)) throw new RequestError('params', 'precision must be fp32, fp16 or int4');
+  if (!PRECISIONS.includes(precision)) throw new RequestError('params', `precision must be one of ${PRECISIONS.join(', ')}`);
   if (p.localCheckpoint !== undefined && (typeof p.localCheckpoint !== 'string' || !isAbsolute(p.localCheckpoint))) {
     throw new RequestError('params', 'localCheckpoint must be an absolute path');
   }

@@ -11,9 +11,10 @@
  */
 import type { ErrorKind } from '../engine/errors';
 import type { ExecutionProvider } from '../engine/api';
-import type { GenerationOptions } from '../engine/generationOptions';
+import type { GenerationOptions, RemaskingStrategy } from '../engine/generationOptions';
+import type { Precision } from '../engine/manifest';
 
-export type { ErrorKind, ExecutionProvider, GenerationOptions };
+export type { ErrorKind, ExecutionProvider, GenerationOptions, Precision, RemaskingStrategy };
 /** Largest image (encoded file or decoded base64 payload) the server accepts, in bytes. */
 export { MAX_IMAGE_BYTES } from '../engine/image/limits';
 /** The file a converted model folder is recognised by. */
@@ -84,8 +85,6 @@ export type ProgressToken = number | string;
 /** An image: an absolute filesystem path (must lie inside a workspace folder when the client has any), a `file:` URI,
  * or the raw encoded file (PNG, JPEG, WebP, GIF, …) as base64. */
 export type ImageSource = { path: string } | { uri: string } | { bytes: string };
-
-export type Precision = 'fp32' | 'fp16' | 'int4';
 
 // ---------------------------------------------------------------------------------------------------------------
 // diffusionvl/ask
@@ -241,7 +240,7 @@ export interface ServerSettings {
   /** Generation defaults for requests that leave them out (a request's `options` win); unset: the engine's. */
   steps?: number;
   /** The remasking strategy (`options.strategy` on a request). */
-  remasking?: 'static' | 'dynamic';
+  remasking?: RemaskingStrategy;
   /** Threshold of the dynamic strategy (`options.threshold` on a request). */
   confidenceThreshold?: number;
   /** Longest answer, in tokens (hovers and alt text have their own budgets below). */

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Engine, GenerationOptions } from '../engine/api';
+import type { Engine, GenerationOptions, RemaskingStrategy } from '../engine/api';
 import { createEngine } from '../engine/engine';
 import { MANIFEST_FILE, readManifest } from '../engine/manifest';
 import { ArDecoder } from './arDecode';
@@ -16,7 +16,7 @@ import { renderPng } from './render';
 export interface EvalConfig {
   name: string;
   kind: 'ar' | 'diffusion';
-  strategy?: 'static' | 'dynamic';
+  strategy?: RemaskingStrategy;
   threshold?: number;
 }
 

@@ -1,8 +1,6 @@
 import { convertCheckpoint, type ConvertProgress } from '../../converter/convert';
-import type { Precision } from '../../engine/manifest';
+import { PRECISIONS, type Precision } from '../../engine/manifest';
 import { parse, UsageError, type Command } from '../command';
-
-const PRECISIONS: Precision[] = ['fp32', 'fp16', 'int4'];
 
 export const convertCommand: Command = {
   name: 'convert',
