@@ -1,5 +1,5 @@
 import * as vscode from 'vscode';
-import type { StatusResult } from '../server/protocol';
+import { architectureLabel, type StatusResult } from '../server/protocol';
 import type { Sidecar } from './client';
 import { resolveModel } from './settings';
 
@@ -63,6 +63,7 @@ export class StatusBar implements vscode.Disposable {
           const icon = busy ? '$(sync~spin)' : s.model.state === 'error' ? '$(warning)' : '$(eye)';
           this.item.text = `${icon} ${model.label} · ${short}`;
           tip.appendMarkdown(`**${model.label}** — ${s.model.state}${s.model.precision ? `, ${s.model.precision}` : ''}\n\n`);
+          if (s.model.architecture) tip.appendMarkdown(`**Architecture:** ${architectureLabel(s.model.architecture)}\n\n`);
           tip.appendMarkdown(`**Runs on:** ${short}\n\n**Why:** ${why}\n\n`);
           if (s.model.error) tip.appendMarkdown(`**Error:** ${s.model.error}\n\n`);
           if (busy) tip.appendMarkdown(`Busy: ${s.queue.running} running, ${s.queue.waitingInteractive + s.queue.waitingHover} waiting\n\n`);

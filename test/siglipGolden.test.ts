@@ -310,3 +310,33 @@ test('ask: the qwen_2_5 prompt of the evaluation driver, and its pad handling fo
     await engine.dispose();
   }
 });
+
+test('fp16 and int4 conversions: vision drift measured against the official fp32 outputs, ids agreement reported', async (t) => {
+  for (const [precision, bound] of [['fp16', 0.05], ['int4', 1.0]] as const) {
+    const modelDir = await ensureTinySiglipModel(precision);
+    const m = readManifest(modelDir) as SiglipManifest;
+    const s = await ort.InferenceSession.create(join(modelDir, m.files.vision), { intraOpNumThreads: 1 });
+    const p = await preprocessSiglip({ path: image('img2_tall_300x800.png') }, m, 'anyres_max_4');
+    const { siglip, projected } = await visionRun(s, p.pixelValues, p.views.length);
+    await s.release();
+    const dSig = maxAbsDiff(diagonal(siglip, p.views.length, 27, m.vision.hiddenSize), readNpyF32(join(dir, 'vision', 'img2_tall_300x800.siglip.diag.npy')).data);
+    const dProj = maxAbsDiff(diagonal(projected, p.views.length, 27, m.text.hiddenSize), readNpyF32(join(dir, 'vision', 'img2_tall_300x800.projector.diag.npy')).data);
+    const engine = await createEngine({ modelDir, provider: 'cpu', threads: 1 });
+    let same = 0;
+    try {
+      for (const c of Object.values(gen.cases)) {
+        const k = c.gen_kwargs;
+        const r = await engine.generateIds({
+          promptIds: c.prompt_ids,
+          images: c.images.map((f) => ({ path: image(f) })),
+          options: { maxNewTokens: k.gen_length, steps: k.steps, strategy: k.remasking_strategy.endsWith('dynamic') ? 'dynamic' : 'static', blockSize: c.block_size, imageAspectRatio: c.multi_image_mode === 'driver_multi_image_pad' ? 'pad' : undefined },
+        });
+        if (JSON.stringify(r.outputIds) === JSON.stringify(c.output_ids)) same++;
+      }
+    } finally {
+      await engine.dispose();
+    }
+    t.diagnostic(`${precision}: SigLIP max|Δ| ${dSig.toExponential(2)}, projector max|Δ| ${dProj.toExponential(2)}, output ids identical on ${same}/${Object.keys(gen.cases).length} cases`);
+    assert.ok(dSig < bound && dProj < bound, `${precision} drifted too far: SigLIP ${dSig}, projector ${dProj}`);
+  }
+});

@@ -3,6 +3,8 @@ import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
 import { downscaleSize, pyFloorDiv, resizeAndPadGeometry, selectBestResolution, unpadGeometry } from '../server/engine/arch/siglip/anyres';
 import { bilinearResize } from '../server/engine/arch/siglip/assemble';
+import { Xoshiro128 } from '../server/engine/rng';
+import { rawSoftmaxProb, sampleRow } from '../server/engine/sampling';
 
 const PINPOINTS: [number, number][] = [];
 for (let i = 1; i <= 6; i++) for (let j = 1; j <= 6; j++) PINPOINTS.push([384 * i, 384 * j]);
@@ -65,4 +67,13 @@ test('bilinear down-scale as PyTorch (align_corners=False): edge clamp, half-pix
   assert.ok(Math.abs(out[1] - 1.2661290168762207) < 1e-5, String(out[1]));
   const flat = bilinearResize(new Float32Array(h * w).fill(3.25), h, w, 1, 46, 62);
   assert.ok(flat.every((v) => v === 3.25));
+});
+
+test('sampling confidence of the Qwen code: softmax of the raw logits, not of the filtered distribution', () => {
+  const logits = Float32Array.of(2, 1, 0);
+  const rng = new Xoshiro128(1);
+  const pick = sampleRow(logits, { temperature: 1, topK: 1, topP: 1 }, rng);
+  assert.equal(pick.id, 0);
+  assert.equal(pick.prob, 1);
+  assert.equal(rawSoftmaxProb(logits, 0), Math.fround(Math.exp(2) / (Math.exp(2) + Math.exp(1) + 1)));
 });

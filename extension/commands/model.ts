@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { MANIFEST_FILE, Methods, type PrepareModelParams, type PrepareModelResult, type StatusResult } from '../../server/protocol';
+import { architectureLabel, MANIFEST_FILE, Methods, type PrepareModelParams, type PrepareModelResult, type StatusResult } from '../../server/protocol';
 import type { Sidecar } from '../client';
 import { errorText, SidecarError } from '../client';
 import { computeLabel } from '../statusBar';
@@ -97,7 +97,11 @@ async function showStatus(ctx: vscode.ExtensionContext, sidecar: Sidecar): Promi
   if (s) {
     const { short, why } = computeLabel(s);
     rows.push(
-      { label: `$(symbol-misc) Model`, description: `${model.label} — ${s.model.state}`, detail: s.model.dir ?? 'none configured' },
+      {
+        label: `$(symbol-misc) Model`,
+        description: `${model.label} — ${s.model.state}${s.model.architecture ? ` · ${architectureLabel(s.model.architecture)}` : ''}`,
+        detail: s.model.dir ?? 'none configured',
+      },
       { label: `$(chip) Runs on`, description: short, detail: `Why: ${why}` },
       { label: `$(pulse) Memory`, description: `${mib(s.memory.rssBytes)} resident, ${mib(s.memory.externalBytes)} native buffers` },
       { label: `$(list-ordered) Requests`, description: `${s.queue.running} running, ${s.queue.waitingInteractive + s.queue.waitingHover} waiting, ${s.queue.completed} done, ${s.queue.failed} failed, ${s.queue.cancelled} cancelled` },

@@ -70,6 +70,7 @@ export async function convertSiglipInto(ckpt: SiglipCheckpoint, dir: string, opt
     },
     vision: { ...cfg.vision },
     image: { ...cfg.anyres, gridPinpoints: cfg.anyres.gridPinpoints.map((p) => [p[0], p[1]] as [number, number]), newlineFile: 'image_newline.bin' },
+    ...(cfg.maxPromptRows !== undefined ? { maxPromptRows: cfg.maxPromptRows } : {}),
     tokens: { mask: cfg.tokens.mask, eos: cfg.tokens.eos, pad: cfg.tokens.pad, imagePlaceholder: IMAGE_PLACEHOLDER },
     files: { decoder: 'decoder.onnx', lmHead: 'lm_head.onnx', vision: 'vision.onnx', tokenizer: 'tokenizer.json' },
     embeddings: { file: 'embeddings.bin', dtype: embDtype, rows: t.vocabSize, cols: t.hiddenSize },

@@ -4,7 +4,7 @@ import type { KvCache } from './kvCache';
 import { blockCausalMask, fusedCommitMask, openMask } from './masks';
 import { range } from './rope';
 import type { Xoshiro128 } from './rng';
-import { sampleRow, type SamplingParams } from './sampling';
+import { rawSoftmaxProb, sampleRow, type SamplingParams } from './sampling';
 import { blockLayout, transferSchedule } from './schedule';
 import { selectTransfers } from './remasking';
 
@@ -33,6 +33,11 @@ export interface DiffusionParams {
    * the default) or the generation length (the Qwen/SigLIP code).
    */
   fullDiffusionSchedule?: 'blockSize' | 'genLength';
+  /**
+   * Confidence of a sampled token (temperature > 0): its probability under the filtered distribution it was drawn
+   * from (QwenVL code, the default) or under the softmax of the raw logits (Qwen/SigLIP code).
+   */
+  samplingConfidence?: 'filtered' | 'raw';
 }
 
 export interface DiffusionHooks {
@@ -167,7 +172,7 @@ export async function runBlockDiffusion(
           const row = head.logits!.subarray(r * (head.logits!.length / B), (r + 1) * (head.logits!.length / B));
           const pick = sampleRow(row, p.sampling, p.rng!);
           x0[r] = pick.id;
-          if (masked[r]) conf[r] = pick.prob;
+          if (masked[r]) conf[r] = p.samplingConfidence === 'raw' ? rawSoftmaxProb(row, pick.id) : pick.prob;
         } else {
           x0[r] = head.ids[r];
           if (masked[r]) conf[r] = head.probs[r];

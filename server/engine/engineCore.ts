@@ -154,6 +154,8 @@ export class EngineCore {
         row += counts[img++];
       } else this.model.embedRow(id, embeds, row++ * h);
     }
+    const limit = this.arch.promptRowLimit(features.length);
+    if (limit !== undefined && promptLen > limit) return { embeds: embeds.subarray(0, limit * h), promptLen: limit, counts };
     return { embeds, promptLen, counts };
   }
 

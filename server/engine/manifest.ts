@@ -34,6 +34,8 @@ export interface SiglipManifest extends ManifestCommon {
   architecture: 'diffusionvl_qwen';
   vision: SiglipVisionDims;
   image: AnyresConfig;
+  /** `tokenizer_model_max_length`: the official image path truncates the spliced prompt to this many rows. */
+  maxPromptRows?: number;
 }
 
 export type ModelManifest = QwenVLManifest | SiglipManifest;

@@ -40,6 +40,15 @@ export function sampleRow(logits: Float32Array, p: SamplingParams, rng: Xoshiro1
   return { id, prob: Math.fround(l[id] / sum) };
 }
 
+/** softmax(logits)[id] of the unmodified logits: the Qwen (SigLIP) code's confidence when sampling. */
+export function rawSoftmaxProb(logits: Float32Array, id: number): number {
+  let max = -Infinity;
+  for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i];
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i] - max);
+  return Math.fround(Math.exp(logits[id] - max) / sum);
+}
+
 function kthLargest(l: Float64Array, k: number): number {
   const sorted = Float64Array.from(l).sort();
   return sorted[sorted.length - k];

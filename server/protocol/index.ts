@@ -148,6 +148,7 @@ export interface StatusResult {
     /** Where `dir` came from: the `modelPath` setting, or the embedded default model (`models/default`) because
      * nothing is configured. */
     source?: 'setting' | 'default';
+    /** The manifest's architecture (see {@link architectureLabel}). */
     architecture?: string;
     precision?: string;
     /** Last load error (state `error`). */
@@ -189,6 +190,13 @@ export interface DownloadStatus {
 /** Releases this server can convert and run. */
 export const SUPPORTED_REPOS = ['hustvl/DiffusionVL-Qwen2.5VL-3B', 'hustvl/DiffusionVL-Qwen2.5VL-7B', 'hustvl/DiffusionVL-Qwen2.5-7B'] as const;
 export const DEFAULT_REPO = SUPPORTED_REPOS[0];
+
+/** How the status shows a converted model's architecture. */
+export function architectureLabel(architecture: string): string {
+  if (architecture === 'diffusionvl_qwenvl') return 'DiffusionVL-QwenVL (Qwen2.5-VL vision)';
+  if (architecture === 'diffusionvl_qwen') return 'DiffusionVL-Qwen (SigLIP vision, anyres tiles)';
+  return architecture;
+}
 export const DEFAULT_ENDPOINT = 'https://huggingface.co';
 
 export interface PrepareModelParams {

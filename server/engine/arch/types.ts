@@ -29,8 +29,10 @@ export interface ArchAdapter {
   imageOptionsKey(req: ImageRequest): string;
   /** The prompt ids as the official code splices them (e.g. ids it deletes on the image path). */
   promptIds(ids: number[], imageCount: number): number[];
+  /** Rows the official code keeps of a spliced prompt with `imageCount` images (it truncates the rest), if limited. */
+  promptRowLimit(imageCount: number): number | undefined;
   /** The image handling the official evaluation driver forces for a question with `imageCount` images, if any. */
   driverAspectRatio(imageCount: number): string | undefined;
   /** Where the architecture's generate loop differs from the shared one's defaults. */
-  loop: Pick<DiffusionParams, 'fullDiffusionSchedule'>;
+  loop: Pick<DiffusionParams, 'fullDiffusionSchedule' | 'samplingConfidence'>;
 }

@@ -57,7 +57,8 @@ export function qwenVLAdapter(m: QwenVLManifest, model: OrtModel): ArchAdapter {
       return { key, encode: () => encodeQwenVL(model, m.vision, pre.pixelValues, pre.gridThw) };
     },
     promptIds: (ids) => ids,
-    loop: { fullDiffusionSchedule: 'blockSize' },
+    loop: { fullDiffusionSchedule: 'blockSize', samplingConfidence: 'filtered' },
     driverAspectRatio: () => undefined,
+    promptRowLimit: () => undefined,
   };
 }

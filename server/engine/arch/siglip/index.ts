@@ -112,9 +112,11 @@ export function siglipAdapter(m: SiglipManifest, model: OrtModel, modelDir: stri
     // The official image path builds its attention mask as ids != pad and deletes every masked position, so a
     // literal <|endoftext|> in the prompt vanishes when images are present (not on the text-only path).
     promptIds: (ids, imageCount) => (imageCount > 0 ? ids.filter((id) => id !== m.tokens.pad) : ids),
-    loop: { fullDiffusionSchedule: 'genLength' },
+    loop: { fullDiffusionSchedule: 'genLength', samplingConfidence: 'raw' },
     // The driver sets image_aspect_ratio = getattr(gen_kwargs, "image_aspect_ratio", "pad") for several images;
     // getattr on a dict is always "pad": one grey-padded square view (729 rows + newline) per image.
     driverAspectRatio: (imageCount) => (imageCount > 1 ? 'pad' : undefined),
+    // prepare_inputs_labels_for_multimodal truncates to tokenizer_model_max_length; the text-only path does not.
+    promptRowLimit: (imageCount) => (imageCount > 0 ? m.maxPromptRows : undefined),
   };
 }
