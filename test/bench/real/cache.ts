@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeTinyCheckpoint, type TinyCheckpointOptions } from '../../helpers/checkpoint/tinyCheckpoint';
 import { repoRoot } from '../../helpers/paths';
 
 /** Everything bench:real generates lives here (ignored by git); reruns reuse it. */
@@ -10,7 +9,7 @@ export const realBenchDir = join(repoRoot, '.cache', 'bench-real');
 
 const hash = (s: string | Buffer) => createHash('sha256').update(s).digest('hex').slice(0, 12);
 
-export function checkpointDir(label: string, opts: TinyCheckpointOptions): string {
+export function checkpointDir(label: string, opts: object): string {
   return join(realBenchDir, `ckpt-${label}-${hash(JSON.stringify(opts))}`);
 }
 
@@ -32,12 +31,12 @@ export function converterKey(): string {
 }
 
 /** Writes the checkpoint once (into a temp folder renamed into place); returns its size on disk and write time. */
-export async function ensureCheckpoint(dir: string, opts: TinyCheckpointOptions): Promise<{ bytes: number; seconds: number | null }> {
+export async function ensureCheckpoint(dir: string, write: (dir: string) => Promise<unknown>): Promise<{ bytes: number; seconds: number | null }> {
   let seconds: number | null = null;
   if (!existsSync(join(dir, 'config.json'))) {
     const t0 = Date.now();
     await rm(`${dir}.tmp`, { recursive: true, force: true });
-    await writeTinyCheckpoint(`${dir}.tmp`, opts);
+    await write(`${dir}.tmp`);
     await rename(`${dir}.tmp`, dir);
     seconds = (Date.now() - t0) / 1000;
   }

@@ -29,8 +29,8 @@ function micro(n: number, k: number, int4: Int4Config, config?: Record<string, s
 }
 
 async function main(): Promise<void> {
-  const H = shape.text.hiddenSize;
-  const I = shape.text.intermediateSize;
+  const H = shape.hiddenSize;
+  const I = shape.intermediateSize;
   const layouts: Int4Config[] = [];
   for (const blockSize of [32, 64, 128]) for (const symmetric of [false, true]) layouts.push({ blockSize, symmetric, accuracyLevel: 4 });
   layouts.push({ blockSize: 32, symmetric: false, accuracyLevel: 0 }, { blockSize: 32, symmetric: false, accuracyLevel: 1 });

@@ -19,7 +19,7 @@ import { decoderFlopsPerRow, headFlopsPerRow, visionFlops } from './flops';
 import type { MicroResult } from './microbench';
 import type { AskResult, ForwardResult } from './phases';
 import { ensureScreenshot } from './screenshots';
-import { checkpointOptions, REAL_SHAPES } from './shapes';
+import { REAL_SHAPES } from './shapes';
 
 interface Args {
   shape: string;
@@ -95,16 +95,16 @@ async function main(): Promise<void> {
     else console.error(s);
   };
   const shape = REAL_SHAPES[args.shape];
-  const opts = checkpointOptions(shape, args.layers);
-  const textLayers = opts.text!.numLayers!;
+  const cut = shape.checkpoint(args.layers);
+  const textLayers = cut.textLayers;
   const label = `${args.shape}-${textLayers}L`;
   const t0 = Date.now();
   const loadBefore = loadavg()[0];
 
   // 1. Checkpoint (cached).
-  const ckpt = checkpointDir(label, opts);
-  log(`checkpoint ${shape.release} shape, ${textLayers}/${shape.text.numLayers} text layers, ${opts.vision!.depth}/${shape.vision.depth} vision blocks, bf16 …`);
-  const written = await ensureCheckpoint(ckpt, opts);
+  const ckpt = checkpointDir(label, cut.options);
+  log(`checkpoint ${shape.release} shape, ${textLayers}/${shape.textLayers} text layers, ${cut.visionBlocks}/${shape.visionBlocks} vision blocks, bf16 …`);
+  const written = await ensureCheckpoint(ckpt, cut.write);
 
   // 2. Conversion (in a child for its own peak RSS; cached while the converter is unchanged).
   const modelDir = join(realBenchDir, `model-${label}-${args.precision}-${converterKey()}`);
@@ -159,7 +159,7 @@ async function main(): Promise<void> {
     shape: args.shape,
     release: shape.release,
     textLayers,
-    visionBlocks: opts.vision!.depth,
+    visionBlocks: cut.visionBlocks,
     precision: args.precision,
     checkpoint: { bytes: written.bytes, generatedSeconds: written.seconds },
     convert: conv,
@@ -178,7 +178,7 @@ async function main(): Promise<void> {
   }
 
   const line = (name: string, value: string, detail = '') => console.log(`${name.padEnd(30)} ${value.padStart(12)}   ${detail}`);
-  console.log(`\n${shape.release} shape, ${args.precision}, ${textLayers} text layers / ${opts.vision!.depth} vision blocks; ${args.provider}, ${args.threads} threads on ${availableParallelism()} CPUs`);
+  console.log(`\n${shape.release} shape, ${args.precision}, ${textLayers} text layers / ${cut.visionBlocks} vision blocks; ${args.provider}, ${args.threads} threads on ${availableParallelism()} CPUs`);
   console.log(`load average ${result.machine.loadAverage.map((x) => x.toFixed(1)).join(' → ')} (other processes on this machine during the run)`);
   line('checkpoint (bf16)', gib(written.bytes), written.seconds === null ? 'cached' : `generated in ${written.seconds.toFixed(0)} s`);
   line('conversion', `${conv.seconds.toFixed(0)} s`, `peak RSS ${gib(conv.peakRss)}${existsSync(record) && conv.at ? ` (converted ${conv.at})` : ''}`);

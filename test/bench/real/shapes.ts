@@ -1,11 +1,32 @@
-import type { TinyCheckpointOptions, TinyTextDims, TinyVisionDims } from '../../helpers/checkpoint/tinyCheckpoint';
+import { writeTinyCheckpoint, type TinyCheckpointOptions, type TinyTextDims, type TinyVisionDims } from '../../helpers/checkpoint/tinyCheckpoint';
 
 /**
- * The released model shapes `bench:real` can generate. A new shape (another vision tower, another size) is one more
- * entry: the benchmark reads everything else from the converted model's manifest.
+ * The released model shapes `bench:real` can generate. A new shape is one more entry of `REAL_SHAPES`: its dimensions
+ * and how to write its checkpoint (another architecture brings its own generator, e.g. a SigLIP tower). The benchmark
+ * reads everything else from the converted model's manifest; the vision FLOP count (flops.ts) and the image-token
+ * count (phases.ts) are per architecture.
  */
 export interface RealShape {
   /** The Hugging Face release it stands for. */
+  release: string;
+  textLayers: number;
+  visionBlocks: number;
+  /** Text widths (the micro-benchmarks time this shape's MLP linears). */
+  hiddenSize: number;
+  intermediateSize: number;
+  /** The release's checkpoint cut to the first `layers` text layers and vision blocks (all when undefined). */
+  checkpoint(layers?: number): RealCheckpoint;
+}
+
+export interface RealCheckpoint {
+  textLayers: number;
+  visionBlocks: number;
+  /** Identifies the generated files (cache key). */
+  options: object;
+  write(dir: string): Promise<unknown>;
+}
+
+interface QwenVLShape {
   release: string;
   text: TinyTextDims;
   vision: TinyVisionDims;
@@ -29,28 +50,40 @@ const QWEN25VL_VISION: TinyVisionDims = {
 
 const QWEN25_TEXT = { vocabSize: 151936, rmsNormEps: 1e-6, ropeTheta: 1000000.0 };
 
+const qwenVL = (shape: QwenVLShape): RealShape => ({
+  release: shape.release,
+  textLayers: shape.text.numLayers,
+  visionBlocks: shape.vision.depth,
+  hiddenSize: shape.text.hiddenSize,
+  intermediateSize: shape.text.intermediateSize,
+  checkpoint(layers) {
+    const options = checkpointOptions(shape, layers);
+    return { textLayers: options.text!.numLayers!, visionBlocks: options.vision!.depth!, options, write: (dir) => writeTinyCheckpoint(dir, options) };
+  },
+});
+
 export const REAL_SHAPES: Record<string, RealShape> = {
-  '3b': {
+  '3b': qwenVL({
     release: 'hustvl/DiffusionVL-Qwen2.5VL-3B',
     text: { ...QWEN25_TEXT, hiddenSize: 2048, intermediateSize: 11008, numLayers: 36, numHeads: 16, numKvHeads: 2 },
     vision: QWEN25VL_VISION,
     tied: true,
     shards: 2,
-  },
-  '7b': {
+  }),
+  '7b': qwenVL({
     release: 'hustvl/DiffusionVL-Qwen2.5VL-7B',
     text: { ...QWEN25_TEXT, hiddenSize: 3584, intermediateSize: 18944, numLayers: 28, numHeads: 28, numKvHeads: 4 },
     vision: QWEN25VL_VISION,
     tied: false,
     shards: 4,
-  },
+  }),
 };
 
 /**
  * Checkpoint options for a shape, optionally cut to the first `layers` text layers and vision blocks (the vision
  * tower keeps the full-attention blocks that fall inside the cut, at least its last block).
  */
-export function checkpointOptions(shape: RealShape, layers?: number): TinyCheckpointOptions {
+function checkpointOptions(shape: QwenVLShape, layers?: number): TinyCheckpointOptions {
   const textLayers = Math.min(layers ?? shape.text.numLayers, shape.text.numLayers);
   const depth = Math.min(layers ?? shape.vision.depth, shape.vision.depth);
   const full = shape.vision.fullAttentionBlocks.filter((b) => b < depth);
