@@ -64,7 +64,7 @@ export function registerAskImageTool(sidecar: Sidecar, attached: AttachedImages)
       const res = await sidecar.ask({ image: toImageSource(image), question: options.input.question.trim(), options: generationOptions() }, () => {}, token);
       const parts = [new vscode.LanguageModelTextPart(res.text.trim())];
       // A caller must not pass the demo model's guesses off as a description of a real image.
-      if (isDemoModel(sidecar.ctx)) parts.push(new vscode.LanguageModelTextPart(`(Answered by DiffusionVL's demo model. ${DEMO_SUMMARY})`));
+      if (isDemoModel(sidecar.ctx)) parts.push(new vscode.LanguageModelTextPart(`\n\n(Answered by DiffusionVL's demo model. ${DEMO_SUMMARY})`));
       return new vscode.LanguageModelToolResult(parts);
     },
   };

@@ -240,9 +240,24 @@ async function answerFrameFor(label) {
 }
 
 async function askViaPalette(image, question) {
-  await palette('DiffusionVL: Ask About Image…');
-  await pickInQuickInput(image);
-  await pickInQuickInput(question, question);
+  // A panel that is still loading can take the focus and close the picker: start over when that happens.
+  const pick = async (text) => {
+    await quickInputBox().waitFor({ state: 'visible', timeout: 5_000 });
+    await quickInputBox().fill(text, { timeout: 5_000 });
+    await quickInput().locator('.monaco-list-row.focused', { hasText: text }).waitFor({ timeout: 15_000 });
+    await page.keyboard.press('Enter');
+  };
+  await until(async () => {
+    try {
+      await palette('DiffusionVL: Ask About Image…');
+      await pick(image);
+      await pick(question);
+      return true;
+    } catch {
+      await page.keyboard.press('Escape');
+      return false;
+    }
+  }, `asking ${JSON.stringify(question)} about ${image}`, 90_000, 500);
 }
 
 /** Asks a follow-up question in a panel; resolves with the finished exchange. */
@@ -723,7 +738,9 @@ try {
     const [described, demoMark] = res.chat[0].markdown.join('').split('\n\n');
     if (described !== 'an arrow from H to B' || !/Demo model/.test(demoMark ?? '')) throw new Error(`unexpected /describe response ${JSON.stringify(res.chat[0])}`);
     // The harness sends chat requests before tool calls: the tool reads the image the user attached…
-    if (res.tool[0].text !== 'B') throw new Error(`the tool did not read the attached image: ${JSON.stringify(res.tool[0])}`);
+    // The demo model's answer, then its note (this profile runs the shipped demo model).
+    const [toolAnswer, toolNote] = res.tool[0].text.split('\n\n');
+    if (toolAnswer !== 'B' || !/demo model/.test(toolNote ?? '')) throw new Error(`the tool did not read the attached image: ${JSON.stringify(res.tool[0])}`);
     // …and refuses a workspace image nobody attached.
     if (!/Restricted Mode/.test(res.tool[1].error ?? '')) throw new Error(`an unattached image was read in Restricted Mode: ${JSON.stringify(res.tool[1])}`);
     if (res.completedAfter !== res.completedBefore + 2) throw new Error(`the sidecar finished ${res.completedAfter - res.completedBefore} requests, expected 2`);
