@@ -7,13 +7,23 @@ import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
 const root = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..');
-const base = join(root, 'out', 'test');
-const filter = process.argv.slice(2);
+const args = process.argv.slice(2);
+// Suites with their own command: benchmarks, `npm run test:e2e` (e2e, vscode), `npm run test:webgpu` (webgpu, which
+// runs `--suite webgpu` here once its driver is set up).
+const OWN_SUITES = new Set(['bench', 'e2e', 'vscode', 'webgpu']);
+const suiteAt = args.indexOf('--suite');
+const suite = suiteAt >= 0 ? args.splice(suiteAt, 2)[1] : undefined;
+if (suite !== undefined && !OWN_SUITES.has(suite)) {
+  console.error(`--suite must be one of ${[...OWN_SUITES].join(', ')}`);
+  process.exit(1);
+}
+const base = join(root, 'out', 'test', ...(suite ? [suite] : []));
+const filter = args;
 
 function walk(dir) {
   return readdirSync(dir).flatMap((name) => {
     const p = join(dir, name);
-    if (statSync(p).isDirectory()) return name === 'bench' || name === 'e2e' || name === 'vscode' ? [] : walk(p);
+    if (statSync(p).isDirectory()) return OWN_SUITES.has(name) ? [] : walk(p);
     return name.endsWith('.test.js') ? [p] : [];
   });
 }

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { runBlockDiffusion, type DiffusionParams } from '../server/engine/blockDiffusion';
 import type { DiffusionModel } from '../server/engine/diffusionModel';
 import { f32ToF16Bits as floatToHalf, halfToFloat } from '../server/engine/half';
-import { KvCache } from '../server/engine/kvCache';
+import { HostKvCache } from '../server/engine/kvCache';
 import { blockCausalMask, fusedCommitMask } from '../server/engine/masks';
 import type { VisionDims } from '../server/engine/manifest';
 import { chatPrompt, tokenizeWithImages } from '../server/engine/prompt';
@@ -149,7 +149,7 @@ test('float16 round trip', () => {
 });
 
 test('kv cache appends with one set per tensor, grows by doubling and keeps the prefix', () => {
-  const c = new KvCache(1, 2, 'float32', 2);
+  const c = new HostKvCache(1, 2, 'float32', 2);
   c.append([Float32Array.from([1, 2, 3, 4])], [Float32Array.from([5, 6, 7, 8])], 2);
   c.append([Float32Array.from([9, 10, 0, 0])], [Float32Array.from([11, 12, 0, 0])], 1);
   assert.equal(c.length, 3);
@@ -159,17 +159,25 @@ test('kv cache appends with one set per tensor, grows by doubling and keeps the 
   assert.deepEqual(Array.from(c.pastKey(0)), [1, 2]);
 });
 
-test('providers: explicit GPU request tries it then cpu; auto picks the platform GPU; fallback is reported', async () => {
+test('providers: explicit GPU request tries it then cpu; auto tries WebGPU (hardware only) then cpu; fallback is reported', async () => {
   assert.deepEqual(providerCandidates('cpu'), ['cpu']);
   assert.deepEqual(providerCandidates('cuda'), ['cuda', 'cpu']);
-  assert.deepEqual(providerCandidates('auto', 'win32'), ['dml', 'cpu']);
-  assert.deepEqual(providerCandidates('auto', 'darwin'), ['coreml', 'cpu']);
+  assert.deepEqual(providerCandidates('auto'), ['webgpu', 'cpu']);
   const r = await withFallback('cuda', async (p) => {
     if (p !== 'cpu') throw new Error('no libcuda');
     return 7;
   });
   assert.equal(r.provider, 'cpu');
   assert.match(r.reason, /cuda unavailable: no libcuda; fell back to cpu/);
+  // Only an automatic choice asks the provider to refuse a software adapter.
+  const seen: [string, boolean][] = [];
+  const a = await withFallback('auto', async (p, auto) => {
+    seen.push([p, auto]);
+    if (p === 'webgpu') throw new Error('Failed to get a WebGPU adapter: No supported adapters');
+    return 1;
+  });
+  assert.deepEqual(seen, [['webgpu', true], ['cpu', true]]);
+  assert.match(a.reason, /^webgpu unavailable: no WebGPU adapter: no GPU driver with Vulkan, Metal or Direct3D 12 support was found.*; fell back to cpu$/);
 });
 
 test('qwen_2_5 prompt: chunks around <image> are tokenised separately with -200 between', () => {
@@ -196,14 +204,18 @@ function fakeModel(picks: (call: number, rows: number) => number[]): DiffusionMo
   return {
     hiddenSize: 1,
     calls,
-    async decode(_embeds, positions, _mask, _cache, wantKv) {
-      calls.push({ kind: wantKv ? 'kv' : 'nokv', rows: positions.length });
-      const z = new Float32Array(positions.length);
-      return wantKv ? { hidden: z, newKeys: [z], newValues: [z] } : { hidden: z };
+    async decode(_embeds, positions, _mask, cache, req) {
+      calls.push({ kind: req.commitRows > 0 ? 'kv' : 'nokv', rows: positions.length });
+      if (req.commitRows > 0) {
+        const z = new Float32Array(req.commitRows);
+        (cache as HostKvCache).append([z], [z], req.commitRows);
+      }
+      return req.hidden ? { rows: positions.length } : null;
     },
-    async head(hidden) {
-      const ids = Int32Array.from(picks(headCalls++, hidden.length));
-      return { ids, probs: new Float32Array(hidden.length).fill(1) };
+    async head(hidden, fromRow) {
+      const rows = hidden.rows - fromRow;
+      const ids = Int32Array.from(picks(headCalls++, rows));
+      return { ids, probs: new Float32Array(rows).fill(1) };
     },
     embedRow(id, dst, offset) {
       dst[offset] = id;
@@ -218,25 +230,25 @@ const params = (over: Partial<DiffusionParams>): DiffusionParams => ({
 
 test('loop: EOS in a finished block stops generation; unprocessed positions keep MASK', async () => {
   const model = fakeModel(() => [7, 7, 7, 7]);
-  const r = await runBlockDiffusion(model, new Float32Array(4), 4, params({}), new KvCache(1, 1, 'float32'), 0, { checkCancel() {} });
+  const r = await runBlockDiffusion(model, new Float32Array(4), 4, params({}), new HostKvCache(1, 1, 'float32'), 0, { checkCancel() {} });
   assert.deepEqual(r.outputIds, [7, 7, 7, 7, 99, 99, 99, 99]);
   assert.deepEqual(r.forwards, { prefill: 1, denoise: 4, commit: 1, fusedCommits: 0 });
   // Fused: the last block's commit is never needed.
-  const f = await runBlockDiffusion(fakeModel(() => [7, 7, 7, 7]), new Float32Array(4), 4, params({ fusedCommit: true }), new KvCache(1, 1, 'float32'), 0, { checkCancel() {} });
+  const f = await runBlockDiffusion(fakeModel(() => [7, 7, 7, 7]), new Float32Array(4), 4, params({ fusedCommit: true }), new HostKvCache(1, 1, 'float32'), 0, { checkCancel() {} });
   assert.deepEqual(f.forwards, { prefill: 1, denoise: 4, commit: 0, fusedCommits: 0 });
 });
 
 test('loop: a predicted MASK keeps the position masked; the block is then never committed', async () => {
   // Row 0 wins every step (ties → lowest position) and keeps predicting MASK: nothing ever gets unmasked.
   const model = fakeModel(() => [99, 5, 5, 5]);
-  const r = await runBlockDiffusion(model, new Float32Array(4), 4, params({ genLen: 4 }), new KvCache(1, 1, 'float32'), 0, { checkCancel() {} });
+  const r = await runBlockDiffusion(model, new Float32Array(4), 4, params({ genLen: 4 }), new HostKvCache(1, 1, 'float32'), 0, { checkCancel() {} });
   assert.deepEqual(r.outputIds, [99, 99, 99, 99]);
   assert.deepEqual(r.forwards, { prefill: 1, denoise: 5, commit: 0, fusedCommits: 0 });
 });
 
 test('loop: fused mode feeds [finished block, next block] once per block and saves one pass per block', async () => {
   const model = fakeModel(() => [1, 2, 3, 4]);
-  const r = await runBlockDiffusion(model, new Float32Array(4), 4, params({ fusedCommit: true, genLen: 12 }), new KvCache(1, 1, 'float32'), 0, { checkCancel() {} });
+  const r = await runBlockDiffusion(model, new Float32Array(4), 4, params({ fusedCommit: true, genLen: 12 }), new HostKvCache(1, 1, 'float32'), 0, { checkCancel() {} });
   assert.deepEqual(r.forwards, { prefill: 1, denoise: 12, commit: 0, fusedCommits: 2 });
   assert.deepEqual(model.calls.filter((c) => c.rows === 8).length, 2);
 });

@@ -22,6 +22,11 @@ export interface EngineOptions {
   provider?: ExecutionProvider;
   /** ONNX Runtime intra-op threads (default: ORT's choice). */
   threads?: number;
+  /**
+   * Where the KV cache lives on WebGPU: on the device (default, IO binding) or in host memory, copied in every pass
+   * as other GPU providers do (for comparisons and benchmarks). Other providers always use host memory.
+   */
+  kvOnDevice?: boolean;
 }
 
 /** A request's {@link GenerationOptions} plus engine tuning the CLI and benchmarks use (not on the wire). */
@@ -102,6 +107,12 @@ export interface GenerationStats {
     /** Prompt positions whose K/V were reused from the previous run (0 on a miss). */
     prefixReusedTokens?: number;
   };
+  /**
+   * Past K/V handed to ONNX Runtime from host memory, summed over the run's decoder passes: read in place by the
+   * CPU provider, copied to the device on every pass by CUDA, DirectML and Core ML; 0 on WebGPU, where the cache
+   * stays on the device.
+   */
+  io?: { pastKvHostBytes: number; pastKvHostRuns: number };
 }
 
 export interface GenerationResult {

@@ -1,7 +1,7 @@
 import type { ForwardCounts, RemaskingStrategy } from './api';
 import type { DiffusionModel } from './diffusionModel';
 import type { KvCache } from './kvCache';
-import { blockCausalMask, fusedCommitMask, openMask } from './masks';
+import { cachedUnfused, fullRecompute, fusedCommit, type ForwardStrategy, type StrategyContext } from './forwardStrategies';
 import { range } from './rope';
 import type { Xoshiro128 } from './rng';
 import { rawSoftmaxProb, sampleRow, type SamplingParams } from './sampling';
@@ -11,7 +11,8 @@ import { selectTransfers } from './remasking';
 /**
  * The block-diffusion generation loop (`generate_with_bd3lm`): blocks aligned to absolute position 0, a
  * block-causal prefill of the prompt's full blocks, then per block up to S+1 iterations of "denoise and unmask the
- * most confident positions", a commit pass once no mask is left, and an EOS check after each finished block.
+ * most confident positions", a commit once no mask is left, and an EOS check after each finished block. How a
+ * pass reaches the decoder and how finished blocks are committed is a forward strategy (forwardStrategies.ts).
  */
 export interface DiffusionParams {
   genLen: number;
@@ -78,7 +79,6 @@ export async function runBlockDiffusion(
   // uses the generation length there.
   const schedule = transferSchedule(lay.fullDiffusion && p.fullDiffusionSchedule === 'genLength' ? p.genLen : p.blockSize, p.steps);
   const forwards: ForwardCounts = { prefill: 0, denoise: 0, commit: 0, fusedCommits: 0 };
-  const useCache = !p.noKvCache && cache !== null;
   const sampling = p.sampling.temperature > 0;
   if (sampling && !p.rng) throw new Error('sampling needs a random generator');
 
@@ -88,88 +88,49 @@ export async function runBlockDiffusion(
   const maskRow = new Float32Array(h);
   model.embedRow(p.maskId, maskRow, 0);
 
-  const timed = async <T>(kind: 'prefillMs' | 'decodeMs', f: () => Promise<T>): Promise<T> => {
-    const t0 = performance.now();
-    try {
-      return await f();
-    } finally {
-      if (hooks.timing) hooks.timing[kind] += performance.now() - t0;
-    }
+  const ctx: StrategyContext = {
+    model,
+    x,
+    blockLen: B,
+    prefillLen: lay.prefillLen,
+    forwards,
+    checkCancel: hooks.checkCancel,
+    async timed(kind, f) {
+      const t0 = performance.now();
+      try {
+        return await f();
+      } finally {
+        if (hooks.timing) hooks.timing[kind] += performance.now() - t0;
+      }
+    },
   };
+  const strategy = chooseStrategy(ctx, p, cache, reusedLen);
+  await strategy.prefill();
+  if (cache && !p.noKvCache) hooks.onPrefilled?.(lay.prefillLen);
 
-  // Positions whose K/V are in the context: the cache's, or the rows recomputed in noKvCache mode.
-  const context: number[] = range(0, lay.prefillLen);
-
-  if (useCache) {
-    cache.truncate(reusedLen);
-    const start = cache.length;
-    if (start < lay.prefillLen) {
-      hooks.checkCancel();
-      const pos = range(start, lay.prefillLen);
-      const out = await timed('prefillMs', () =>
-        model.decode(x.subarray(start * h, lay.prefillLen * h), pos, blockCausalMask(pos, start, B), cache, true),
-      );
-      cache.append(out.newKeys!, out.newValues!, pos.length);
-      forwards.prefill++;
-    }
-    hooks.onPrefilled?.(lay.prefillLen);
-  }
-
-  // A finished block whose K/V are still to be committed (fused mode).
-  let pending: { start: number; end: number } | null = null;
   const firstBlock = lay.prefillLen / B;
   for (let b = firstBlock; b < lay.numBlocks; b++) {
     const s0 = b * B;
     const s1 = s0 + B;
     for (let i = Math.max(s0, L); i < s1; i++) x.set(maskRow, i * h);
-    const blockPos = range(s0, s1);
 
     for (let s = 0; s <= p.steps; s++) {
-      const masked: boolean[] = blockPos.map((i) => i >= L && ids[i] === p.maskId);
+      const masked: boolean[] = range(s0, s1).map((i) => i >= L && ids[i] === p.maskId);
       if (!masked.includes(true)) {
-        if (!useCache) context.push(...blockPos);
-        else if (p.fusedCommit) pending = { start: s0, end: s1 };
-        else {
-          hooks.checkCancel();
-          const out = await timed('decodeMs', () => model.decode(x.subarray(s0 * h, s1 * h), blockPos, openMask(B, cache.length), cache, true));
-          cache.append(out.newKeys!, out.newValues!, B);
-          forwards.commit++;
-        }
+        await strategy.finish(s0, s1);
         break;
       }
 
       hooks.checkCancel();
-      let hidden: Float32Array;
-      if (!useCache) {
-        // Everything committed so far plus this block, block-causal; keep this block's rows.
-        const pos = context.concat(blockPos);
-        const embeds = new Float32Array(pos.length * h);
-        pos.forEach((q, r) => embeds.set(x.subarray(q * h, (q + 1) * h), r * h));
-        const out = await timed('decodeMs', () => model.decode(embeds, pos, blockCausalMask(pos, 0, B), null, false));
-        hidden = out.hidden.subarray((pos.length - B) * h);
-      } else if (pending) {
-        // Fused: [finished block, this block] in one pass; commit the first rows' K/V, head on the last rows.
-        const done = pending.end - pending.start;
-        const pos = range(pending.start, pending.end).concat(blockPos);
-        const contiguous = pending.end === s0;
-        const embeds = contiguous ? x.subarray(pending.start * h, s1 * h) : concatRows(x, h, pending, s0, s1);
-        const out = await timed('decodeMs', () => model.decode(embeds, pos, fusedCommitMask(done, B, cache.length), cache, true));
-        cache.append(out.newKeys!, out.newValues!, done);
-        hidden = out.hidden.subarray(done * h);
-        forwards.fusedCommits = (forwards.fusedCommits ?? 0) + 1;
-        pending = null;
-      } else {
-        const out = await timed('decodeMs', () => model.decode(x.subarray(s0 * h, s1 * h), blockPos, openMask(B, cache.length), cache, false));
-        hidden = out.hidden;
-      }
+      const { hidden, fromRow } = await strategy.denoise(s0, s1);
       forwards.denoise++;
-
-      const head = await timed('decodeMs', () => model.head(hidden, sampling));
+      const head = await ctx.timed('decodeMs', () => model.head(hidden, fromRow, sampling));
       const x0 = new Int32Array(B);
       const conf = new Float64Array(B).fill(-Infinity);
       for (let r = 0; r < B; r++) {
         if (sampling) {
-          const row = head.logits!.subarray(r * (head.logits!.length / B), (r + 1) * (head.logits!.length / B));
+          const v = head.logits!.length / B;
+          const row = head.logits!.subarray(r * v, (r + 1) * v);
           const pick = sampleRow(row, p.sampling, p.rng!);
           x0[r] = pick.id;
           if (masked[r]) conf[r] = p.samplingConfidence === 'raw' ? rawSoftmaxProb(row, pick.id) : pick.prob;
@@ -190,18 +151,16 @@ export async function runBlockDiffusion(
     hooks.onBlock?.(b - firstBlock, generatedSlice(ids, L, s1, L, p.genLen));
     if (s1 > L && ids.subarray(Math.max(L, s0), s1).includes(p.eosId)) break;
   }
-  // A pending commit at the end is simply dropped: nothing would read those K/V (fused mode saves that pass).
+  // A pending fused commit at the end is simply dropped: nothing would read those K/V.
 
   return { outputIds: Array.from(ids.subarray(L, L + p.genLen)), forwards };
 }
 
-function generatedSlice(ids: Int32Array, from: number, to: number, promptLen: number, genLen: number): number[] {
-  return Array.from(ids.subarray(Math.max(from, promptLen), Math.min(to, promptLen + genLen)));
+function chooseStrategy(ctx: StrategyContext, p: DiffusionParams, cache: KvCache | null, reusedLen: number): ForwardStrategy {
+  if (p.noKvCache || !cache) return fullRecompute(ctx);
+  return p.fusedCommit ? fusedCommit(ctx, cache, reusedLen) : cachedUnfused(ctx, cache, reusedLen);
 }
 
-function concatRows(x: Float32Array, h: number, a: { start: number; end: number }, s0: number, s1: number): Float32Array {
-  const out = new Float32Array((a.end - a.start + s1 - s0) * h);
-  out.set(x.subarray(a.start * h, a.end * h));
-  out.set(x.subarray(s0 * h, s1 * h), (a.end - a.start) * h);
-  return out;
+function generatedSlice(ids: Int32Array, from: number, to: number, promptLen: number, genLen: number): number[] {
+  return Array.from(ids.subarray(Math.max(from, promptLen), Math.min(to, promptLen + genLen)));
 }

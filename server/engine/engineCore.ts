@@ -22,11 +22,11 @@ import { runBlockDiffusion, type DiffusionParams } from './blockDiffusion';
 import { EmbeddingTable } from './embeddings';
 import { MAX_IMAGE_BYTES } from './image';
 import { readImageBytes } from './image/decode';
-import { KvCache } from './kvCache';
+import type { KvCache } from './kvCache';
 import { LruCache } from './lruCache';
 import { readManifest, type ModelManifest } from './manifest';
 import { resolveOptions, type ResolvedOptions } from './options';
-import { OrtModel } from './ortModel';
+import { OrtModel, type IoCounters } from './ortModel';
 import { prefixBlockDigests, sharedPrefix } from './prefixKeys';
 import { chatPrompt, countPlaceholders, tokenizeWithImages } from './prompt';
 import { withFallback } from './providers';
@@ -61,13 +61,13 @@ export class EngineCore {
     private modelDir: string,
     private arch: ArchAdapter,
   ) {
-    this.cache = new KvCache(m.text.numLayers, m.text.numKvHeads * m.text.headDim, m.kvDtype, 1024);
+    this.cache = model.createCache(1024);
   }
 
   static async create(opts: EngineOptions): Promise<EngineCore> {
     const m = readManifest(opts.modelDir);
     const emb = new EmbeddingTable(join(opts.modelDir, m.embeddings.file), m.embeddings.rows, m.embeddings.cols, m.embeddings.dtype, [m.tokens.mask]);
-    const choice = await withFallback(opts.provider ?? DEFAULT_PROVIDER, (p) => OrtModel.load(opts.modelDir, m, p, emb, opts.threads));
+    const choice = await withFallback(opts.provider ?? DEFAULT_PROVIDER, (p, auto) => OrtModel.load(opts.modelDir, m, p, emb, { threads: opts.threads, auto, kvOnDevice: opts.kvOnDevice }));
     const info: EngineInfo = {
       modelDir: opts.modelDir,
       architecture: m.architecture,
@@ -97,6 +97,7 @@ export class EngineCore {
   async generateIds(req: GenerateIdsRequest, ctx: RunContext): Promise<GenerationResult> {
     const t0 = performance.now();
     const ort0 = this.model.ortMs;
+    const io0 = { ...this.model.io };
     const o = resolveOptions(req.options, this.m.blockSize);
     const check = () => {
       if (ctx.cancelled()) throw new CancelledError();
@@ -108,7 +109,7 @@ export class EngineCore {
     const prefix = this.reusablePrefix(ids, vision.keys, prompt, o);
     const timing = { prefillMs: 0, decodeMs: 0 };
     const result = await this.runLoop(prompt, prefix, o, ctx, check, timing);
-    return this.report(result, o, { t0, ort0, visionMs: vision.ms, visionHit: vision.hit, reused: prefix.reused, ...timing });
+    return this.report(result, o, { t0, ort0, io0, visionMs: vision.ms, visionHit: vision.hit, reused: prefix.reused, ...timing });
   }
 
   /** Prompt ids checked against the vocabulary and the images, as the architecture's official code splices them. */
@@ -211,7 +212,7 @@ export class EngineCore {
   private report(
     result: Awaited<ReturnType<typeof runBlockDiffusion>>,
     o: ResolvedOptions,
-    t: { t0: number; ort0: number; visionMs: number; visionHit: boolean; reused: number; prefillMs: number; decodeMs: number },
+    t: { t0: number; ort0: number; io0: IoCounters; visionMs: number; visionHit: boolean; reused: number; prefillMs: number; decodeMs: number },
   ): GenerationResult {
     void o;
     const out = result.outputIds;
@@ -226,11 +227,16 @@ export class EngineCore {
         tokensPerForward: generatedTokens / Math.max(1, f.prefill + f.denoise + f.commit),
         timings: { visionMs: t.visionMs, prefillMs: t.prefillMs, decodeMs: t.decodeMs, totalMs: performance.now() - t.t0, ortRunMs: this.model.ortMs - t.ort0 },
         cache: { visionHit: t.visionHit, prefixHit: t.reused > 0, prefixReusedTokens: t.reused },
+        io: {
+          pastKvHostBytes: this.model.io.pastKvHostBytes - t.io0.pastKvHostBytes,
+          pastKvHostRuns: this.model.io.pastKvHostRuns - t.io0.pastKvHostRuns,
+        },
       },
     };
   }
 
   async dispose(): Promise<void> {
+    this.cache.dispose();
     await this.model.release();
   }
 

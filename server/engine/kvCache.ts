@@ -1,11 +1,21 @@
+/** Where committed K/V live: host memory (HostKvCache) or device buffers (DeviceKvCache). */
+export interface KvCache {
+  /** Cached positions. */
+  readonly length: number;
+  /** Forgets everything after the first `length` positions (kept bytes stay valid for prefix reuse). */
+  truncate(length: number): void;
+  /** Frees what the cache holds outside JS memory (device buffers). */
+  dispose(): void;
+}
+
 /**
- * Per-layer key/value cache, token-major ([positions, kvHeads·headDim]) so that the first P positions are one
+ * Per-layer key/value cache in host memory, token-major ([positions, kvHeads·headDim]) so that the first P positions are one
  * contiguous prefix: the decoder is fed `subarray` views (ONNX Runtime does not copy CPU inputs) and a committed
  * block is appended with one `set()` per tensor. Capacity grows by doubling.
  */
 export type KvArray = Float32Array | Uint16Array;
 
-export class KvCache {
+export class HostKvCache implements KvCache {
   /** Cached positions. */
   length = 0;
   private capacity: number;
@@ -65,6 +75,10 @@ export class KvCache {
       this.values[i] = v;
     }
     this.capacity = cap;
+  }
+
+  dispose(): void {
+    // Plain JS memory: nothing to free by hand.
   }
 
   private alloc(positions: number): KvArray {

@@ -1,18 +1,49 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import type { DecoderOutput, DiffusionModel, HeadOutput } from './diffusionModel';
+import { requireHardwareAdapter } from './adapterProbe';
+import { createKvAppendSession, DeviceKvCache } from './deviceKvCache';
+import type { DecodeRequest, DiffusionModel, HeadOutput, HiddenRows } from './diffusionModel';
 import type { EmbeddingTable } from './embeddings';
-import type { KvArray, KvCache } from './kvCache';
+import { HostKvCache, type KvArray, type KvCache } from './kvCache';
 import type { ModelManifest } from './manifest';
 import type { ConcreteProvider } from './providers';
-import { ropeInvFreq, ropeTables } from './rope';
+import { range, ropeInvFreq, ropeTables } from './rope';
 
-/** ONNX Runtime sessions of a converted model folder (decoder, head, vision), used from the worker thread only. */
+/** Hidden rows in host memory (CPU and copy-in providers) or a device buffer (WebGPU). */
+interface OrtHidden extends HiddenRows {
+  tensor: ort.Tensor;
+}
+
+export interface LoadOptions {
+  /** ONNX Runtime intra-op threads. */
+  threads?: number;
+  /** The provider was chosen automatically: refuse a software WebGPU adapter. */
+  auto?: boolean;
+  /** WebGPU: keep the KV cache and decoder outputs on the device (default true). */
+  kvOnDevice?: boolean;
+  /** Session options on top of the engine's (benchmarks: ORT's profiler, thread settings). */
+  extra?: ort.InferenceSession.SessionOptions;
+}
+
+/** Bytes moved between host and ONNX Runtime, counted per model (see GenerationStats.io). */
+export interface IoCounters {
+  /** Past K/V bytes fed from host memory: read in place by the CPU provider, copied to the device every run by CUDA, DirectML and Core ML. */
+  pastKvHostBytes: number;
+  /** Decoder runs that fed past K/V from host memory. */
+  pastKvHostRuns: number;
+}
+
+/**
+ * ONNX Runtime sessions of a converted model folder (decoder, head, vision), used from the worker thread only.
+ * On WebGPU the KV cache and the decoder's outputs stay on the device (IO binding): only arg-max ids and their
+ * probabilities (and logits when sampling) are read back.
+ */
 export class OrtModel implements DiffusionModel {
   readonly hiddenSize: number;
   /** Time spent inside session.run(), for the "outside ORT" share in stats. */
   ortMs = 0;
+  readonly io: IoCounters = { pastKvHostBytes: 0, pastKvHostRuns: 0 };
   private kvType: 'float32' | 'float16';
   private kvRow: number;
   private emptyKv: KvArray;
@@ -23,6 +54,8 @@ export class OrtModel implements DiffusionModel {
     private lmHead: ort.InferenceSession,
     private visionSession: ort.InferenceSession,
     private embeddings: EmbeddingTable,
+    /** WebGPU: the append graph of the device-resident KV cache (null: K/V live in host memory). */
+    private kvAppend: ort.InferenceSession | null,
   ) {
     this.hiddenSize = m.text.hiddenSize;
     this.kvType = m.kvDtype;
@@ -30,16 +63,15 @@ export class OrtModel implements DiffusionModel {
     this.emptyKv = m.kvDtype === 'float16' ? new Uint16Array(0) : new Float32Array(0);
   }
 
-  /** `extra`: session options on top of the engine's (benchmarks: ORT's profiler, thread settings). */
-  static async load(
-    dir: string,
-    m: ModelManifest,
-    provider: ConcreteProvider,
-    embeddings: EmbeddingTable,
-    threads?: number,
-    extra: ort.InferenceSession.SessionOptions = {},
-  ): Promise<OrtModel> {
+  /**
+   * Opens the sessions on `provider`. `auto` refuses a software WebGPU adapter. A GPU provider runs one warm-up
+   * pass, so that a device that cannot run this model (no shader-f16 for an fp16 model, …) fails here and the
+   * engine falls back to the CPU, instead of failing the first question.
+   */
+  static async load(dir: string, m: ModelManifest, provider: ConcreteProvider, embeddings: EmbeddingTable, opts: LoadOptions = {}): Promise<OrtModel> {
+    const { threads, auto = false, extra = {} } = opts;
     if (provider === 'cuda') checkCudaProviderInstalled();
+    if (provider === 'webgpu' && auto) await requireHardwareAdapter();
     const options: ort.InferenceSession.SessionOptions = {
       executionProviders: [provider],
       graphOptimizationLevel: 'all',
@@ -48,16 +80,39 @@ export class OrtModel implements DiffusionModel {
       ...(threads ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : {}),
       ...extra,
     };
+    const onDevice = provider === 'webgpu' && opts.kvOnDevice !== false;
     // One profile per graph: the prefix names the graph.
     const profile = (file: string) => (extra.profileFilePrefix ? { profileFilePrefix: `${extra.profileFilePrefix}-${file.replace(/\.onnx$/, '')}` } : {});
-    const create = (file: string) => ort.InferenceSession.create(join(dir, file), { ...options, ...profile(file) });
-    const decoder = await create(m.files.decoder);
-    const lmHead = await create(m.files.lmHead);
-    const vision = await create(m.files.vision);
-    return new OrtModel(m, decoder, lmHead, vision, embeddings);
+    const sessions: ort.InferenceSession[] = [];
+    const create = async (file: string, more: ort.InferenceSession.SessionOptions = {}) => {
+      const s = await ort.InferenceSession.create(join(dir, file), { ...options, ...profile(file), ...more });
+      sessions.push(s);
+      return s;
+    };
+    try {
+      // On the device, the decoder's outputs (hidden rows for the head, new K/V for the cache) stay there.
+      const decoder = await create(m.files.decoder, onDevice ? { preferredOutputLocation: 'gpu-buffer' } : {});
+      const lmHead = await create(m.files.lmHead);
+      const vision = await create(m.files.vision);
+      const kvAppend = onDevice ? await createKvAppendSession(m.text.numLayers, m.text.numKvHeads * m.text.headDim, m.kvDtype) : null;
+      if (kvAppend) sessions.push(kvAppend);
+      const model = new OrtModel(m, decoder, lmHead, vision, embeddings, kvAppend);
+      if (provider !== 'cpu') await model.warmUp();
+      return model;
+    } catch (err) {
+      await Promise.all(sessions.map((s) => s.release().catch(() => undefined)));
+      throw err;
+    }
   }
 
-  async decode(embeds: Float32Array, positions: number[], mask: Float32Array, cache: KvCache | null, wantKv: boolean): Promise<DecoderOutput> {
+  /** A cache of the kind this model's decoder reads: device buffers on WebGPU, host arrays otherwise. */
+  createCache(initialCapacity: number): KvCache {
+    const row = this.kvRow;
+    const layers = this.m.text.numLayers;
+    return this.kvAppend ? new DeviceKvCache(layers, row, this.kvType, this.kvAppend) : new HostKvCache(layers, row, this.kvType, initialCapacity);
+  }
+
+  async decode(embeds: Float32Array, positions: number[], mask: Float32Array, cache: KvCache | null, req: DecodeRequest): Promise<HiddenRows | null> {
     const { cos, sin } = this.rope(positions);
     const s = positions.length;
     const past = cache ? cache.length : 0;
@@ -68,34 +123,59 @@ export class OrtModel implements DiffusionModel {
       attention_mask: new ort.Tensor('float32', mask, [s, past + s]),
     };
     for (let i = 0; i < this.m.text.numLayers; i++) {
-      feeds[`past_key.${i}`] = new ort.Tensor(this.kvType, cache ? cache.pastKey(i) : this.emptyKv, [1, past, this.kvRow]);
-      feeds[`past_value.${i}`] = new ort.Tensor(this.kvType, cache ? cache.pastValue(i) : this.emptyKv, [1, past, this.kvRow]);
+      const [k, v] = this.pastFeeds(cache, i);
+      feeds[`past_key.${i}`] = k;
+      feeds[`past_value.${i}`] = v;
     }
-    // Outputs are copied into JS memory on every run, so fetch the K/V only when they will be stored.
-    const fetches = ['hidden'];
-    if (wantKv) for (let i = 0; i < this.m.text.numLayers; i++) fetches.push(`new_key.${i}`, `new_value.${i}`);
+    this.countHostKv(feeds);
+    const layers = range(0, this.m.text.numLayers);
+    const kvNames = layers.flatMap((i) => [`new_key.${i}`, `new_value.${i}`]);
+    // Host outputs are copied into JS memory on every run, so fetch only what will be used. Device outputs cost no
+    // copy, and onnxruntime-node 1.30 needs them all fetched: a gpu-buffer output fetched in one run and left out of
+    // the next is handed back to ORT as a stale pre-allocated value ("output OrtValue … has shape …").
+    const onDevice = this.kvAppend !== null;
+    const fetches = onDevice ? ['hidden', ...kvNames] : [...(req.hidden ? ['hidden'] : []), ...(req.commitRows > 0 ? kvNames : [])];
     const out = await this.run(this.decoder, feeds, fetches);
-    const result: DecoderOutput = { hidden: out.hidden.data as Float32Array };
-    if (wantKv) {
-      result.newKeys = [];
-      result.newValues = [];
-      for (let i = 0; i < this.m.text.numLayers; i++) {
-        result.newKeys.push(out[`new_key.${i}`].data as KvArray);
-        result.newValues.push(out[`new_value.${i}`].data as KvArray);
+    try {
+      if (req.commitRows > 0) {
+        if (!cache) throw new Error('decode: commitRows needs a cache');
+        const keys = layers.map((i) => out[`new_key.${i}`]);
+        const values = layers.map((i) => out[`new_value.${i}`]);
+        if (cache instanceof DeviceKvCache) await this.timed(() => cache.append(keys, values, req.commitRows));
+        else if (cache instanceof HostKvCache) cache.append(keys.map((t) => t.data as KvArray), values.map((t) => t.data as KvArray), req.commitRows);
+        else throw new Error('decode: unknown cache kind');
       }
+    } finally {
+      if (onDevice) for (const name of kvNames) out[name].dispose();
     }
-    return result;
+    if (!req.hidden) {
+      if (onDevice) out.hidden.dispose();
+      return null;
+    }
+    const hidden: OrtHidden = { rows: s, tensor: out.hidden };
+    return hidden;
   }
 
-  async head(hidden: Float32Array, wantLogits: boolean): Promise<HeadOutput> {
-    const rows = hidden.length / this.hiddenSize;
-    const feeds = { hidden: new ort.Tensor('float32', hidden, [1, rows, this.hiddenSize]) };
+  async head(hidden: HiddenRows, fromRow: number, wantLogits: boolean): Promise<HeadOutput> {
+    const h = hidden as OrtHidden;
+    // Host rows: feed the wanted ones as a view. Device rows: ONNX Runtime cannot offset into a GPU buffer, so the
+    // head runs on all of them (on a GPU the head is bound by reading its weights, so extra rows are nearly free).
+    const onDevice = h.tensor.location === 'gpu-buffer';
+    const input = onDevice ? h.tensor : new ort.Tensor('float32', (h.tensor.data as Float32Array).subarray(fromRow * this.hiddenSize), [1, h.rows - fromRow, this.hiddenSize]);
+    const skip = onDevice ? fromRow : 0;
     const fetches = wantLogits ? ['token_ids', 'token_probs', 'logits'] : ['token_ids', 'token_probs'];
-    const out = await this.run(this.lmHead, feeds, fetches);
-    const ids64 = out.token_ids.data as BigInt64Array;
-    const ids = new Int32Array(rows);
-    for (let r = 0; r < rows; r++) ids[r] = Number(ids64[r]);
-    return { ids, probs: out.token_probs.data as Float32Array, logits: wantLogits ? (out.logits.data as Float32Array) : undefined };
+    try {
+      const out = await this.run(this.lmHead, { hidden: input }, fetches);
+      const ids64 = out.token_ids.data as BigInt64Array;
+      const rows = h.rows - fromRow;
+      const ids = new Int32Array(rows);
+      for (let r = 0; r < rows; r++) ids[r] = Number(ids64[skip + r]);
+      const probs = (out.token_probs.data as Float32Array).subarray(skip);
+      const logits = wantLogits ? (out.logits.data as Float32Array).subarray(skip * this.m.text.vocabSize) : undefined;
+      return { ids, probs, logits };
+    } finally {
+      if (onDevice) h.tensor.dispose();
+    }
   }
 
   /** One run of the architecture's vision graph (its adapter in engine/arch/ builds the feeds); returns `fetch`. */
@@ -119,7 +199,7 @@ export class OrtModel implements DiffusionModel {
   }
 
   async release(): Promise<void> {
-    await Promise.all([this.decoder.release(), this.lmHead.release(), this.visionSession.release()]);
+    await Promise.all([this.decoder, this.lmHead, this.visionSession, this.kvAppend].map((s) => s?.release()));
     this.embeddings.close();
   }
 
@@ -129,10 +209,42 @@ export class OrtModel implements DiffusionModel {
     return ropeTables(positions, this.invFreq);
   }
 
-  private async run(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, fetches: string[]): Promise<ort.InferenceSession.OnnxValueMapType> {
+  /** One decoder pass of one row and the head: compiles the GPU's shaders and proves the device can run the model. */
+  private async warmUp(): Promise<void> {
+    const h = this.hiddenSize;
+    const embeds = new Float32Array(h);
+    this.embedRow(0, embeds, 0);
+    const hidden = await this.decode(embeds, [0], new Float32Array(1), null, { commitRows: 0, hidden: true });
+    await this.head(hidden!, 0, false);
+    this.ortMs = 0;
+  }
+
+  private pastFeeds(cache: KvCache | null, i: number): [ort.Tensor, ort.Tensor] {
+    if (cache instanceof DeviceKvCache) return [cache.pastKey(i), cache.pastValue(i)];
+    const dims = [1, cache ? cache.length : 0, this.kvRow];
+    if (cache instanceof HostKvCache) return [new ort.Tensor(this.kvType, cache.pastKey(i), dims), new ort.Tensor(this.kvType, cache.pastValue(i), dims)];
+    return [new ort.Tensor(this.kvType, this.emptyKv, dims), new ort.Tensor(this.kvType, this.emptyKv, dims)];
+  }
+
+  private countHostKv(feeds: Record<string, ort.Tensor>): void {
+    let bytes = 0;
+    for (const [name, t] of Object.entries(feeds)) {
+      if (name.startsWith('past_') && t.location === 'cpu') bytes += (t.data as KvArray).byteLength;
+    }
+    if (bytes > 0) {
+      this.io.pastKvHostBytes += bytes;
+      this.io.pastKvHostRuns++;
+    }
+  }
+
+  private run(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, fetches: string[]): Promise<ort.InferenceSession.OnnxValueMapType> {
+    return this.timed(() => session.run(feeds, fetches));
+  }
+
+  private async timed<T>(f: () => Promise<T>): Promise<T> {
     const t0 = performance.now();
     try {
-      return await session.run(feeds, fetches);
+      return await f();
     } finally {
       this.ortMs += performance.now() - t0;
     }

@@ -1,18 +1,22 @@
+import { existsSync } from 'node:fs';
 import type { ExecutionProvider } from './api';
 
 /**
- * Execution-provider choice. A GPU provider that cannot start falls back to CPU and the reason is reported in
- * EngineInfo: never silently.
+ * Execution-provider choice, owned by the engine. A GPU provider that cannot start falls back to CPU and the reason
+ * is reported in EngineInfo: never silently.
  */
 export type ConcreteProvider = Exclude<ExecutionProvider, 'auto'>;
 
-/** Providers to try, in order; CPU is always last. 'auto' tries the platform's usual GPU provider first. */
-export function providerCandidates(requested: ExecutionProvider, platform: NodeJS.Platform = process.platform): ConcreteProvider[] {
+/**
+ * Providers to try, in order; CPU is always last. 'auto' tries WebGPU: it ships inside onnxruntime-node on every
+ * platform (Vulkan, Metal, Direct3D 12 through Dawn), needs nothing but a GPU driver, and is the only provider whose
+ * tensors can stay on the device between runs from Node (IO binding), which keeps the KV cache on the GPU. CUDA,
+ * DirectML and Core ML stay selectable by name.
+ */
+export function providerCandidates(requested: ExecutionProvider): ConcreteProvider[] {
   if (requested === 'cpu') return ['cpu'];
-  if (requested !== 'auto') return [requested, 'cpu'];
-  const gpu: Record<string, ConcreteProvider> = { win32: 'dml', darwin: 'coreml', linux: 'cuda' };
-  const first = gpu[platform];
-  return first ? [first, 'cpu'] : ['cpu'];
+  if (requested === 'auto') return ['webgpu', 'cpu'];
+  return [requested, 'cpu'];
 }
 
 export interface ProviderChoice<T> {
@@ -23,17 +27,17 @@ export interface ProviderChoice<T> {
 
 /**
  * Runs `create` with each candidate until one succeeds. The reason names every provider that failed and why, or
- * says the requested one is in use.
+ * says the requested one is in use. `create` learns whether the choice is automatic (then it must refuse a
+ * software GPU adapter).
  */
 export async function withFallback<T>(
   requested: ExecutionProvider,
-  create: (provider: ConcreteProvider) => Promise<T>,
-  platform: NodeJS.Platform = process.platform,
+  create: (provider: ConcreteProvider, auto: boolean) => Promise<T>,
 ): Promise<ProviderChoice<T>> {
   const failures: string[] = [];
-  for (const provider of providerCandidates(requested, platform)) {
+  for (const provider of providerCandidates(requested)) {
     try {
-      const value = await create(provider);
+      const value = await create(provider, requested === 'auto');
       const reason = failures.length
         ? `${failures.join('; ')}; fell back to ${provider}`
         : requested === 'auto'
@@ -42,13 +46,33 @@ export async function withFallback<T>(
       return { provider, reason, value };
     } catch (err) {
       if (provider === 'cpu') throw err;
-      failures.push(`${provider} unavailable: ${firstLine(err)}`);
+      failures.push(`${provider} unavailable: ${describeProviderError(provider, err)}`);
     }
   }
   throw new Error(failures.join('; '));
 }
 
-function firstLine(err: unknown): string {
+/** ONNX Runtime's messages carry source paths and assertion text; say what the user can act on instead. */
+export function describeProviderError(provider: ConcreteProvider, err: unknown): string {
   const msg = err instanceof Error ? err.message : String(err);
+  if (provider === 'webgpu' && /Failed to get a WebGPU adapter/i.test(msg)) {
+    const hint = process.platform === 'linux' && !vulkanLoaderFound() ? ' (no Vulkan loader libvulkan.so.1 found: install libvulkan1 and the GPU vendor\'s Vulkan driver)' : '';
+    return `no WebGPU adapter: no GPU driver with Vulkan, Metal or Direct3D 12 support was found${hint}`;
+  }
+  if (provider === 'webgpu' && /requires f16 but the device does not support it/.test(msg)) {
+    return 'the WebGPU adapter has no shader-f16 support, which this fp16 model needs (use an fp32 or int4 conversion)';
+  }
+  if (/OrtSessionOptionsAppendExecutionProvider_Cuda: Failed to load shared library/.test(msg)) {
+    return 'the CUDA provider library failed to load (needs CUDA 12 and cuDNN 9)';
+  }
   return msg.split('\n')[0].slice(0, 300);
+}
+
+/** Where Linux distributions put libvulkan.so.1 (a hint only: the loader may still be found elsewhere). */
+function vulkanLoaderFound(): boolean {
+  const dirs = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/lib/x86_64-linux-gnu', '/usr/lib64', '/usr/lib', '/lib64', '/lib'];
+  for (const d of (process.env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean).concat(dirs)) {
+    if (existsSync(`${d}/libvulkan.so.1`)) return true;
+  }
+  return false;
 }

@@ -1,7 +1,6 @@
 import { join } from 'node:path';
 import { EmbeddingTable } from '../engine/embeddings';
 import { preprocessImage, preprocessOptionsFor } from '../engine/arch/qwenvl/preprocess';
-import { KvCache } from '../engine/kvCache';
 import { asQwenVL, readManifest, type QwenVLManifest } from '../engine/manifest';
 import { blockCausalMask } from '../engine/masks';
 import { OrtModel } from '../engine/ortModel';
@@ -33,7 +32,7 @@ export class ArDecoder {
   static async load(modelDir: string, threads?: number): Promise<ArDecoder> {
     const m = asQwenVL(readManifest(modelDir));
     const emb = new EmbeddingTable(join(modelDir, m.embeddings.file), m.embeddings.rows, m.embeddings.cols, m.embeddings.dtype);
-    const model = await OrtModel.load(modelDir, m, 'cpu', emb, threads);
+    const model = await OrtModel.load(modelDir, m, 'cpu', emb, { threads });
     if (!m.files.tokenizer) throw new Error(`${modelDir}: the model has no tokenizer`);
     return new ArDecoder(m, model, TextTokenizer.fromFile(join(modelDir, m.files.tokenizer)));
   }
@@ -55,16 +54,15 @@ export class ArDecoder {
         row += imageRows;
       } else this.model.embedRow(id, embeds, row++ * h);
     }
-    const cache = new KvCache(m.text.numLayers, m.text.numKvHeads * m.text.headDim, m.kvDtype, promptLen + maxNewTokens);
+    const cache = this.model.createCache(promptLen + maxNewTokens);
     let input = embeds;
     let pos = range(0, promptLen);
     const out: number[] = [];
     let forwards = 0;
     while (out.length < maxNewTokens) {
-      const res = await this.model.decode(input, pos, blockCausalMask(pos, cache.length, 1), cache, true);
-      cache.append(res.newKeys!, res.newValues!, pos.length);
+      const hidden = await this.model.decode(input, pos, blockCausalMask(pos, cache.length, 1), cache, { commitRows: pos.length, hidden: true });
       forwards++;
-      const head = await this.model.head(res.hidden.subarray((pos.length - 1) * h), false);
+      const head = await this.model.head(hidden!, pos.length - 1, false);
       const next = head.ids[0];
       out.push(next);
       if (next === m.tokens.eos) break;

@@ -50,13 +50,19 @@ export class GraphBuilder {
   private names = new Set<string>();
   private counter = 0;
   private usesContrib = false;
-  private data: ExternalDataWriter;
+  private dataWriter: ExternalDataWriter | null;
 
+  /** `onnxPath` null: an in-memory graph (small runtime helper graphs, see modelBytes) that holds no external weights. */
   constructor(
     readonly name: string,
-    readonly onnxPath: string,
+    readonly onnxPath: string | null,
   ) {
-    this.data = new ExternalDataWriter(`${onnxPath}.data`);
+    this.dataWriter = onnxPath === null ? null : new ExternalDataWriter(`${onnxPath}.data`);
+  }
+
+  private get data(): ExternalDataWriter {
+    if (!this.dataWriter) throw new Error(`${this.name}: an in-memory graph cannot hold external weights`);
+    return this.dataWriter;
   }
 
   /** A fresh, unique value name with a readable prefix (reserved for a node output). */
@@ -176,7 +182,13 @@ export class GraphBuilder {
 
   /** Serialises the ModelProto next to its data file. */
   save(docString: string, metadata: Record<string, string> = {}): void {
+    if (this.onnxPath === null) throw new Error(`${this.name}: an in-memory graph has no file; use modelBytes()`);
     this.data.close();
+    writeFileSync(this.onnxPath, this.modelBytes(docString, metadata));
+  }
+
+  /** The serialised ModelProto (for an in-memory graph, what InferenceSession.create takes). */
+  modelBytes(docString: string, metadata: Record<string, string> = {}): Uint8Array {
     const graph = create(GraphProtoSchema, {
       name: this.name,
       node: this.nodes,
@@ -195,16 +207,16 @@ export class GraphBuilder {
       graph,
       metadataProps: Object.entries(metadata).map(([key, value]) => create(StringStringEntryProtoSchema, { key, value })),
     });
-    writeFileSync(this.onnxPath, toBinary(ModelProtoSchema, model));
+    return toBinary(ModelProtoSchema, model);
   }
 
   /** Releases the data file without saving (on errors). */
   abandon(): void {
-    this.data.close();
+    this.dataWriter?.close();
   }
 
   get weightBytes(): number {
-    return this.data.bytesWritten;
+    return this.dataWriter?.bytesWritten ?? 0;
   }
 
   private claim(name: string): void {

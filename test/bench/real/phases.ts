@@ -3,10 +3,10 @@ import type { ExecutionProvider, GenerationResult } from '../../../server/engine
 import { createEngine } from '../../../server/engine/engine';
 import { EmbeddingTable } from '../../../server/engine/embeddings';
 import { preprocessImage, preprocessOptionsFor } from '../../../server/engine/arch/qwenvl/preprocess';
-import { KvCache } from '../../../server/engine/kvCache';
 import { asQwenVL, readManifest } from '../../../server/engine/manifest';
 import { openMask } from '../../../server/engine/masks';
 import { OrtModel } from '../../../server/engine/ortModel';
+import { cacheAtDepth } from './pastCache';
 import { chatPrompt, tokenizeWithImages } from '../../../server/engine/prompt';
 import { range } from '../../../server/engine/rope';
 import { TextTokenizer } from '../../../server/engine/tokenizer';
@@ -47,21 +47,20 @@ export async function measureForwards(job: ForwardJob): Promise<ForwardResult> {
   const m = readManifest(job.modelDir);
   const t0 = performance.now();
   const emb = new EmbeddingTable(join(job.modelDir, m.embeddings.file), m.embeddings.rows, m.embeddings.cols, m.embeddings.dtype, [m.tokens.mask]);
-  const model = await OrtModel.load(job.modelDir, m, job.provider, emb, job.threads);
+  const model = await OrtModel.load(job.modelDir, m, job.provider, emb, { threads: job.threads });
   const loadMs = performance.now() - t0;
   const rssAfterLoad = process.memoryUsage().rss;
   try {
-    const cache = new KvCache(m.text.numLayers, m.text.numKvHeads * m.text.headDim, m.kvDtype, job.past);
-    cache.length = job.past; // the values do not change the work done
     const h = m.text.hiddenSize;
     const embeds = new Float32Array(8 * h);
     for (let r = 0; r < 8; r++) emb.copyRow(m.tokens.mask, embeds, r * h);
+    const cache = await cacheAtDepth(model, m, job.past, embeds.subarray(0, h));
     const once = async (rows: number): Promise<ForwardTiming> => {
       const c = process.cpuUsage();
       const t = performance.now();
-      const out = await model.decode(embeds.subarray(0, rows * h), range(job.past, job.past + rows), openMask(rows, job.past), cache, false);
+      const out = await model.decode(embeds.subarray(0, rows * h), range(job.past, job.past + rows), openMask(rows, job.past), cache, { commitRows: 0, hidden: true });
       const th = performance.now();
-      await model.head(out.hidden, false);
+      await model.head(out!, 0, false);
       const end = performance.now();
       const cpu = process.cpuUsage(c);
       return { forwardMs: end - t, headMs: end - th, cpuMs: (cpu.user + cpu.system) / 1000 };

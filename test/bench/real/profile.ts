@@ -9,10 +9,10 @@ import { join } from 'node:path';
 import { EmbeddingTable } from '../../../server/engine/embeddings';
 import { encodeQwenVL } from '../../../server/engine/arch/qwenvl';
 import { preprocessImage, preprocessOptionsFor } from '../../../server/engine/arch/qwenvl/preprocess';
-import { KvCache } from '../../../server/engine/kvCache';
 import { asQwenVL, readManifest } from '../../../server/engine/manifest';
 import { blockCausalMask, openMask } from '../../../server/engine/masks';
 import { OrtModel } from '../../../server/engine/ortModel';
+import { cacheAtDepth } from './pastCache';
 import { range } from '../../../server/engine/rope';
 
 interface TraceEvent {
@@ -32,7 +32,7 @@ async function main(): Promise<void> {
   const m = asQwenVL(readManifest(dir));
   const emb = new EmbeddingTable(join(dir, m.embeddings.file), m.embeddings.rows, m.embeddings.cols, m.embeddings.dtype, [m.tokens.mask]);
   const prefix = join(tmpdir(), `dvl-profile-${process.pid}`);
-  const model = await OrtModel.load(dir, m, 'cpu', emb, threads, { enableProfiling: true, profileFilePrefix: prefix });
+  const model = await OrtModel.load(dir, m, 'cpu', emb, { threads, extra: { enableProfiling: true, profileFilePrefix: prefix } });
   const h = m.text.hiddenSize;
   const phases: [string, () => Promise<unknown>][] = [];
   const image = opt('image', '');
@@ -43,15 +43,14 @@ async function main(): Promise<void> {
   const past = Number(opt('past', '344'));
   const prompt = new Float32Array(past * h);
   for (let r = 0; r < past; r++) emb.copyRow(r + 1000, prompt, r * h);
-  phases.push(['prefill', () => model.decode(prompt, range(0, past), blockCausalMask(range(0, past), 0, m.blockSize), null, true)]);
-  const cache = new KvCache(m.text.numLayers, m.text.numKvHeads * m.text.headDim, m.kvDtype, past);
-  cache.length = past;
+  phases.push(['prefill', () => model.decode(prompt, range(0, past), blockCausalMask(range(0, past), 0, m.blockSize), model.createCache(past), { commitRows: past, hidden: false })]);
   const block = new Float32Array(8 * h);
   for (let r = 0; r < 8; r++) emb.copyRow(m.tokens.mask, block, r * h);
+  const cache = await cacheAtDepth(model, m, past, block.subarray(0, h));
   for (const rows of [8, 1]) {
     phases.push([`${rows}-row forward`, async () => {
-      const out = await model.decode(block.subarray(0, rows * h), range(past, past + rows), openMask(rows, past), cache, false);
-      return model.head(out.hidden, false);
+      const out = await model.decode(block.subarray(0, rows * h), range(past, past + rows), openMask(rows, past), cache, { commitRows: 0, hidden: true });
+      return model.head(out!, 0, false);
     }]);
   }
   for (const [name, run] of phases) {

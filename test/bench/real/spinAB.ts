@@ -6,9 +6,9 @@
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { EmbeddingTable } from '../../../server/engine/embeddings';
-import { KvCache } from '../../../server/engine/kvCache';
 import { readManifest } from '../../../server/engine/manifest';
 import { openMask } from '../../../server/engine/masks';
+import { HostKvCache } from '../../../server/engine/kvCache';
 import { OrtModel } from '../../../server/engine/ortModel';
 import { range } from '../../../server/engine/rope';
 import { median } from './timing';
@@ -27,17 +27,17 @@ async function main(): Promise<void> {
   ];
   const models = [];
   // Each model owns (and closes) its own embedding table.
-  for (const [, config] of variants) models.push(await OrtModel.load(dir, m, 'cpu', table(), threads, { extra: { session: config } }));
+  for (const [, config] of variants) models.push(await OrtModel.load(dir, m, 'cpu', table(), { threads, extra: { extra: { session: config } } }));
   const past = 351;
-  const cache = new KvCache(m.text.numLayers, m.text.numKvHeads * m.text.headDim, m.kvDtype, past);
-  cache.length = past;
+  const cache = new HostKvCache(m.text.numLayers, m.text.numKvHeads * m.text.headDim, m.kvDtype, past);
+  cache.length = past; // the values do not change the work done
   const h = m.text.hiddenSize;
   const block = new Float32Array(8 * h);
   for (let r = 0; r < 8; r++) emb.copyRow(m.tokens.mask, block, r * h);
   const forward = async (model: OrtModel, rows: number) => {
     const t0 = performance.now();
-    const out = await model.decode(block.subarray(0, rows * h), range(past, past + rows), openMask(rows, past), cache, false);
-    await model.head(out.hidden, false);
+    const out = await model.decode(block.subarray(0, rows * h), range(past, past + rows), openMask(rows, past), cache, { commitRows: 0, hidden: true });
+    await model.head(out!, 0, false);
     return performance.now() - t0;
   };
   const t: number[][][] = variants.map(() => [[], []]);
