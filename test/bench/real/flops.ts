@@ -1,4 +1,4 @@
-import type { QwenVLManifest as ModelManifest } from '../../../server/engine/manifest';
+import type { ModelManifest, QwenVLManifest } from '../../../server/engine/manifest';
 
 /**
  * Multiply-add work of the linear layers (2 flops per weight per row), the part int4 kernels run. Attention
@@ -17,8 +17,8 @@ export function headFlopsPerRow(m: ModelManifest): number {
   return 2 * m.text.hiddenSize * m.text.vocabSize;
 }
 
-/** Vision tower + merger for an image of `tokens` merged tokens (patches = tokens · merge²). */
-export function visionFlops(m: ModelManifest, tokens: number): number {
+/** Vision tower + merger of a QwenVL model for an image of `tokens` merged tokens (patches = tokens · merge²). */
+export function visionFlops(m: QwenVLManifest, tokens: number): number {
   const v = m.vision;
   const unit = v.spatialMergeSize ** 2;
   const patches = tokens * unit;

@@ -3,7 +3,9 @@ import type { ExecutionProvider, GenerationResult } from '../../../server/engine
 import { createEngine } from '../../../server/engine/engine';
 import { EmbeddingTable } from '../../../server/engine/embeddings';
 import { preprocessImage, preprocessOptionsFor } from '../../../server/engine/arch/qwenvl/preprocess';
-import { asQwenVL, readManifest } from '../../../server/engine/manifest';
+import { preprocessSiglip } from '../../../server/engine/arch/siglip';
+import { assembleAnyres, assembleSingle } from '../../../server/engine/arch/siglip/assemble';
+import { readManifest, type ModelManifest } from '../../../server/engine/manifest';
 import { openMask } from '../../../server/engine/masks';
 import { OrtModel } from '../../../server/engine/ortModel';
 import { cacheAtDepth } from './pastCache';
@@ -99,6 +101,8 @@ export interface AskJob {
 export interface AskPhase {
   promptTokens: number;
   imageTokens: number;
+  /** SigLIP only: the 384² views the image tiles into (the tower runs once per view). */
+  views?: number;
   visionMs: number;
   prefillMs: number;
   prefillRows: number;
@@ -116,21 +120,38 @@ export interface AskResult {
   /** Peak RSS of the process through load and the whole ask. */
   askPeakRss: number;
   ask: AskPhase;
-  vision: { image: string; imageTokens: number; visionMs: number; cpuMs: number }[];
+  vision: { image: string; imageTokens: number; views?: number; visionMs: number; cpuMs: number }[];
+}
+
+/**
+ * The prompt rows an image becomes, per architecture: QwenVL's merged patches; SigLIP's assembled anyres map (tiles
+ * unpadded, one newline row per map row, plus the base view), counted by assembling zero features.
+ */
+async function imageRows(path: string, m: ModelManifest): Promise<{ tokens: number; views?: number }> {
+  if (m.architecture === 'diffusionvl_qwenvl') {
+    const pre = await preprocessImage({ path }, preprocessOptionsFor(m.image, m.vision));
+    return { tokens: (pre.gridThw[0] * pre.gridThw[1] * pre.gridThw[2]) / m.vision.spatialMergeSize ** 2 };
+  }
+  const pre = await preprocessSiglip({ path }, m, m.image.aspectRatio);
+  const H = m.vision.outHiddenSize;
+  const side = Math.floor(m.vision.imageSize / m.vision.patchSize);
+  const features = new Float32Array(pre.views.length * side * side * H);
+  const newline = new Float32Array(H);
+  const rows =
+    pre.mode === 'pad'
+      ? assembleSingle(features, H, newline)
+      : assembleAnyres({ features, hidden: H, side, grid: pre.grid, imageSize: [pre.original.width, pre.original.height], maxPatches: pre.maxPatches, newline }).rows;
+  return { tokens: rows.length / H, views: pre.views.length };
 }
 
 /** What the product does for one screenshot question, through the public engine (worker thread included). */
 export async function measureAsk(job: AskJob): Promise<AskResult> {
-  const m = asQwenVL(readManifest(job.modelDir));
+  const m = readManifest(job.modelDir);
   const t0 = performance.now();
   const engine = await createEngine({ modelDir: job.modelDir, provider: job.provider, threads: job.threads });
   const loadMs = performance.now() - t0;
   const rssAfterLoad = process.memoryUsage().rss;
   const tok = TextTokenizer.fromFile(join(job.modelDir, m.files.tokenizer ?? 'tokenizer.json'));
-  const imageTokens = async (path: string) => {
-    const pre = await preprocessImage({ path }, preprocessOptionsFor(m.image, m.vision));
-    return (pre.gridThw[0] * pre.gridThw[1] * pre.gridThw[2]) / m.vision.spatialMergeSize ** 2;
-  };
   const cpuMs = async <T>(f: () => Promise<T>): Promise<[T, number]> => {
     const c = process.cpuUsage();
     const r = await f();
@@ -141,12 +162,13 @@ export async function measureAsk(job: AskJob): Promise<AskResult> {
     const [r, askCpu] = await cpuMs(() => engine.ask({ images: [{ path: job.image }], question: job.question, options: { maxNewTokens: job.maxNewTokens, strategy: 'static', prefixCache: false } }));
     const askPeakRss = peakRss();
     const textIds = tokenizeWithImages(chatPrompt(job.question, 1), (t) => tok.encode(t), m.tokens.imagePlaceholder);
-    const imgTokens = await imageTokens(job.image);
-    const promptTokens = textIds.length - 1 + imgTokens;
+    const img = await imageRows(job.image, m);
+    const promptTokens = textIds.length - 1 + img.tokens;
     const t = r.stats.timings;
     const ask: AskPhase = {
       promptTokens,
-      imageTokens: imgTokens,
+      imageTokens: img.tokens,
+      views: img.views,
       visionMs: t.visionMs,
       prefillMs: t.prefillMs,
       prefillRows: Math.floor(promptTokens / m.blockSize) * m.blockSize,
@@ -160,7 +182,8 @@ export async function measureAsk(job: AskJob): Promise<AskResult> {
     for (const image of job.visionOnly) {
       // A one-block answer: vision is read from the stats; the CPU figure covers the whole (short) ask.
       const [v, cpu] = await cpuMs(() => engine.ask({ images: [{ path: image }], question: job.question, options: { maxNewTokens: m.blockSize, prefixCache: false } }));
-      vision.push({ image, imageTokens: await imageTokens(image), visionMs: v.stats.timings.visionMs, cpuMs: cpu });
+      const rows = await imageRows(image, m);
+      vision.push({ image, imageTokens: rows.tokens, views: rows.views, visionMs: v.stats.timings.visionMs, cpuMs: cpu });
     }
     return { loadMs, rssAfterLoad, askPeakRss, ask, vision };
   } finally {

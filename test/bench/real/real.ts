@@ -1,5 +1,5 @@
 /**
- * `npm run bench:real [-- --shape 3b|7b] [--layers N] [--precision int4|fp16|fp32] [--provider P] [--threads N]
+ * `npm run bench:real [-- --shape 3b|7b|7b-siglip] [--layers N] [--precision int4|fp16|fp32] [--provider P] [--threads N]
  *  [--repeats N] [--json]`
  *
  * The product at a released model's real widths, on this machine: generates a checkpoint with the release's
@@ -12,7 +12,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { ExecutionProvider } from '../../../server/engine/api';
-import { asQwenVL, readManifest, type QwenVLManifest as ModelManifest, type Precision } from '../../../server/engine/manifest';
+import { readManifest, type ModelManifest, type Precision } from '../../../server/engine/manifest';
 import { checkpointDir, converterKey, ensureCheckpoint, realBenchDir } from './cache';
 import type { ChildJob } from './child';
 import { decoderFlopsPerRow, headFlopsPerRow, visionFlops } from './flops';
@@ -118,7 +118,7 @@ async function main(): Promise<void> {
     conv = { ...r, at: new Date().toISOString() };
     writeFileSync(record, JSON.stringify(conv));
   }
-  const m: ModelManifest = asQwenVL(readManifest(modelDir));
+  const m: ModelManifest = readManifest(modelDir);
 
   // 3. The int4 rate this machine reaches on one linear of this shape (the MLP's fused gate|up).
   log('micro-benchmark …');
@@ -131,9 +131,9 @@ async function main(): Promise<void> {
   // 4. Screenshots, then the whole ask (its own process: its peak RSS is the product's), then the forwards.
   const shots = join(realBenchDir, 'screenshots');
   const small = await ensureScreenshot(shots, 640, 480);
-  const large = await ensureScreenshot(shots, 1920, 1080);
+  const others = await Promise.all(shape.visionImages.map(([w, h]) => ensureScreenshot(shots, w, h)));
   log('screenshot question (128 tokens) …');
-  const askJob = { modelDir, provider: args.provider, threads: args.threads, question: 'Describe this screenshot in detail.', image: small, visionOnly: [large], maxNewTokens: 128 };
+  const askJob = { modelDir, provider: args.provider, threads: args.threads, question: 'Describe this screenshot in detail.', image: small, visionOnly: others, maxNewTokens: 128 };
   const ask = await child<AskResult>({ kind: 'ask', ...askJob }, log);
   log('8-row and 1-row forwards …');
   const provider = args.provider === 'auto' ? 'cpu' : args.provider;
@@ -147,8 +147,9 @@ async function main(): Promise<void> {
   const implied = (k: number) => (k * 1000) / fwd.rows8.forwardMs;
   const dec = decoderFlopsPerRow(m);
   const head = headFlopsPerRow(m);
+  // The vision FLOP model is QwenVL's tower; a SigLIP tower gets none rather than a wrong one.
   const frac = {
-    vision: visionFlops(m, a.imageTokens) / (a.visionMs * 1e6) / rateAt(512).gflops,
+    vision: m.architecture === 'diffusionvl_qwenvl' ? visionFlops(m, a.imageTokens) / (a.visionMs * 1e6) / rateAt(512).gflops : null,
     prefill: (dec * a.prefillRows) / (a.prefillMs * 1e6) / rateAt(512).gflops,
     rows8: ((dec + head) * 8) / (fwd.rows8.forwardMs * 1e6) / rateAt(8).gflops,
     rows1: (dec + head) / (fwd.rows1.forwardMs * 1e6) / rateAt(1).gflops,
@@ -165,7 +166,10 @@ async function main(): Promise<void> {
     convert: conv,
     load: { ms: fwd.loadMs, rss: fwd.rssAfterLoad, engineMs: ask.loadMs, engineRss: ask.rssAfterLoad },
     ask: { ...a, peakRss: ask.askPeakRss, perForwardMs, tokensPerSecond: tokS },
-    vision: [{ image: '640x480', imageTokens: a.imageTokens, visionMs: a.visionMs }, ...ask.vision.map((v) => ({ ...v, image: '1920x1080' }))],
+    vision: [
+      { image: '640x480', imageTokens: a.imageTokens, views: a.views, visionMs: a.visionMs },
+      ...ask.vision.map((v, i) => ({ ...v, image: shape.visionImages[i].join('x') })),
+    ],
     forwards: { past: fwd.past, rows8: fwd.rows8, rows1: fwd.rows1, ratio: fwd.rows8.forwardMs / fwd.rows1.forwardMs },
     decode: { staticTokensPerSecond: tokS, impliedAt2: implied(2), impliedAt3: implied(3) },
     micro,
@@ -183,7 +187,7 @@ async function main(): Promise<void> {
   line('checkpoint (bf16)', gib(written.bytes), written.seconds === null ? 'cached' : `generated in ${written.seconds.toFixed(0)} s`);
   line('conversion', `${conv.seconds.toFixed(0)} s`, `peak RSS ${gib(conv.peakRss)}${existsSync(record) && conv.at ? ` (converted ${conv.at})` : ''}`);
   line('load (sessions)', ms(fwd.loadMs), `RSS ${gib(fwd.rssAfterLoad)}; engine (worker) ${ms(ask.loadMs)}, RSS ${gib(ask.rssAfterLoad)}`);
-  for (const v of result.vision) line(`vision ${v.image}`, ms(v.visionMs), `${v.imageTokens} image tokens`);
+  for (const v of result.vision) line(`vision ${v.image}`, ms(v.visionMs), `${v.views === undefined ? '' : `${v.views} views, `}${v.imageTokens} image tokens`);
   line('prefill', ms(a.prefillMs), `${a.prefillRows} of ${a.promptTokens} prompt tokens (${((a.prefillRows * 1000) / a.prefillMs).toFixed(0)} tokens/s)`);
   line('8-row forward', ms(fwd.rows8.forwardMs), `decoder + head (head ${ms(fwd.rows8.headMs)}), ${fwd.past} cached positions; ${ms(fwd.rows8.cpuMs)} process CPU`);
   line('1-row forward', ms(fwd.rows1.forwardMs), `decoder + head (head ${ms(fwd.rows1.headMs)}); ${ms(fwd.rows1.cpuMs)} process CPU`);
@@ -196,7 +200,8 @@ async function main(): Promise<void> {
   console.log(`\nMatMulNBits micro-benchmark: one linear [${micro.n}×${micro.k}] as the converter writes it (${(micro.weightBytes / 2 ** 20).toFixed(0)} MiB of weights)`);
   for (const r of micro.byRows) line(`  M = ${r.m}`, `${r.gflops.toFixed(1)} GFLOP/s`, `${r.ms.toFixed(2)} ms${r.m === 1 ? `, ${(micro.weightBytes / (r.ms * 1e6)).toFixed(1)} GB/s of weights` : ''}`);
   console.log('fraction of that rate each phase reaches (linear layers only):');
-  line('  vision (M ≈ patches)', pct(frac.vision), `vs M = ${rateAt(512).m}`);
+  if (frac.vision === null) line('  vision', 'skipped', 'no FLOP model for the SigLIP tower + mlp2x_gelu projector (QwenVL only)');
+  else line('  vision (M ≈ patches)', pct(frac.vision), `vs M = ${rateAt(512).m}`);
   line('  prefill', pct(frac.prefill), `vs M = ${rateAt(512).m}`);
   line('  8-row forward', pct(frac.rows8), 'vs M = 8');
   line('  1-row forward', pct(frac.rows1), 'vs M = 1');

@@ -1,4 +1,5 @@
 import { writeTinyCheckpoint, type TinyCheckpointOptions, type TinyTextDims, type TinyVisionDims } from '../../helpers/checkpoint/tinyCheckpoint';
+import { SIGLIP_7B_DIMS, writeSiglipCheckpoint } from '../../helpers/checkpoint/tinySiglipCheckpoint';
 
 /**
  * The released model shapes `bench:real` can generate. A new shape is one more entry of `REAL_SHAPES`: its dimensions
@@ -9,6 +10,11 @@ import { writeTinyCheckpoint, type TinyCheckpointOptions, type TinyTextDims, typ
 export interface RealShape {
   /** The Hugging Face release it stands for. */
   release: string;
+  /**
+   * Images (width, height) whose vision time is read besides the asked screenshot: a QwenVL tower's work grows with
+   * the pixel count, a SigLIP anyres tower's with the number of 384² views the image tiles into.
+   */
+  visionImages: [number, number][];
   textLayers: number;
   visionBlocks: number;
   /** Text widths (the micro-benchmarks time this shape's MLP linears). */
@@ -52,6 +58,7 @@ const QWEN25_TEXT = { vocabSize: 151936, rmsNormEps: 1e-6, ropeTheta: 1000000.0 
 
 const qwenVL = (shape: QwenVLShape): RealShape => ({
   release: shape.release,
+  visionImages: [[1920, 1080]],
   textLayers: shape.text.numLayers,
   visionBlocks: shape.vision.depth,
   hiddenSize: shape.text.hiddenSize,
@@ -77,6 +84,23 @@ export const REAL_SHAPES: Record<string, RealShape> = {
     tied: false,
     shards: 4,
   }),
+  // DiffusionVL-Qwen2.5-7B: the checkpoint bench:convert generates (same dimensions and writer). Under anyres_max_9 a
+  // 384² image is 2 views (base + 1 tile), 768² is 5 (base + 2×2), 1152² is 10 (base + 3×3).
+  '7b-siglip': {
+    release: 'hustvl/DiffusionVL-Qwen2.5-7B',
+    visionImages: [[384, 384], [768, 768], [1152, 1152]],
+    textLayers: SIGLIP_7B_DIMS.layers,
+    // The hub config lists one layer more than the official loader runs.
+    visionBlocks: SIGLIP_7B_DIMS.vHubLayers - 1,
+    hiddenSize: SIGLIP_7B_DIMS.hidden,
+    intermediateSize: SIGLIP_7B_DIMS.intermediate,
+    checkpoint(layers) {
+      const textLayers = Math.min(layers ?? SIGLIP_7B_DIMS.layers, SIGLIP_7B_DIMS.layers);
+      const visionBlocks = Math.min(layers ?? SIGLIP_7B_DIMS.vHubLayers - 1, SIGLIP_7B_DIMS.vHubLayers - 1);
+      const options = { dims: { ...SIGLIP_7B_DIMS, layers: textLayers, vHubLayers: visionBlocks + 1 }, dtype: 'BF16' as const, fill: 'cheap' as const, shards: 4 };
+      return { textLayers, visionBlocks, options, write: (dir) => writeSiglipCheckpoint(dir, options) };
+    },
+  },
 };
 
 /**
