@@ -97,7 +97,9 @@ export const REAL_SHAPES: Record<string, RealShape> = {
     checkpoint(layers) {
       const textLayers = Math.min(layers ?? SIGLIP_7B_DIMS.layers, SIGLIP_7B_DIMS.layers);
       const visionBlocks = Math.min(layers ?? SIGLIP_7B_DIMS.vHubLayers - 1, SIGLIP_7B_DIMS.vHubLayers - 1);
-      const options = { dims: { ...SIGLIP_7B_DIMS, layers: textLayers, vHubLayers: visionBlocks + 1 }, dtype: 'BF16' as const, fill: 'cheap' as const, shards: 4 };
+      // A cut tower needs its own hub config (the release names google/siglip2-so400m-patch14-384, 27 hub layers).
+      const towerFolder = visionBlocks < SIGLIP_7B_DIMS.vHubLayers - 1;
+      const options = { dims: { ...SIGLIP_7B_DIMS, layers: textLayers, vHubLayers: visionBlocks + 1 }, dtype: 'BF16' as const, fill: 'cheap' as const, shards: 4, towerFolder };
       return { textLayers, visionBlocks, options, write: (dir) => writeSiglipCheckpoint(dir, options) };
     },
   },
