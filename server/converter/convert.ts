@@ -1,5 +1,5 @@
-import { copyFile, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { closeSync, existsSync, openSync, writeSync } from 'node:fs';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { openCheckpoint, expectedTensors, readJson, type Checkpoint } from './checkpoint';
 import { detectArchitecture } from './checkpointConfig';
@@ -8,9 +8,8 @@ import { openSiglipCheckpoint } from './siglipCheckpoint';
 import { buildVision } from './qwenvl';
 import { buildDecoder, buildLmHead } from './qwen2';
 import { computeTypeOf } from './layers';
-import { f32ToF16Array } from '../engine/half';
 import { MANIFEST_FILE, type ModelManifest, type Precision } from '../engine/manifest';
-import { sha256File } from './fileHash';
+import { hashSources, MODEL_FILES, textDims, writeEmbeddingsAndTokenizer } from './textSide';
 
 export const CONVERTER_VERSION = '0.1.0';
 
@@ -88,12 +87,7 @@ async function convertInto(ckpt: Checkpoint, dir: string, opts: ConvertOptions):
   const kvDtype = compute;
 
   const tokenizerSource = await chooseTokenizer(ckpt, opts.tokenizer);
-  const hashed = [...ckpt.files, { name: 'tokenizer.json', path: tokenizerSource, bytes: (await stat(tokenizerSource)).size }];
-  const sources = [];
-  for (const [i, f] of hashed.entries()) {
-    progress({ stage: 'hash', done: i, total: hashed.length, tensor: f.name });
-    sources.push({ name: f.name, bytes: f.bytes, sha256: await sha256File(f.path) });
-  }
+  const sources = await hashSources(ckpt.files, tokenizerSource, progress);
 
   // One progress count per tensor read, across all graphs (the tied head reads the embedding again).
   const total = expectedTensors(cfg).length + (cfg.text.tieWordEmbeddings ? 1 : 0) + 1;
@@ -108,19 +102,8 @@ async function convertInto(ckpt: Checkpoint, dir: string, opts: ConvertOptions):
   await buildDecoder(ckpt, cfg, join(dir, 'decoder.onnx'), stageOpts('decoder'));
   await buildLmHead(ckpt, cfg, join(dir, 'lm_head.onnx'), stageOpts('lm_head'));
 
-  // Embedding rows are read by the engine straight from this file; fp16 halves it for the reduced precisions.
-  const embDtype = precision === 'fp32' ? 'float32' : 'float16';
-  progress({ stage: 'embeddings', done: done++, total, tensor: 'model.embed_tokens.weight' });
-  {
-    const { vocabSize: V, hiddenSize: H } = cfg.text;
-    const table = await ckpt.readF32('model.embed_tokens.weight', [V, H]);
-    writeRows(join(dir, 'embeddings.bin'), table, H, embDtype);
-  }
+  const embeddings = await writeEmbeddingsAndTokenizer(ckpt, cfg.text, dir, precision, tokenizerSource, { done, total, progress });
 
-  progress({ stage: 'tokenizer', done, total });
-  await copyFile(tokenizerSource, join(dir, 'tokenizer.json'));
-
-  const t = cfg.text;
   const manifest: ModelManifest = {
     format: 'diffusionvl-onnx',
     formatVersion: 1,
@@ -128,23 +111,12 @@ async function convertInto(ckpt: Checkpoint, dir: string, opts: ConvertOptions):
     precision,
     kvDtype,
     blockSize: cfg.bd3lm.blockSize,
-    text: {
-      hiddenSize: t.hiddenSize,
-      numLayers: t.numLayers,
-      numHeads: t.numHeads,
-      numKvHeads: t.numKvHeads,
-      headDim: t.headDim,
-      intermediateSize: t.intermediateSize,
-      vocabSize: t.vocabSize,
-      ropeTheta: t.ropeTheta,
-      rmsNormEps: t.rmsNormEps,
-      tiedLmHead: t.tieWordEmbeddings,
-    },
+    text: textDims(cfg.text),
     vision: { ...cfg.vision, fullAttentionBlocks: [...cfg.vision.fullAttentionBlocks] },
     image: { minPixels: cfg.pixels.minPixels, maxPixels: cfg.pixels.maxPixels, mean: cfg.image.mean, std: cfg.image.std },
     tokens: { mask: cfg.tokens.mask, eos: cfg.tokens.eos, pad: cfg.tokens.pad, imagePlaceholder: IMAGE_PLACEHOLDER },
-    files: { decoder: 'decoder.onnx', lmHead: 'lm_head.onnx', vision: 'vision.onnx', tokenizer: 'tokenizer.json' },
-    embeddings: { file: 'embeddings.bin', dtype: embDtype, rows: t.vocabSize, cols: t.hiddenSize },
+    files: MODEL_FILES,
+    embeddings,
     source: { files: sources },
     converter: { name: 'diffusionvl-vscode', version: CONVERTER_VERSION },
   };
@@ -161,21 +133,5 @@ async function checkpointArchitecture(dir: string): Promise<'diffusionvl_qwenvl'
   const path = join(resolve(dir), 'config.json');
   if (!existsSync(path)) return 'diffusionvl_qwenvl'; // the QwenVL reader gives the detailed message
   return detectArchitecture(await readJson(path));
-}
-
-/** Writes a row-major table in `dtype`, narrowing a slab of rows at a time (no second copy of the table). */
-export function writeRows(path: string, table: Float32Array, width: number, dtype: 'float32' | 'float16'): void {
-  const fd = openSync(path, 'w');
-  const slab = 4096 * width;
-  try {
-    for (let at = 0; at < table.length; at += slab) {
-      const part = table.subarray(at, Math.min(table.length, at + slab));
-      const bytes = dtype === 'float32' ? new Uint8Array(part.buffer, part.byteOffset, part.byteLength) : new Uint8Array(f32ToF16Array(part).buffer);
-      let written = 0;
-      while (written < bytes.length) written += writeSync(fd, bytes, written, bytes.length - written);
-    }
-  } finally {
-    closeSync(fd);
-  }
 }
 

@@ -1,13 +1,13 @@
-import { copyFile, stat, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { computeTypeOf } from './layers';
 import { f32ToF16Array, halfToFloat } from '../engine/half';
 import { MANIFEST_FILE, type SiglipManifest } from '../engine/manifest';
-import { sha256File } from './fileHash';
 import { buildDecoder, buildLmHead } from './qwen2';
 import { buildSiglipVision } from './siglip';
 import { expectedSiglipTensors, type SiglipCheckpoint } from './siglipCheckpoint';
-import { chooseTokenizer, CONVERTER_VERSION, IMAGE_PLACEHOLDER, writeRows, type ConvertOptions, type ConvertProgress } from './convert';
+import { chooseTokenizer, CONVERTER_VERSION, IMAGE_PLACEHOLDER, type ConvertOptions, type ConvertProgress } from './convert';
+import { hashSources, MODEL_FILES, textDims, writeEmbeddingsAndTokenizer, writeRows } from './textSide';
 
 /** Writes the converted SigLIP model into `dir` (the caller renames it into place). */
 export async function convertSiglipInto(ckpt: SiglipCheckpoint, dir: string, opts: ConvertOptions): Promise<SiglipManifest> {
@@ -21,12 +21,7 @@ export async function convertSiglipInto(ckpt: SiglipCheckpoint, dir: string, opt
   const kvDtype = compute;
 
   const tokenizerSource = await chooseTokenizer(ckpt, opts.tokenizer);
-  const hashed = [...ckpt.files, { name: 'tokenizer.json', path: tokenizerSource, bytes: (await stat(tokenizerSource)).size }];
-  const sources = [];
-  for (const [i, f] of hashed.entries()) {
-    progress({ stage: 'hash', done: i, total: hashed.length, tensor: f.name });
-    sources.push({ name: f.name, bytes: f.bytes, sha256: await sha256File(f.path) });
-  }
+  const sources = await hashSources(ckpt.files, tokenizerSource, progress);
 
   const total = expectedSiglipTensors(cfg).length + 1;
   let done = 0;
@@ -39,16 +34,8 @@ export async function convertSiglipInto(ckpt: SiglipCheckpoint, dir: string, opt
   const newline = await ckpt.readF32('model.image_newline', [cfg.text.hiddenSize]);
   writeRows(join(dir, 'image_newline.bin'), precision === 'fp16' ? roundToHalf(newline) : newline, newline.length, 'float32');
 
-  const embDtype = precision === 'fp32' ? 'float32' : 'float16';
-  progress({ stage: 'embeddings', done: done++, total, tensor: 'model.embed_tokens.weight' });
-  {
-    const { vocabSize: V, hiddenSize: H } = cfg.text;
-    writeRows(join(dir, 'embeddings.bin'), await ckpt.readF32('model.embed_tokens.weight', [V, H]), H, embDtype);
-  }
-  progress({ stage: 'tokenizer', done, total });
-  await copyFile(tokenizerSource, join(dir, 'tokenizer.json'));
+  const embeddings = await writeEmbeddingsAndTokenizer(ckpt, cfg.text, dir, precision, tokenizerSource, { done, total, progress });
 
-  const t = cfg.text;
   const manifest: SiglipManifest = {
     format: 'diffusionvl-onnx',
     formatVersion: 1,
@@ -56,24 +43,13 @@ export async function convertSiglipInto(ckpt: SiglipCheckpoint, dir: string, opt
     precision,
     kvDtype,
     blockSize: cfg.bd3lm.blockSize,
-    text: {
-      hiddenSize: t.hiddenSize,
-      numLayers: t.numLayers,
-      numHeads: t.numHeads,
-      numKvHeads: t.numKvHeads,
-      headDim: t.headDim,
-      intermediateSize: t.intermediateSize,
-      vocabSize: t.vocabSize,
-      ropeTheta: t.ropeTheta,
-      rmsNormEps: t.rmsNormEps,
-      tiedLmHead: t.tieWordEmbeddings,
-    },
+    text: textDims(cfg.text),
     vision: { ...cfg.vision },
     image: { ...cfg.anyres, gridPinpoints: cfg.anyres.gridPinpoints.map((p) => [p[0], p[1]] as [number, number]), newlineFile: 'image_newline.bin' },
     ...(cfg.maxPromptRows !== undefined ? { maxPromptRows: cfg.maxPromptRows } : {}),
     tokens: { mask: cfg.tokens.mask, eos: cfg.tokens.eos, pad: cfg.tokens.pad, imagePlaceholder: IMAGE_PLACEHOLDER },
-    files: { decoder: 'decoder.onnx', lmHead: 'lm_head.onnx', vision: 'vision.onnx', tokenizer: 'tokenizer.json' },
-    embeddings: { file: 'embeddings.bin', dtype: embDtype, rows: t.vocabSize, cols: t.hiddenSize },
+    files: MODEL_FILES,
+    embeddings,
     source: { files: sources },
     converter: { name: 'diffusionvl-vscode', version: CONVERTER_VERSION },
   };
