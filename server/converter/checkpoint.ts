@@ -1,8 +1,8 @@
-import { open, readdir, readFile, stat, type FileHandle } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { checkModelIdentity, parseQwenVLConfig, type QwenVLCheckpointConfig } from './checkpointConfig';
 import { expectedTensors } from './expectedTensors';
-import { fmtShape, readSafetensorsHeader, readTensorF32, type SafetensorsHeader, type TensorInfo, type UnsupportedTensor } from './safetensors';
+import { fmtShape, readSafetensorsHeader, tensorReader, type SafetensorsHeader, type TensorInfo, type UnsupportedTensor } from './safetensors';
 
 export type { QwenVLCheckpointConfig, QwenVLTextConfig, QwenVLVisionConfig } from './checkpointConfig';
 export { expectedTensors, type ExpectedTensor } from './expectedTensors';
@@ -224,16 +224,7 @@ export async function openCheckpoint(dirIn: string): Promise<Checkpoint> {
     }),
   );
 
-  const handles = new Map<string, Promise<FileHandle>>();
-  const handle = (file: string): Promise<FileHandle> => {
-    let h = handles.get(file);
-    if (!h) {
-      h = open(file, 'r');
-      handles.set(file, h);
-    }
-    return h;
-  };
-
+  const reader = tensorReader(info, (name, t) => describe(name, t.name));
   return {
     dir,
     config: parsed,
@@ -242,17 +233,6 @@ export async function openCheckpoint(dirIn: string): Promise<Checkpoint> {
     layout: { model: [...modelFiles], vision: [...visionFiles], projector: [...projectorFiles] },
     has: (name) => tensors.has(name),
     info,
-    async readF32(name, expectShape) {
-      const t = info(name);
-      if (expectShape && (expectShape.length !== t.shape.length || expectShape.some((d, i) => d !== t.shape[i]))) {
-        throw new Error(`${basename(t.file)}: tensor ${describe(name, t.name)} has shape ${fmtShape(t.shape)}, expected ${fmtShape(expectShape)}`);
-      }
-      return readTensorF32(await handle(t.file), t);
-    },
-    async close() {
-      const all = [...handles.values()];
-      handles.clear();
-      await Promise.all(all.map(async (p) => (await p).close()));
-    },
+    ...reader,
   };
 }

@@ -180,6 +180,39 @@ const LITTLE_ENDIAN = endianness() === 'LE';
  * Reads one tensor from an open file handle as float32. F32 bytes land directly in the result; F16/BF16 go
  * through a bounded scratch buffer, so peak memory is the float32 result plus at most one chunk.
  */
+/**
+ * Shape-checked float32 reads over a checkpoint's files, with one read handle per file, opened on first use and
+ * kept until `close()` (a conversion reads hundreds of tensors from a few shards). `label` names a tensor in errors.
+ */
+export function tensorReader(
+  info: (name: string) => TensorInfo,
+  label: (name: string, t: TensorInfo) => string = (_, t) => t.name,
+): { readF32(name: string, expectShape?: number[]): Promise<Float32Array>; close(): Promise<void> } {
+  const handles = new Map<string, Promise<FileHandle>>();
+  const handle = (file: string): Promise<FileHandle> => {
+    let h = handles.get(file);
+    if (!h) {
+      h = open(file, 'r');
+      handles.set(file, h);
+    }
+    return h;
+  };
+  return {
+    async readF32(name, expectShape) {
+      const t = info(name);
+      if (expectShape && (expectShape.length !== t.shape.length || expectShape.some((d, i) => d !== t.shape[i]))) {
+        throw new Error(`${basename(t.file)}: tensor ${label(name, t)} has shape ${fmtShape(t.shape)}, expected ${fmtShape(expectShape)}`);
+      }
+      return readTensorF32(await handle(t.file), t);
+    },
+    async close() {
+      const all = [...handles.values()];
+      handles.clear();
+      await Promise.all(all.map(async (p) => (await p).close()));
+    },
+  };
+}
+
 export async function readTensorF32(fh: FileHandle, info: TensorInfo): Promise<Float32Array> {
   const count = info.byteLength / dtypeBytes(info.dtype);
   const out = new Float32Array(count);

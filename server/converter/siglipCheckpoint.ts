@@ -6,11 +6,11 @@
  * loader keeps in that case), minus the last layer it deletes. Every shape is checked against the config up front.
  */
 import { existsSync, statSync } from 'node:fs';
-import { stat, open, readdir, type FileHandle } from 'node:fs/promises';
+import { stat, readdir } from 'node:fs/promises';
 import { basename, isAbsolute, join, resolve } from 'node:path';
 import { mergeEntries, modelHeaders, readJson, type Entry } from './checkpoint';
 import { detectArchitecture, type Json } from './checkpointConfig';
-import { fmtShape, readSafetensorsHeader, readTensorF32, type SafetensorsHeader, type TensorInfo } from './safetensors';
+import { fmtShape, readSafetensorsHeader, tensorReader, type SafetensorsHeader, type TensorInfo } from './safetensors';
 import { KNOWN_SIGLIP_TOWERS, parseSiglipConfig, type SiglipCheckpointConfig } from './siglipConfig';
 import type { ExpectedTensor } from './expectedTensors';
 
@@ -192,32 +192,13 @@ export async function openSiglipCheckpoint(dirIn: string, opts: SiglipOpenOption
   const files = await Promise.all(
     [...jsonFiles, ...used.map((h) => h.file)].map(async (path) => ({ name: basename(path), bytes: (await stat(path)).size, path })),
   );
-  const handles = new Map<string, Promise<FileHandle>>();
-  const handle = (file: string): Promise<FileHandle> => {
-    let h = handles.get(file);
-    if (!h) {
-      h = open(file, 'r');
-      handles.set(file, h);
-    }
-    return h;
-  };
+  const reader = tensorReader(info);
   return {
     dir,
     config: parsed,
     tensors,
     files,
     towerWeights,
-    async readF32(name, expectShape) {
-      const t = info(name);
-      if (expectShape && (expectShape.length !== t.shape.length || expectShape.some((d, i) => d !== t.shape[i]))) {
-        throw new Error(`${basename(t.file)}: tensor ${t.name} has shape ${fmtShape(t.shape)}, expected ${fmtShape(expectShape)}`);
-      }
-      return readTensorF32(await handle(t.file), t);
-    },
-    async close() {
-      const all = [...handles.values()];
-      handles.clear();
-      await Promise.all(all.map(async (p) => (await p).close()));
-    },
+    ...reader,
   };
 }
