@@ -6,7 +6,7 @@ import { createKvAppendSession, DeviceKvCache } from './deviceKvCache';
 import type { DecodeRequest, DiffusionModel, HeadOutput, HiddenRows } from './diffusionModel';
 import type { EmbeddingTable } from './embeddings';
 import { HostKvCache, type KvArray, type KvCache } from './kvCache';
-import type { ModelManifest } from './manifest';
+import { onnxDecoderFiles, type ModelManifest } from './manifest';
 import type { ConcreteProvider } from './providers';
 import { range, ropeInvFreq, ropeTables } from './rope';
 
@@ -89,10 +89,11 @@ export class OrtModel implements DiffusionModel {
       sessions.push(s);
       return s;
     };
+    const onnxDecoder = onnxDecoderFiles(m);
     try {
       // On the device, the decoder's outputs (hidden rows for the head, new K/V for the cache) stay there.
-      const decoder = await create(m.files.decoder, onDevice ? { preferredOutputLocation: 'gpu-buffer' } : {});
-      const lmHead = await create(m.files.lmHead);
+      const decoder = await create(onnxDecoder.decoder, onDevice ? { preferredOutputLocation: 'gpu-buffer' } : {});
+      const lmHead = await create(onnxDecoder.lmHead);
       const vision = await create(m.files.vision);
       const kvAppend = onDevice ? await createKvAppendSession(m.text.numLayers, m.text.numKvHeads * m.text.headDim, m.kvDtype) : null;
       if (kvAppend) sessions.push(kvAppend);
