@@ -4,6 +4,7 @@ import type { DecoderKind, GgufType, ModelDecoders, ModelFiles } from '../engine
 import type { QwenVLTextConfig } from './checkpointConfig';
 import type { ConvertProgress } from './convertOptions';
 import { ggufFileName } from './gguf/ggmlTypes';
+import { quantizeGguf } from './gguf/quantize';
 import { qwen2TensorMap, writeQwen2Gguf } from './gguf/qwen2Gguf';
 import { readGgufVocab } from './gguf/vocab';
 import { buildDecoder, buildLmHead, type BuildOptions, type TensorReader } from './qwen2';
@@ -72,7 +73,7 @@ async function writeGguf(ckpt: TensorReader, job: TextDecoderJob, type: GgufType
   if (direct) return;
   try {
     job.stageOpts('quantize').onTensor(file);
-    throw new Error(`GGUF ${type}: llama.cpp's quantiser is not wired in yet`);
+    await quantizeGguf(path, join(job.dir, file), type, (_level, text) => job.onNotice?.(`llama.cpp quantiser: ${text}`));
   } finally {
     await rm(path, { force: true });
   }
