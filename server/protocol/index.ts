@@ -12,9 +12,9 @@
 import type { ErrorKind } from '../engine/errors';
 import type { ExecutionProvider } from '../engine/api';
 import type { GenerationOptions, RemaskingStrategy } from '../engine/generationOptions';
-import type { Precision } from '../engine/manifest';
+import type { DecoderKind, GgufType, Precision } from '../engine/manifest';
 
-export type { ErrorKind, ExecutionProvider, GenerationOptions, Precision, RemaskingStrategy };
+export type { DecoderKind, ErrorKind, ExecutionProvider, GenerationOptions, GgufType, Precision, RemaskingStrategy };
 /** Largest image (encoded file or decoded base64 payload) the server accepts, in bytes. */
 export { MAX_IMAGE_BYTES } from '../engine/image/limits';
 /** The file a converted model folder is recognised by. */
@@ -211,7 +211,13 @@ export interface PrepareModelParams {
   hfToken?: string;
   /** Convert this local checkpoint folder instead of downloading. */
   localCheckpoint?: string;
-  precision?: Precision;
+  /** Which text decoder to convert to (`convert --decoder`). With neither this nor `precision`, the server picks what
+   * this machine runs fastest: a llama.cpp GGUF (F16 on a GPU, Q4_K_M on the CPU) when the library loads, else
+   * ONNX fp16. */
+  decoder?: DecoderKind;
+  /** `convert --precision` for that decoder: fp32|fp16|int4 (onnx, the default decoder when only this is given) or
+   * fp32|fp16|q8_0|q4_0|q4_k_m (gguf, both). */
+  precision?: Precision | GgufType;
   /** Make the converted model the active one (default true). */
   activate?: boolean;
   workDoneToken?: ProgressToken;
