@@ -24,10 +24,13 @@ export async function ensureTinyModel(precision: Precision = 'fp32'): Promise<st
 
 const memo = new Map<Precision, Promise<string>>();
 
-/** The regenerated golden tiny checkpoint folder (safetensors + configs, no tokenizer files). */
+/** The regenerated golden tiny checkpoint (safetensors), cached under .cache/test. */
 export function ensureTinyCheckpoint(): Promise<string> {
-  return cached(join(cacheDir, `tiny-ckpt-${codeHash().slice(0, 16)}`), 'SHA256SUMS', (dir) => writeGoldenTinyCheckpoint(dir));
+  ckptMemo ??= cached(join(cacheDir, `tiny-ckpt-${codeHash().slice(0, 16)}`), 'SHA256SUMS', (dir) => writeGoldenTinyCheckpoint(dir));
+  return ckptMemo;
 }
+
+let ckptMemo: Promise<string> | undefined;
 
 async function build(precision: Precision): Promise<string> {
   const code = codeHash();

@@ -50,7 +50,7 @@ export interface LlamaLibrary {
   readonly cpuVariant: string | null;
   readonly devices: LlamaDeviceInfo[];
   readonly fn: LlamaFunctions;
-  /** Routes the library's log to `sink` (one process-wide callback; the latest sink wins). */
+  /** Routes the library's log to `sink` (one process-wide callback; the latest sink wins; none: warnings and errors to stderr). */
   setLogSink(sink: LlamaLogSink | undefined): void;
 }
 
@@ -227,7 +227,7 @@ function openLibrary(dir: string, cpuVariant: string | undefined, log: LlamaLogS
 
   // The log callback goes in before any backend is loaded (loading logs). A callback entered from another thread
   // waits for this thread's event loop: calls that can log from worker threads (model load, decode) are made async.
-  let sink = log;
+  let sink = log ?? stderrSink;
   const callback = koffi.register((level: number, text: string) => {
     if (!sink || !text) return;
     const kind = level === GGML_LOG_LEVEL.error ? 'error' : level === GGML_LOG_LEVEL.warn ? 'warn' : level === GGML_LOG_LEVEL.info ? 'info' : 'debug';
@@ -274,12 +274,17 @@ function openLibrary(dir: string, cpuVariant: string | undefined, log: LlamaLogS
     devices,
     fn: f,
     setLogSink(s) {
-      sink = s;
+      sink = s ?? stderrSink;
     },
   };
 }
 
 export { Batch, ContextParams, ModelParams, QuantizeParams };
+
+/** Without a sink of the caller's: the library's warnings and errors on stderr, its chatter dropped. */
+const stderrSink: LlamaLogSink = (level, text) => {
+  if (level === 'warn' || level === 'error') process.stderr.write(`llama.cpp ${level}: ${text}\n`);
+};
 
 function firstLine(err: unknown): string {
   return (err instanceof Error ? err.message : String(err)).split('\n')[0].slice(0, 300);
