@@ -5,6 +5,7 @@
  * and `--decoder both` keeps an ONNX decoder the engine runs to the official ids.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -99,6 +100,19 @@ for (const [arch, ensure] of [['QwenVL', ensureTinyCheckpoint], ['SigLIP', ensur
     }
   });
 }
+
+test('the CLI: diffusionvl convert <ckpt> <out> --decoder gguf --precision q4_0 writes a Q4_0 file from the library\'s quantiser', async () => {
+  const dir = join(out, 'cli-q4_0');
+  const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'diffusionvl.js'), 'convert', await ensureTinyCheckpoint(), dir, '--decoder', 'gguf', '--precision', 'q4_0', '--quiet'], { cwd: repoRoot, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^Converted diffusionvl_qwenvl \(2 layers, hidden 64, GGUF q4_0 decoder\) to /);
+  const m = readManifest(dir);
+  assert.deepEqual(m.decoders, { gguf: { file: 'decoder.q4_0.gguf', type: 'q4_0' } });
+  assert.equal(m.precision, 'int4');
+  const f = readGguf(join(dir, 'decoder.q4_0.gguf'));
+  assert.ok(f.tensors.filter((t) => t.name.startsWith('blk.') && t.ne.length === 2).every((t) => t.type === 2));
+  inLibrary(join(dir, 'decoder.q4_0.gguf'), (l) => assert.match(l.desc, /Q4_0/));
+});
 
 test('a GGUF without a vocabulary (no tokenizer) loads, sized by its vocab_size', async () => {
   const path = join(out, 'novocab.gguf');
