@@ -17,7 +17,10 @@ import { decoderPrecision } from '../server/converter/convertOptions';
 import { qwen2TensorMap, writeQwen2Gguf } from '../server/converter/gguf/qwen2Gguf';
 import { readGgufVocab } from '../server/converter/gguf/vocab';
 import { f32ToF16Array, halfToFloat } from '../server/engine/half';
+import type { ExecutionProvider } from '../server/engine/api';
+import { LlamaUnavailableError, type LlamaDeviceInfo } from '../server/engine/backends/llamacpp/library';
 import { manifestDecoders, onnxDecoderFiles, readManifest } from '../server/engine/manifest';
+import { fastestDecoder } from '../server/lsp/decoderChoice';
 import { readGguf, readGgufTensor } from './helpers/ggufReader';
 import { randomSource, tinyText } from './helpers/tinyQwen2';
 import { cacheDir, repoRoot } from './helpers/paths';
@@ -200,3 +203,21 @@ test('the converter has no import cycle (convert.ts, convertSiglip.ts and textSi
   };
   for (const f of files.keys()) visit(f, []);
 });
+
+test('Download Model\'s decoder: F16 GGUF on a hardware GPU, Q4_K_M on the CPU (a software GPU is no GPU), ONNX fp16 without llama.cpp', () => {
+  const dev = (type: LlamaDeviceInfo['type'], name: string, description: string): LlamaDeviceInfo => ({ index: 0, name, description, type, handle: null });
+  const cpu = dev('cpu', 'CPU', 'Intel Xeon');
+  assert.deepEqual(pick('auto', [cpu, dev('gpu', 'Vulkan0', 'NVIDIA H100')]), { decoder: 'gguf', precision: 'fp16' });
+  assert.deepEqual(pick('auto', [cpu, dev('gpu', 'Vulkan0', 'llvmpipe (LLVM 15.0.7, 256 bits)')]), { decoder: 'gguf', precision: 'q4_k_m' });
+  assert.deepEqual(pick('cpu', [cpu, dev('gpu', 'CUDA0', 'NVIDIA H100')]), { decoder: 'gguf', precision: 'q4_k_m' });
+  const none = fastestDecoder('auto', undefined, () => {
+    throw new LlamaUnavailableError('no prebuilt llama.cpp library exists for plan9-mips');
+  });
+  assert.deepEqual({ decoder: none.decoder, precision: none.precision }, { decoder: 'onnx', precision: 'fp16' });
+  assert.match(none.reason, /llama\.cpp is not available \(no prebuilt llama\.cpp library exists for plan9-mips\)/);
+});
+
+function pick(provider: ExecutionProvider, devices: LlamaDeviceInfo[]): { decoder: string; precision: string } {
+  const c = fastestDecoder(provider, undefined, () => devices);
+  return { decoder: c.decoder, precision: c.precision };
+}

@@ -1,6 +1,6 @@
 import type { ExecutionProvider } from '../engine/api';
 import { chooseLlamaDevice } from '../engine/backends/llamacpp/devices';
-import { loadLlamaLibrary } from '../engine/backends/llamacpp/library';
+import { loadLlamaLibrary, type LlamaDeviceInfo } from '../engine/backends/llamacpp/library';
 import type { DecoderKind, GgufType, Precision } from '../engine/manifest';
 
 /** What Download Model and prepareModel convert to when the client does not say. */
@@ -19,14 +19,18 @@ const ONNX_DEFAULT: Precision = 'fp16';
  * for the provider asked for, Q4_K_M on the CPU — else ONNX Runtime as before. Loading the library is safe to
  * repeat (once per process) and any failure is a reason, never a crash.
  */
-export function fastestDecoder(provider: ExecutionProvider, log?: (line: string) => void): DecoderChoice {
+export function fastestDecoder(provider: ExecutionProvider, log?: (line: string) => void, devicesOf: () => readonly LlamaDeviceInfo[] = () => libraryDevices(log)): DecoderChoice {
   let devices;
   try {
-    devices = loadLlamaLibrary({ log: (level, text) => (level === 'error' ? log?.(`llama.cpp: ${text}`) : undefined) }).devices;
+    devices = devicesOf();
   } catch (err) {
     return { decoder: 'onnx', precision: ONNX_DEFAULT, reason: `ONNX Runtime decoder (${ONNX_DEFAULT}): llama.cpp is not available (${err instanceof Error ? err.message : String(err)})` };
   }
   const device = chooseLlamaDevice(devices, provider);
   if (device.device) return { decoder: 'gguf', precision: 'fp16', reason: `llama.cpp decoder, F16 on ${device.label} (${device.reason})` };
   return { decoder: 'gguf', precision: 'q4_k_m', reason: `llama.cpp decoder, Q4_K_M on the CPU (${device.reason})` };
+}
+
+function libraryDevices(log?: (line: string) => void): readonly LlamaDeviceInfo[] {
+  return loadLlamaLibrary({ log: (level, text) => (level === 'error' ? log?.(`llama.cpp: ${text}`) : undefined) }).devices;
 }

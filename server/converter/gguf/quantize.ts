@@ -15,7 +15,12 @@ const QUANTIZE_BUFFER_BYTES = 512 * 1024 * 1024;
 export async function quantizeGguf(input: string, output: string, type: GgufType, log?: LlamaLogSink): Promise<void> {
   if (type === 'fp32' || type === 'fp16') throw new Error(`${type} is written directly, not quantised`);
   // Quantiser lines are progress chatter; warnings and errors go to whoever asked.
-  const lib = loadLlamaLibrary({ log: (level, text) => (level === 'warn' || level === 'error' ? log?.(level, text) : undefined) });
+  let lib;
+  try {
+    lib = loadLlamaLibrary({ log: (level, text) => (level === 'warn' || level === 'error' ? log?.(level, text) : undefined) });
+  } catch (err) {
+    throw new Error(`GGUF ${type} is made by llama.cpp's own quantiser, which is not available here (${err instanceof Error ? err.message : String(err)}); fp32 and fp16 GGUF files need no library`);
+  }
   const params = lib.fn.llama_model_quantize_default_params() as Record<string, unknown>;
   params.ftype = LLAMA_FTYPE[type];
   params.nthread = Math.max(1, Math.min(cpus().length, 8));
