@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { before, test } from 'node:test';
+import { after, before, test } from 'node:test';
 import { convertCommand } from '../server/cli/commands/convert';
 import { UsageError } from '../server/cli/command';
 import { openCheckpoint } from '../server/converter/checkpoint';
@@ -46,6 +46,8 @@ before(async () => {
   await rm(out, { recursive: true, force: true });
   await mkdir(out, { recursive: true });
 });
+
+after(() => rm(out, { recursive: true, force: true }));
 
 test('the GGUF decoder parses back as llama.cpp qwen2: v3 header, hyper-parameters, tensor names and ggml shapes', async () => {
   const dir = await ggufModel('fp32');

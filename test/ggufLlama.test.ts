@@ -73,7 +73,10 @@ before(async () => {
   await mkdir(out, { recursive: true });
 });
 
-after(() => lib?.setLogSink(undefined));
+after(async () => {
+  lib?.setLogSink(undefined);
+  await rm(out, { recursive: true, force: true });
+});
 
 /** ggml types of the blocks' matrices per file type. K-quants need rows of 256: the tiny checkpoints' 32- and 64-wide
  * rows get llama.cpp's fallbacks (Q5_0, Q5_1, Q8_0), the 256-wide model below the real Q4_K/Q6_K mix. */
@@ -97,6 +100,7 @@ for (const [arch, ensure] of [['QwenVL', ensureTinyCheckpoint], ['SigLIP', ensur
         assert.deepEqual({ nLayer: l.nLayer, nEmbd: l.nEmbd, nVocab: l.nVocab }, { nLayer: m.text.numLayers, nEmbd: m.text.hiddenSize, nVocab: m.text.vocabSize }, type);
         assert.match(l.desc, DESC[type]);
       });
+      await rm(dir, { recursive: true, force: true }); // ≈ 80 MB each (the 152k-row vocabulary)
     }
   });
 }
