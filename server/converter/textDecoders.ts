@@ -65,8 +65,8 @@ async function writeGguf(ckpt: TensorReader, job: TextDecoderJob, type: GgufType
   }
   const gguf = job.stageOpts('gguf');
   const direct = type === 'fp32' || type === 'fp16';
-  // Quantised types: F16 first, then llama.cpp's own quantiser (the checkpoints are bf16, which F16 holds exactly in
-  // the weights' range), and the F16 file is removed.
+  // Quantised types: F16 first (as llama.cpp's own route does; it holds bf16 weights exactly between 6.1e-5 and
+  // 65504 in magnitude, smaller ones round as F16 subnormals), then llama.cpp's quantiser; the F16 file is removed.
   const written = direct ? file : ggufFileName('fp16').replace(/\.gguf$/, '.unquantized.gguf');
   const path = join(job.dir, written);
   await writeQwen2Gguf(ckpt, path, { type: direct ? type : 'fp16', name: basename(job.checkpointDir), text: job.text, tokens: job.tokens, vocab, onTensor: gguf.onTensor });
