@@ -95,6 +95,26 @@ test('streaming: one chunk per committed block, then finish_reason and usage, th
   assert.match(rawStream.text, /^data: \{.*\n\n(data: \{.*\n\n)+data: \[DONE\]\n\n$/s);
 });
 
+test('stop sequences end the answer before them, streamed or not', async () => {
+  const base = { messages: [userTurn('What is this?')], max_tokens: 64 };
+  const whole = (await postJson(tiny.url, base)).json() as unknown as { choices: { message: { content: string } }[] };
+  const text = whole.choices[0].message.content;
+  // A stop sequence from the second half of the answer (the tiny model's text is arbitrary but deterministic).
+  const at = text.indexOf(' ', Math.floor(text.length / 2));
+  assert.ok(at > 0, text);
+  const stop = text.slice(at, at + 6);
+  const expected = text.slice(0, text.indexOf(stop));
+  const cut = await postJson(tiny.url, { ...base, stop });
+  const c = cut.json() as unknown as { choices: { message: { content: string }; finish_reason: string }[] };
+  assert.equal(c.choices[0].message.content, expected);
+  assert.equal(c.choices[0].finish_reason, 'stop');
+  const streamed = await postJson(tiny.url, { ...base, stop: [stop, 'never-appears'], stream: true });
+  const events = streamed.text.split('\n\n').filter((e) => e.startsWith('data: {')).map((e) => JSON.parse(e.slice(6)) as { choices: { delta: { content?: string }; finish_reason: string | null }[] });
+  assert.equal(events.map((e) => e.choices[0].delta.content ?? '').join(''), expected);
+  assert.equal(events.at(-1)!.choices[0].finish_reason, 'stop');
+  assert.equal((await postJson(tiny.url, { ...base, stop: [''] })).status, 400);
+});
+
 test('follow-ups are answered as the Ask panel answers them: the conversation\'s image, the last question', async () => {
   const client = sdk(demo);
   const followUp = await client.chat.completions.create({
