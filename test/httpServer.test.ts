@@ -129,6 +129,10 @@ test('follow-ups are answered as the Ask panel answers them: the conversation\'s
   const single = await client.chat.completions.create({ model: 'default', messages: [userTurn(QUESTION)] });
   assert.equal(followUp.choices[0].message.content, single.choices[0].message.content);
   assert.equal(followUp.choices[0].message.content, 'purple');
+  // A question without an image is answered as text (no image rows in the prompt).
+  const text = await client.chat.completions.create({ model: 'default', messages: [{ role: 'user', content: QUESTION }], max_tokens: 8 });
+  assert.equal(typeof text.choices[0].message.content, 'string');
+  assert.ok((text as unknown as { diffusionvl: { promptTokens: number } }).diffusionvl.promptTokens < (single as unknown as { diffusionvl: { promptTokens: number } }).diffusionvl.promptTokens);
   // Two images in one conversation reach the model as two images (more prompt rows than one).
   const two = await postJson(demo.url, { messages: [userTurn('Compare the images.'), { role: 'user', content: [{ type: 'image_url', image_url: { url: dataUrl } }, { type: 'text', text: QUESTION }] }], max_tokens: 8 });
   assert.equal(two.status, 200, two.text);
