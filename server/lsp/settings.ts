@@ -1,6 +1,7 @@
 import { DEFAULT_PROVIDER, EXECUTION_PROVIDERS, type ExecutionProvider } from '../engine/api';
 import { checkNumericOption, checkStrategy, GENERATION_OPTIONS as G, type GenerationOptions, type NumericOption, type RemaskingStrategy } from '../engine/generationOptions';
 import { DefaultPrompts, SETTINGS_SECTION, type ServerSettings } from '../protocol';
+import { normalizeServerUrl } from '../protocol/remoteServer';
 
 /** Defaults of the server's settings; package.json's `contributes.configuration` is checked against these by a test. */
 export const DEFAULT_SETTINGS: ServerSettings = {
@@ -39,15 +40,9 @@ const provider: Rule<ExecutionProvider> = (v, name) => {
 /** A remote server's base URL: '' (none) or http(s) without credentials in it (those would end up in logs). */
 const serverUrl: Rule<string> = (v, name) => {
   if (v === '' || v === null) return '';
-  if (typeof v === 'string') {
-    try {
-      const u = new URL(v.trim());
-      if ((u.protocol === 'http:' || u.protocol === 'https:') && !u.username && !u.password) return u.href.replace(/\/+$/, '');
-    } catch {
-      // Reported below.
-    }
-  }
-  throw new Error(`${name} must be an http:// or https:// URL without a user name or password (the API key has its own command), or empty`);
+  const url = typeof v === 'string' ? normalizeServerUrl(v) : undefined;
+  if (url) return url;
+  throw new Error(`${name} must be an http:// or https:// URL without a user name, password or query (the API key has its own command), or empty`);
 };
 /** A generation default, checked against the engine's table but reported under the setting's name. */
 function option(name: NumericOption): Rule<number> {

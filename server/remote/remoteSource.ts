@@ -1,7 +1,7 @@
 import type { ImageInput, RunOptions } from '../engine/api';
 import { CancelledError, DiffusionVLError } from '../engine/api';
 import type { RemoteStatus } from '../protocol';
-import { isLoopbackUrl } from '../protocol/loopback';
+import { isLoopbackUrl } from '../protocol/remoteServer';
 import { ChatClient, RemoteError, type ChatAnswer } from './chatClient';
 import { imageDataUrl } from './imagePayload';
 
