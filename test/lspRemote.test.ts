@@ -156,7 +156,7 @@ test('a DiffusionVL server: its options are sent and its stats ride along', asyn
     timings: { queueMs: 1, loadMs: 0, visionMs: 5, prefillMs: 6, decodeMs: 30, totalMs: 42 },
     cache: { visionHit: false, prefixHit: false },
   };
-  const dvl = await new FakeOpenAI({ model: 'diffusionvl-3b', ownedBy: 'diffusionvl', extra: { stats } }).start();
+  const dvl = await new FakeOpenAI({ model: 'diffusionvl-3b', ownedBy: 'diffusionvl', extra: stats }).start();
   try {
     await client.conn.sendNotification('workspace/didChangeConfiguration', { settings: { diffusionvl: { server: { url: dvl.url }, steps: 4, remasking: 'dynamic', confidenceThreshold: 0.8 } } });
     const { result } = await ask('remote-dvl');
@@ -164,7 +164,7 @@ test('a DiffusionVL server: its options are sent and its stats ride along', asyn
     assert.equal(result.stats?.forwards.total, 10);
     assert.equal(result.stats?.tokensPerForward, 2.4);
     const chat = dvl.seen.find((r) => r.path === '/v1/chat/completions');
-    assert.deepEqual(chat?.body?.diffusionvl, { steps: 4, strategy: 'dynamic', threshold: 0.8 });
+    assert.deepEqual(chat?.body?.diffusionvl, { steps: 4, remasking: 'dynamic', threshold: 0.8 });
     assert.equal(chat?.authorization, `Bearer ${KEY}`);
   } finally {
     await client.conn.sendNotification('workspace/didChangeConfiguration', { settings: { diffusionvl: { server: { url: fake.url }, steps: null, remasking: null, confidenceThreshold: null } } });

@@ -107,7 +107,8 @@ export class ChatClient {
     if (o.seed !== undefined) body.seed = o.seed;
     if (diffusionvl) {
       // Options only a DiffusionVL server knows: another server could refuse a request carrying them.
-      const extra = { steps: o.steps, strategy: o.strategy, threshold: o.threshold, blockSize: o.blockSize, topK: o.topK };
+      // Named as `diffusionvl serve --http` takes them (its `diffusionvl` extra field).
+      const extra = { steps: o.steps, remasking: o.strategy, threshold: o.threshold, block_size: o.blockSize, top_k: o.topK };
       body.diffusionvl = Object.fromEntries(Object.entries(extra).filter(([, v]) => v !== undefined));
     }
 
