@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
-import { copyFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { ErrorCodes, Methods, SERVER_API_KEY_ENV, type AskResult, type PartialAnswerParams, type StatusResult } from '../server/protocol';
 import { FakeOpenAI } from './helpers/fakeOpenAI';
 import { startLspServer, type LspClient } from './helpers/lspClient';
-import { fixturesDir } from './helpers/paths';
+import { fixturesDir, repoRoot } from './helpers/paths';
 
 // The sidecar pointed at an OpenAI-compatible server on loopback: every answer comes from there, streamed chunk by
 // chunk as block partials, with the key sent as a Bearer token and never written anywhere the user could see it.
@@ -177,4 +178,50 @@ test('clearing server.url goes back to the local model', async () => {
   const status = await client.request<StatusResult>(Methods.status, null);
   assert.equal(status.remote, undefined);
   assert.ok(status.model.dir, 'the local (embedded) model answers again');
+});
+
+test('with `diffusionvl serve --http` answering: the local model\'s own answer, block by block, with its stats', async () => {
+  const keyFile = join(ws, 'http.key');
+  const httpKey = 'dvl-http-key-0123456789abcdef';
+  await writeFile(keyFile, `${httpKey}\n`);
+  const chart = join(ws, 'img', 'chart.png');
+  await copyFile(join(repoRoot, 'media', 'examples', 'chart-1.png'), chart);
+  const http = spawn(process.execPath, [join(repoRoot, 'out', 'server', 'cli', 'main.js'), 'serve', '--http', '--port', '0', '--api-key-file', keyFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let httpErr = '';
+  http.stderr.on('data', (d: Buffer) => (httpErr += d.toString()));
+  const sidecar = await (async () => {
+    const url = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      http.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        const m = /listening on (http:\/\/\S+?)[\s(]/.exec(out);
+        if (m) resolve(m[1]);
+      });
+      http.once('exit', (code) => reject(new Error(`serve --http exited (${code}): ${httpErr}`)));
+    });
+    return { url, client: await startLspServer({ workspaceFolders: [ws], env: { [SERVER_API_KEY_ENV]: httpKey }, settings: { server: { url } } }) };
+  })();
+  try {
+    const params = { image: { path: chart }, question: 'Which bar is the tallest?', streamToken: 'http-1' };
+    const partials: PartialAnswerParams[] = [];
+    sidecar.client.conn.onNotification(Methods.partialAnswer, (p: PartialAnswerParams) => void partials.push(p));
+    const remote = await sidecar.client.request<AskResult>(Methods.ask, params);
+    assert.equal(remote.server, sidecar.url);
+    assert.equal(remote.model, 'default', 'the model id serve --http lists');
+    assert.ok(remote.stats && remote.stats.forwards.total > 0 && remote.stats.generatedTokens > 0, 'the DiffusionVL stats rode along');
+    assert.ok(partials.length >= 1 && partials.every((p, i) => p.kind === 'block' && p.block === i), 'block partials in order');
+    assert.equal(partials.at(-1)?.text, remote.text);
+
+    // The same question to the local (embedded) model of this sidecar gives the same answer.
+    await sidecar.client.conn.sendNotification('workspace/didChangeConfiguration', { settings: { diffusionvl: { server: { url: '' } } } });
+    const local = await sidecar.client.request<AskResult>(Methods.ask, { ...params, streamToken: 'http-2' });
+    assert.equal(local.server, undefined);
+    assert.equal(remote.text, local.text);
+    assert.equal(remote.stats?.generatedTokens, local.stats?.generatedTokens);
+    assert.ok(!(sidecar.client.stderr() + JSON.stringify(sidecar.client.notifications) + httpErr).includes(httpKey), 'the key is in no log');
+  } finally {
+    await sidecar.client.close();
+    http.kill('SIGTERM');
+    await new Promise((r) => http.once('exit', r));
+  }
 });

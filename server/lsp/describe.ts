@@ -37,7 +37,7 @@ export class Describer {
     const key = [sha256, prompt, JSON.stringify(options), this.deps.models.answererId()].join('\0');
     const hit = this.cache.get(key);
     if (hit !== undefined) return hit;
-    const { value } = await this.deps.queue.run(lane, signal, () => this.deps.models.ask({ image: { bytes, label: path }, question: prompt, options }, { signal }));
+    const { value } = await this.deps.queue.run(lane, signal, () => this.deps.models.ask({ images: [{ bytes, label: path }], question: prompt, options }, { signal }));
     const text = oneLine(value.source === 'local' ? value.result.text : value.answer.text);
     this.cache.set(key, text);
     return text;

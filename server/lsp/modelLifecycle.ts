@@ -10,9 +10,9 @@ import { modelSettingsChanged } from './settings';
 
 export type EngineFactory = (opts: EngineOptions) => Promise<Engine>;
 
-/** One question about one image, for whichever source answers. */
+/** One question about its images (in prompt order), for whichever source answers. */
 export interface SourceRequest {
-  image: ImageInput;
+  images: ImageInput[];
   question: string;
   options: RunOptions;
 }
@@ -82,7 +82,7 @@ export class ModelManager {
       return { value: { source: 'remote', answer, server: remote.url }, loadMs: 0 };
     }
     const model = this.modelDir() ?? '';
-    const { value, loadMs } = await this.use((engine) => engine.ask({ images: [req.image], question: req.question, options: req.options }, controls));
+    const { value, loadMs } = await this.use((engine) => engine.ask({ images: req.images, question: req.question, options: req.options }, controls));
     return { value: { source: 'local', result: value, model }, loadMs };
   }
 

@@ -6,8 +6,8 @@ import { sseData } from './sse';
 const IDLE_TIMEOUT_MS = 120_000;
 
 export interface ChatQuestion {
-  /** The image as a `data:` URL. */
-  imageUrl: string;
+  /** The images as `data:` URLs, in prompt order (none for a text-only question). */
+  imageUrls: string[];
   question: string;
   options: GenerationOptions;
 }
@@ -61,9 +61,9 @@ export class ChatClient {
     return `${/\/v1$/.test(base) ? base : `${base}/v1`}/${path}`;
   }
 
-  private headers(json: boolean): Record<string, string> {
-    const h: Record<string, string> = { accept: json ? 'application/json' : 'text/event-stream' };
-    if (json) h['content-type'] = 'application/json';
+  private headers(accept: 'application/json' | 'text/event-stream', withBody: boolean): Record<string, string> {
+    const h: Record<string, string> = { accept };
+    if (withBody) h['content-type'] = 'application/json';
     if (this.apiKey) h.authorization = `Bearer ${this.apiKey}`;
     return h;
   }
@@ -83,7 +83,7 @@ export class ChatClient {
   }
 
   private async fetchModels(signal: AbortSignal): Promise<ModelEntry[]> {
-    const res = await this.send(this.endpoint('models'), { method: 'GET', headers: this.headers(true) }, signal);
+    const res = await this.send(this.endpoint('models'), { method: 'GET', headers: this.headers('application/json', false) }, signal);
     // A server without a model list can still answer when a model is configured.
     if (res.status === 404 && this.model) return [];
     if (!res.ok) throw await httpError(this.url, res);
@@ -97,7 +97,7 @@ export class ChatClient {
     const o = q.options;
     const body: Record<string, unknown> = {
       model,
-      messages: [{ role: 'user', content: [{ type: 'text', text: q.question }, { type: 'image_url', image_url: { url: q.imageUrl } }] }],
+      messages: [{ role: 'user', content: [{ type: 'text', text: q.question }, ...q.imageUrls.map((url) => ({ type: 'image_url', image_url: { url } }))] }],
       stream: true,
       stream_options: { include_usage: true },
     };
@@ -115,7 +115,7 @@ export class ChatClient {
     const idle = new IdleTimer(IDLE_TIMEOUT_MS);
     const both = AbortSignal.any([signal, idle.signal]);
     try {
-      const res = await this.send(this.endpoint('chat/completions'), { method: 'POST', headers: this.headers(false), body: JSON.stringify(body) }, both);
+      const res = await this.send(this.endpoint('chat/completions'), { method: 'POST', headers: this.headers('text/event-stream', true), body: JSON.stringify(body) }, both);
       idle.reset();
       if (!res.ok) throw await httpError(this.url, res);
       if (!res.body) throw new RemoteError('failed', `${this.url} answered without a body`);

@@ -46,14 +46,15 @@ export class RemoteSource {
     return { url: this.config.url, hasKey: !!this.config.apiKey, allowed: this.allowed, model: this.model ?? (this.config.model || undefined), state: this.state, error: this.error };
   }
 
-  /** One question about one image; `onText` gets the answer so far after every chunk. */
-  async ask(req: { image: ImageInput; question: string; options: RunOptions }, signal: AbortSignal, onText: (textSoFar: string) => void): Promise<ChatAnswer> {
+  /** One question about its images; `onText` gets the answer so far after every chunk. */
+  async ask(req: { images: ImageInput[]; question: string; options: RunOptions }, signal: AbortSignal, onText: (textSoFar: string) => void): Promise<ChatAnswer> {
     if (!this.allowed) {
       throw new DiffusionVLError('remote', `images are not sent to ${this.config.url} until you allow it: ask a question in VS Code to be asked, or clear diffusionvl.server.url to use the local model`);
     }
-    const imageUrl = await imageDataUrl(req.image);
+    const imageUrls: string[] = [];
+    for (const image of req.images) imageUrls.push(await imageDataUrl(image));
     try {
-      const answer = await this.client.ask({ imageUrl, question: req.question, options: req.options }, signal, onText);
+      const answer = await this.client.ask({ imageUrls, question: req.question, options: req.options }, signal, onText);
       this.model = answer.model;
       this.set('ok');
       return answer;

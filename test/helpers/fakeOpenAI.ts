@@ -92,6 +92,7 @@ export class FakeOpenAI {
       return { status: 200, json: { object: 'list', data: [{ id: model, object: 'model', created: 0, owned_by: this.opts.ownedBy ?? 'fake' }] } };
     }
     if (req.method === 'POST' && req.url === '/v1/chat/completions') {
+      if (!/^application\/json\b/.test(req.headers['content-type'] ?? '')) return { status: 415, json: { error: { message: 'the body must be JSON', type: 'invalid_request_error' } } };
       const pieces = this.opts.pieces ?? ['A red ', 'circle ', 'above a blue square.'];
       const base = { id: 'chatcmpl-1', object: 'chat.completion.chunk', created: 0, model };
       const events = pieces.map((p, i) => JSON.stringify({ ...base, choices: [{ index: 0, delta: i === 0 ? { role: 'assistant', content: p } : { content: p }, finish_reason: null }] }));
