@@ -173,6 +173,14 @@ test('a DiffusionVL server: its options are sent and its stats ride along', asyn
   }
 });
 
+test('a server URL with credentials in it is refused without repeating them', async () => {
+  await client.conn.sendNotification('workspace/didChangeConfiguration', { settings: { diffusionvl: { server: { url: 'http://bob:hunter2@example.com:8080' } } } });
+  const status = await client.request<StatusResult>(Methods.status, null);
+  assert.equal(status.remote?.url, fake.url, 'the previous URL stays');
+  assert.match(everythingSaid(), /diffusionvl\.server\.url must be an http:\/\/ or https:\/\/ URL without a user name, password or query/);
+  assert.ok(!everythingSaid().includes('hunter2'));
+});
+
 test('clearing server.url goes back to the local model', async () => {
   await client.conn.sendNotification('workspace/didChangeConfiguration', { settings: { diffusionvl: { server: { url: '' } } } });
   const status = await client.request<StatusResult>(Methods.status, null);
