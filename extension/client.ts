@@ -70,6 +70,10 @@ export class Sidecar implements vscode.Disposable {
   private _state: SidecarState = 'starting';
   private _status: StatusResult | undefined;
   private inFlight = 0;
+  private starting?: Promise<void>;
+  private stopping?: Promise<void>;
+  /** Restarts run one after another (a new server URL and a new key can ask for one at the same moment). */
+  private restarting: Promise<void> = Promise.resolve();
 
   private readonly stateEmitter = new vscode.EventEmitter<SidecarState>();
   private readonly statusEmitter = new vscode.EventEmitter<StatusResult>();
@@ -94,7 +98,15 @@ export class Sidecar implements vscode.Disposable {
     return this.inFlight;
   }
 
-  async start(): Promise<void> {
+  /** Starts the server once: concurrent callers share one start (it reads the key first, so it is not instant). */
+  start(): Promise<void> {
+    this.starting ??= this.startOnce().finally(() => (this.starting = undefined));
+    return this.starting;
+  }
+
+  private async startOnce(): Promise<void> {
+    // A server being stopped still holds its registrations (commands, providers): start after it is gone.
+    await this.stopping;
     if (this.client) return;
     const serverModule = this.ctx.asAbsolutePath('dist/server.js');
     // The shared server's key travels in the sidecar's environment: never in settings traffic (which the trace
@@ -113,7 +125,7 @@ export class Sidecar implements vscode.Disposable {
       ]),
       outputChannel: this.log,
       initializationOptions,
-      errorHandler: this.errorHandler(),
+      errorHandler: this.errorHandler(() => client),
       middleware: {
         // The server also honours hover.enabled; checking here avoids a round trip and covers Restricted Mode at once.
         provideHover: async (document, position, token, next) => {
@@ -166,11 +178,12 @@ export class Sidecar implements vscode.Disposable {
     }
   }
 
-  private errorHandler(): ErrorHandler {
+  /** `owner` is the client this handler belongs to: one that was replaced (restart) is not restarted when it closes. */
+  private errorHandler(owner: () => LanguageClient | undefined): ErrorHandler {
     return {
       error: (_error, _message, count) => ({ action: count !== undefined && count <= 3 ? ErrorAction.Continue : ErrorAction.Shutdown }),
       closed: () => {
-        if (this.disposed) return { action: CloseAction.DoNotRestart, handled: true };
+        if (this.disposed || owner() !== this.client) return { action: CloseAction.DoNotRestart, handled: true };
         const now = Date.now();
         this.restarts.push(now);
         while (this.restarts.length && now - this.restarts[0] > RESTART_WINDOW_MS) this.restarts.shift();
@@ -191,14 +204,22 @@ export class Sidecar implements vscode.Disposable {
   }
 
   /** Stops the server (if running) and starts a fresh one. */
-  async restart(): Promise<void> {
+  restart(): Promise<void> {
+    const next = this.restarting.then(() => this.restartOnce());
+    this.restarting = next.catch(() => undefined);
+    return next;
+  }
+
+  private async restartOnce(): Promise<void> {
     this.restarts.length = 0;
     const old = this.client;
     this.client = undefined;
     this.streams.clear();
     if (old) {
       this.setState('restarting');
-      await old.dispose(2000).catch((err: unknown) => this.log.warn(`stopping server: ${errorText(err)}`));
+      this.stopping = old.dispose(2000).catch((err: unknown) => this.log.warn(`stopping server: ${errorText(err)}`));
+      await this.stopping;
+      this.stopping = undefined;
     }
     await this.start();
   }
