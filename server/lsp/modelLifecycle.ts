@@ -59,11 +59,6 @@ export class ModelManager {
     this.remoteSource = this.makeRemote(settings);
   }
 
-  /** The remote server answering instead of the local model, while `server.url` is set. */
-  remote(): RemoteSource | undefined {
-    return this.remoteSource;
-  }
-
   /** Names what answers (cache keys): the remote server and model, else the local model folder. */
   answererId(): string {
     const r = this.remoteSource;
