@@ -761,6 +761,8 @@ try {
       await quickInputBox().fill(key);
       await page.keyboard.press('Enter');
       await page.locator('.notification-toast', { hasText: 'API key for' }).first().waitFor({ timeout: 30_000 });
+      // Toasts sit over the panel's Ask button.
+      await palette('Notifications: Clear All Notifications').catch(() => {});
       const before = await completed();
 
       await askViaPalette('flow.png', 'Describe the image.');
