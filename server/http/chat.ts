@@ -42,15 +42,17 @@ export async function chatCompletions(ctx: ChatContext, body: unknown, res: Serv
   const id = `chatcmpl-${randomUUID()}`;
   const created = Math.floor(Date.now() / 1000);
   const ask = { images, question: req.question, options: req.options };
+  const stops = new StopSequences(req.stop);
 
   if (!req.stream) {
     const r = await answer(ctx.deps, ask, signal);
+    const cut = stops.cut(r.text);
     const completion = {
       id,
       object: 'chat.completion',
       created,
       model,
-      choices: [{ index: 0, message: { role: 'assistant', content: r.text, refusal: null }, finish_reason: finish(r), logprobs: null }],
+      choices: [{ index: 0, message: { role: 'assistant', content: cut ?? r.text, refusal: null }, finish_reason: cut !== undefined ? 'stop' : finish(r), logprobs: null }],
       usage: usage(r.stats),
       diffusionvl: r.stats,
     };
@@ -69,29 +71,67 @@ export async function chatCompletions(ctx: ChatContext, body: unknown, res: Serv
     ...extra,
   });
   let sent = '';
-  const emit = (text: string): void => {
+  let stopped = false;
+  // A stop sequence ends the answer there and the run with it.
+  const run = new AbortController();
+  const onAbort = (): void => run.abort();
+  signal.addEventListener('abort', onAbort, { once: true });
+  const emit = (text: string, final: boolean): void => {
+    if (stopped) return;
+    const cut = stops.cut(text);
+    if (cut !== undefined) {
+      stopped = true;
+      run.abort();
+    }
+    // Held back: the start of a stop sequence that the next block may complete.
+    const shown = cut ?? (final ? text : text.slice(0, Math.max(sent.length, text.length - stops.holdBack)));
     // Decoded text only ever grows at the end; hold back the rare block whose decoding rewrote what was sent.
-    if (!text.startsWith(sent) || text.length === sent.length) return;
-    const content = text.slice(sent.length);
+    if (!shown.startsWith(sent) || shown.length === sent.length) return;
+    const content = shown.slice(sent.length);
     sse.send(chunk(sent === '' ? { role: 'assistant', content } : { content }));
-    sent = text;
+    sent = shown;
   };
-  let r: AskResult;
+  let r: AskResult | undefined;
   try {
-    r = await answer(ctx.deps, ask, signal, (p: AskPartial) => {
-      if (p.kind === 'block' && !signal.aborted) emit(p.text);
+    r = await answer(ctx.deps, ask, run.signal, (p: AskPartial) => {
+      if (p.kind === 'block' && !signal.aborted) emit(p.text, false);
     });
   } catch (err) {
-    if (!sse.open) throw err;
-    // Mid-stream: the status line is gone, so the error travels as an event, as OpenAI's streams carry it.
-    if (!signal.aborted) {
-      sse.send(toErrorReply(err).body);
-      sse.end();
+    if (stopped && !signal.aborted) r = undefined;
+    else if (!sse.open) throw err;
+    else {
+      // Mid-stream: the status line is gone, so the error travels as an event, as OpenAI's streams carry it.
+      if (!signal.aborted) {
+        sse.send(toErrorReply(err).body);
+        sse.end();
+      }
+      return;
     }
-    return;
+  } finally {
+    signal.removeEventListener('abort', onAbort);
   }
-  emit(r.text);
+  if (r) emit(r.text, true);
   if (sent === '') sse.send(chunk({ role: 'assistant', content: '' }));
-  sse.send(chunk({}, finish(r), { usage: usage(r.stats), diffusionvl: r.stats }));
+  // A run cancelled at a stop sequence has no stats of its own.
+  sse.send(r ? chunk({}, stopped ? 'stop' : finish(r), { usage: usage(r.stats), diffusionvl: r.stats }) : chunk({}, 'stop'));
   sse.end();
+}
+
+class StopSequences {
+  /** Characters of streamed text held back, so that a stop sequence split across blocks is still found. */
+  readonly holdBack: number;
+
+  constructor(private readonly stops: string[]) {
+    this.holdBack = Math.max(0, ...stops.map((s) => s.length - 1));
+  }
+
+  /** The text before the first stop sequence, or undefined when there is none. */
+  cut(text: string): string | undefined {
+    let at = -1;
+    for (const s of this.stops) {
+      const i = text.indexOf(s);
+      if (i >= 0 && (at < 0 || i < at)) at = i;
+    }
+    return at < 0 ? undefined : text.slice(0, at);
+  }
 }

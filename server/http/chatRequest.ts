@@ -12,10 +12,12 @@ export interface ChatRequest {
   imageUrls: string[];
   options: GenerationOptions;
   stream: boolean;
+  /** Stop sequences: the answer ends before the first one (OpenAI's `stop`). */
+  stop: string[];
 }
 
 /** Standard fields this server takes, with how it uses each one (anything else is refused by name). */
-const ACCEPTED = new Set(['model', 'messages', 'max_tokens', 'max_completion_tokens', 'temperature', 'top_p', 'seed', 'stream', 'stream_options', 'diffusionvl', 'n', 'user', 'metadata', 'store', 'frequency_penalty', 'presence_penalty', 'logprobs', 'response_format', 'parallel_tool_calls']);
+const ACCEPTED = new Set(['model', 'messages', 'max_tokens', 'max_completion_tokens', 'temperature', 'top_p', 'seed', 'stream', 'stream_options', 'diffusionvl', 'n', 'user', 'metadata', 'store', 'frequency_penalty', 'presence_penalty', 'logprobs', 'response_format', 'parallel_tool_calls', 'stop']);
 
 /** DiffusionVL's own settings, in the `diffusionvl` extra field, with the generation option each one sets. */
 const EXTRA: Record<string, NumericOption | 'strategy'> = { steps: 'steps', remasking: 'strategy', threshold: 'threshold', block_size: 'blockSize', top_k: 'topK' };
@@ -77,8 +79,11 @@ export function parseChatRequest(body: unknown): ChatRequest {
     }
   }
 
+  const stop = b.stop == null ? [] : typeof b.stop === 'string' ? [b.stop] : b.stop;
+  if (!Array.isArray(stop) || stop.length > 4 || !stop.every((x) => typeof x === 'string' && x.length > 0 && x.length <= 256)) throw badParam('stop', 'stop must be a string or up to 4 non-empty strings');
+
   const { question, imageUrls } = parseMessages(b.messages);
-  return { model: b.model as string | undefined, question, imageUrls, options, stream: b.stream === true };
+  return { model: b.model as string | undefined, question, imageUrls, options, stream: b.stream === true, stop: stop as string[] };
 }
 
 function parseMessages(raw: unknown): { question: string; imageUrls: string[] } {

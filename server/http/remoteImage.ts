@@ -74,6 +74,9 @@ export async function fetchRemoteImage(raw: string, limits: FetchLimits, signal?
 }
 
 function get(url: URL, allow: (a: string) => boolean, maxBytes: number, signal: AbortSignal): Promise<{ location: string } | { bytes: Uint8Array }> {
+  // An address literal is connected to without any lookup, so it is checked here.
+  const literal = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  if (isIP(literal) && !allow(literal)) return Promise.reject(refused(url.href, `${literal} is a loopback, private or link-local address`));
   return new Promise((resolve, reject) => {
     let refusal: string | undefined;
     const lookup = checkedLookup(allow, (why) => (refusal = why));

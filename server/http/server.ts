@@ -26,6 +26,8 @@ export interface HttpServerOptions {
   images?: ImageUrlPolicy;
   maxQueue?: number;
   maxBodyBytes?: number;
+  /** The whole request (headers and body) must arrive within this (default BODY_TIMEOUT_MS). */
+  requestTimeoutMs?: number;
   log: (msg: string) => void;
 }
 
@@ -77,6 +79,8 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<RunningH
   const chat = { deps: answering.deps, modelId, images: opts.images ?? { allowRemote: false } };
   const cors = new Set(opts.corsOrigins ?? []);
   const maxBody = opts.maxBodyBytes ?? MAX_BODY_BYTES;
+  const requestTimeout = opts.requestTimeoutMs ?? BODY_TIMEOUT_MS;
+  const headersTimeout = Math.min(HEADERS_TIMEOUT_MS, requestTimeout);
 
   const handle = async (req: IncomingMessage, res: ServerResponse, signal: AbortSignal): Promise<void> => {
     const headers: Record<string, string> = {};
@@ -98,7 +102,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<RunningH
       opts.apiKey?.check(req.headers.authorization);
       const route = `${req.method} ${path}`;
       if (route === 'POST /v1/chat/completions') {
-        const body = await readJsonBody(req, maxBody, BODY_TIMEOUT_MS);
+        const body = await readJsonBody(req, maxBody, requestTimeout);
         await chatCompletions(chat, body, res, headers, signal);
       } else if (route === 'GET /v1/models') {
         json(res, 200, headers, { object: 'list', data: [modelEntry(modelId())] });
@@ -118,7 +122,8 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<RunningH
         if (!res.writableEnded) res.destroy();
         return;
       }
-      const reply = toErrorReply(err);
+      // Input errors raised on the answering path (image bytes, question) concern the messages.
+      const reply = toErrorReply(err, path === '/v1/chat/completions' ? 'messages' : null);
       // A refused body may still be arriving: answer, then close rather than read the rest.
       const close = reply.status === 413 || reply.status === 408 || !req.complete;
       json(res, reply.status, { ...headers, ...reply.headers, ...(close ? { connection: 'close' } : {}) }, reply.body);
@@ -126,7 +131,14 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<RunningH
     }
   };
 
-  const server = createServer({ maxHeaderSize: MAX_HEADER_BYTES, requestTimeout: BODY_TIMEOUT_MS, headersTimeout: HEADERS_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS }, (req, res) => {
+  const server = createServer({
+    maxHeaderSize: MAX_HEADER_BYTES,
+    requestTimeout,
+    headersTimeout,
+    keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+    // How often node looks for requests past those timeouts (its default, 30 s, would let a slow client stay that long).
+    connectionsCheckingInterval: Math.min(1000, headersTimeout),
+  }, (req, res) => {
     const t0 = performance.now();
     const abort = new AbortController();
     // The client went away before its answer was complete: cancel its run (the engine stops within one step).

@@ -34,6 +34,7 @@ export const serveCommand: Command = {
         'cors-origin': { type: 'string', multiple: true },
         'allow-image-urls': { type: 'boolean' },
         'max-queue': { type: 'string' },
+        'request-timeout': { type: 'string' },
       }, false);
       return serveHttp(values);
     }

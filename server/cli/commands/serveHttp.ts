@@ -3,7 +3,7 @@ import { DEFAULT_PROVIDER, EXECUTION_PROVIDERS } from '../../engine/api';
 import { defaultModelDir, isModelDir } from '../../engine/defaultModel';
 import { createEngine } from '../../engine/engine';
 import { ApiKey } from '../../http/auth';
-import { DEFAULT_MAX_QUEUE } from '../../http/limits';
+import { BODY_TIMEOUT_MS, DEFAULT_MAX_QUEUE, HEADERS_TIMEOUT_MS } from '../../http/limits';
 import { isLoopbackHost, startHttpServer } from '../../http/server';
 import { intFlag, UsageError } from '../command';
 import { providerFlag, threadsFlag } from './generate';
@@ -26,7 +26,9 @@ Options:
   --api-key-file F       clients must send \`Authorization: Bearer <key>\`, the key being F's first line (16+ chars)
   --cors-origin ORIGIN   allow browser pages from ORIGIN (repeatable; default: no CORS)
   --allow-image-urls     also fetch http(s) image URLs (public addresses only, size and time limited)
-  --max-queue N          requests waiting beyond the running one before 429 (default ${DEFAULT_MAX_QUEUE})`;
+  --max-queue N          requests waiting beyond the running one before 429 (default ${DEFAULT_MAX_QUEUE})
+  --request-timeout S    seconds a client has to send its whole request (default ${BODY_TIMEOUT_MS / 1000}; headers: at most
+                         ${HEADERS_TIMEOUT_MS / 1000}); slower clients get 408 and are disconnected`;
 
 export interface HttpFlags {
   host?: string;
@@ -38,6 +40,7 @@ export interface HttpFlags {
   'cors-origin'?: string[];
   'allow-image-urls'?: boolean;
   'max-queue'?: string;
+  'request-timeout'?: string;
 }
 
 /** `serve --http`: runs until SIGINT/SIGTERM. */
@@ -52,6 +55,8 @@ export async function serveHttp(values: HttpFlags): Promise<number> {
   if (port < 0 || port > 65535) throw new UsageError(`--port must be in [0, 65535], got ${port}`);
   const maxQueue = intFlag(values['max-queue'], 'max-queue', DEFAULT_MAX_QUEUE);
   if (maxQueue < 0) throw new UsageError('--max-queue must be 0 or more');
+  const requestTimeoutS = values['request-timeout'] === undefined ? BODY_TIMEOUT_MS / 1000 : Number(values['request-timeout']);
+  if (!(requestTimeoutS > 0 && requestTimeoutS <= 3600)) throw new UsageError(`--request-timeout must be a number of seconds in (0, 3600], got "${values['request-timeout']}"`);
   let apiKey: ApiKey | undefined;
   if (values['api-key-file']) {
     try {
@@ -74,6 +79,7 @@ export async function serveHttp(values: HttpFlags): Promise<number> {
     corsOrigins: values['cors-origin'],
     images: { allowRemote: values['allow-image-urls'] === true },
     maxQueue,
+    requestTimeoutMs: requestTimeoutS * 1000,
     log,
   });
   // The one line a script waits for (the port matters with --port 0).
