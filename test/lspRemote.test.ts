@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { ErrorCodes, Methods, SERVER_API_KEY_ENV, type AskResult, type PartialAnswerParams, type StatusResult } from '../server/protocol';
 import { FakeOpenAI } from './helpers/fakeOpenAI';
+import { startServe } from './helpers/httpServe';
 import { startLspServer, type LspClient } from './helpers/lspClient';
 import { fixturesDir, repoRoot } from './helpers/paths';
 
@@ -194,21 +194,8 @@ test('with `diffusionvl serve --http` answering: the local model\'s own answer, 
   await writeFile(keyFile, `${httpKey}\n`);
   const chart = join(ws, 'img', 'chart.png');
   await copyFile(join(repoRoot, 'media', 'examples', 'chart-1.png'), chart);
-  const http = spawn(process.execPath, [join(repoRoot, 'out', 'server', 'cli', 'main.js'), 'serve', '--http', '--port', '0', '--api-key-file', keyFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let httpErr = '';
-  http.stderr.on('data', (d: Buffer) => (httpErr += d.toString()));
-  const sidecar = await (async () => {
-    const url = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      http.stdout.on('data', (d: Buffer) => {
-        out += d.toString();
-        const m = /listening on (http:\/\/\S+?)[\s(]/.exec(out);
-        if (m) resolve(m[1]);
-      });
-      http.once('exit', (code) => reject(new Error(`serve --http exited (${code}): ${httpErr}`)));
-    });
-    return { url, client: await startLspServer({ workspaceFolders: [ws], env: { [SERVER_API_KEY_ENV]: httpKey }, settings: { server: { url } } }) };
-  })();
+  const http = await startServe(['--api-key-file', keyFile]);
+  const sidecar = { url: http.url, client: await startLspServer({ workspaceFolders: [ws], env: { [SERVER_API_KEY_ENV]: httpKey }, settings: { server: { url: http.url } } }) };
   try {
     const params = { image: { path: chart }, question: 'Which bar is the tallest?', streamToken: 'http-1' };
     const partials: PartialAnswerParams[] = [];
@@ -226,10 +213,9 @@ test('with `diffusionvl serve --http` answering: the local model\'s own answer, 
     assert.equal(local.server, undefined);
     assert.equal(remote.text, local.text);
     assert.equal(remote.stats?.generatedTokens, local.stats?.generatedTokens);
-    assert.ok(!(sidecar.client.stderr() + JSON.stringify(sidecar.client.notifications) + httpErr).includes(httpKey), 'the key is in no log');
+    assert.ok(!(sidecar.client.stderr() + JSON.stringify(sidecar.client.notifications) + http.log()).includes(httpKey), 'the key is in no log');
   } finally {
     await sidecar.client.close();
-    http.kill('SIGTERM');
-    await new Promise((r) => http.once('exit', r));
+    await http.close();
   }
 });
