@@ -1,6 +1,7 @@
 import { createConnection, ProposedFeatures } from 'vscode-languageserver/node';
 import { defaultModelDir } from '../engine/defaultModel';
 import { createEngine } from '../engine/engine';
+import { SERVER_API_KEY_ENV } from '../protocol';
 import { startServer } from './server';
 
 /** `--model <dir>` (or `--model=<dir>`) on the command line sets the start-up `modelPath`. */
@@ -19,7 +20,10 @@ export function runServer(argv: string[] = process.argv): void {
   console.log = (...args: unknown[]) => connection.console.log(args.map(String).join(' '));
   console.info = console.log;
   const modelPath = modelArg(argv);
+  // The remote server's key: taken out of the environment so that no worker or child process inherits it.
+  const remoteApiKey = process.env[SERVER_API_KEY_ENV] || undefined;
+  delete process.env[SERVER_API_KEY_ENV];
   // Nothing configured: the embedded default model, exactly as `diffusionvl ask` does.
-  startServer(connection, { engineFactory: createEngine, settings: modelPath ? { modelPath } : undefined, defaultModelDir: defaultModelDir() });
+  startServer(connection, { engineFactory: createEngine, settings: modelPath ? { modelPath } : undefined, defaultModelDir: defaultModelDir(), remoteApiKey });
 }
 

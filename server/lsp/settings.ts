@@ -1,6 +1,7 @@
 import { DEFAULT_PROVIDER, EXECUTION_PROVIDERS, type ExecutionProvider } from '../engine/api';
 import { checkNumericOption, checkStrategy, GENERATION_OPTIONS as G, type GenerationOptions, type NumericOption, type RemaskingStrategy } from '../engine/generationOptions';
 import { DefaultPrompts, SETTINGS_SECTION, type ServerSettings } from '../protocol';
+import { normalizeServerUrl } from '../protocol/remoteServer';
 
 /** Defaults of the server's settings; package.json's `contributes.configuration` is checked against these by a test. */
 export const DEFAULT_SETTINGS: ServerSettings = {
@@ -8,6 +9,7 @@ export const DEFAULT_SETTINGS: ServerSettings = {
   idleUnloadMinutes: 5,
   hover: { enabled: true, prompt: DefaultPrompts.describe, maxNewTokens: 64 },
   altText: { prompt: DefaultPrompts.altText, maxChars: 125, maxNewTokens: 48 },
+  server: { url: '', model: '', allowed: false },
 };
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -34,6 +36,13 @@ const text: Rule<string> = (v, name) => {
 const provider: Rule<ExecutionProvider> = (v, name) => {
   if (EXECUTION_PROVIDERS.includes(v as ExecutionProvider)) return v as ExecutionProvider;
   throw new Error(`${name} must be one of ${EXECUTION_PROVIDERS.join(', ')}, got ${JSON.stringify(v)}`);
+};
+/** A remote server's base URL: '' (none) or http(s) without credentials in it (those would end up in logs). */
+const serverUrl: Rule<string> = (v, name) => {
+  if (v === '' || v === null) return '';
+  const url = typeof v === 'string' ? normalizeServerUrl(v) : undefined;
+  if (url) return url;
+  throw new Error(`${name} must be an http:// or https:// URL without a user name, password or query (the API key has its own command), or empty`);
 };
 /** A generation default, checked against the engine's table but reported under the setting's name. */
 function option(name: NumericOption): Rule<number> {
@@ -68,6 +77,7 @@ const RULES = {
   maxNewTokens: optional(option('maxNewTokens')),
   hover: { enabled: bool, prompt: text, maxNewTokens: num(G.maxNewTokens.min, G.maxNewTokens.max, true) },
   altText: { prompt: text, maxChars: num(16, 1000, true), maxNewTokens: num(G.maxNewTokens.min, G.maxNewTokens.max, true) },
+  server: { url: serverUrl, model: (v, name) => (v === null ? '' : typeof v === 'string' ? v.trim() : text(v, name)), allowed: bool },
 } satisfies { [K in keyof ServerSettings]-?: Rule<ServerSettings[K]> | { [F in keyof ServerSettings[K]]: Rule<ServerSettings[K][F]> } };
 
 export interface SettingsChange {

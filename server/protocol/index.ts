@@ -73,6 +73,9 @@ export type ParamsOf<M extends RequestMethod> = Requests[M]['params'];
 export type ResultOf<M extends RequestMethod> = Requests[M]['result'];
 export type NotificationMethod = keyof Notifications;
 
+/** Environment variable holding the remote server's API key when the sidecar starts (sent as a Bearer token). */
+export const SERVER_API_KEY_ENV = 'DIFFUSIONVL_SERVER_API_KEY';
+
 /** `workspace/configuration` section and `didChangeConfiguration` key holding {@link ServerSettings}. */
 export const SETTINGS_SECTION = 'diffusionvl';
 
@@ -115,9 +118,13 @@ export interface AskStats {
 
 export interface AskResult {
   text: string;
-  stats: AskStats;
-  /** The model folder that answered. */
+  /** The DiffusionVL model's own statistics: always from the local model; from a remote server only when it is a
+   * `diffusionvl serve --http` that sends them (another OpenAI-compatible server has none). */
+  stats?: AskStats;
+  /** The model folder that answered, or the model name a remote server reported. */
   model: string;
+  /** The URL of the remote server that answered (absent when the local model did). */
+  server?: string;
 }
 
 /** One streamed update: a committed block (`text` = answer so far) or, with `streamSteps`, a step's block state. */
@@ -163,9 +170,26 @@ export interface StatusResult {
     inUse?: string;
     reason?: string;
   };
+  /** Present while `server.url` is set: every answer comes from that server, not from the local model. */
+  remote?: RemoteStatus;
   memory: { rssBytes: number; heapUsedBytes: number; externalBytes: number };
   queue: QueueStats;
   download?: DownloadStatus;
+}
+
+export interface RemoteStatus {
+  /** The server's base URL as configured (never with its key). */
+  url: string;
+  /** Whether a key is set for it (the key itself never leaves the sidecar). */
+  hasKey: boolean;
+  /** False until the user allowed images to be sent to this (non-loopback) server; nothing is sent before. */
+  allowed: boolean;
+  /** The model the server last answered with (or listed), once known. */
+  model?: string;
+  /** How the last request to it went: `ok`, or with {@link RemoteStatus.error}: `unreachable` (not reached, or
+   * cut off), `refused` (the API key), `failed` (an error answer). */
+  state: 'unknown' | 'ok' | 'unreachable' | 'refused' | 'failed';
+  error?: string;
 }
 
 /** The server's inference queue: interactive requests go before hovers. */
@@ -263,6 +287,14 @@ export interface ServerSettings {
   maxNewTokens?: number;
   hover: { enabled: boolean; prompt: string; maxNewTokens: number };
   altText: { prompt: string; maxChars: number; maxNewTokens: number };
+  /**
+   * A shared OpenAI-compatible server (e.g. `diffusionvl serve --http`) that answers instead of the local model
+   * while `url` is set (empty: the local model). `model` names the server's model to ask (empty: the first one its
+   * `/v1/models` lists). `allowed` is the user's consent to send images to it: the client
+   * asks once per URL; loopback URLs need none. Its API key is not a setting: it reaches the sidecar in the
+   * {@link SERVER_API_KEY_ENV} environment variable, so that it never appears in settings traffic or logs.
+   */
+  server: { url: string; model: string; allowed: boolean };
 }
 
 /** A partial settings update (any subset, nested objects too). */
@@ -321,6 +353,8 @@ export const ErrorCodes = {
   InvalidOptions: 1008,
   /** Converting a checkpoint to ONNX failed. */
   ConversionFailed: 1009,
+  /** The remote answering server (`server.url`) cannot be reached, refused the request, or is not allowed yet. */
+  RemoteUnavailable: 1010,
 } as const;
 
 export type ErrorCodeName = keyof typeof ErrorCodes;
