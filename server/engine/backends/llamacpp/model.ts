@@ -260,6 +260,7 @@ export class LlamaModel implements DiffusionModel {
     f.llama_batch_free(this.batch);
     f.llama_free(this.ctx);
     f.llama_model_free(this.modelPtr);
+    this.lib.detachLog();
   }
 
   private refused(why: string): DiffusionVLError {
