@@ -10,11 +10,11 @@
  * converted model's manifest.
  */
 import type { ErrorKind } from '../engine/errors';
-import type { ExecutionProvider } from '../engine/api';
+import type { DecoderBackend, ExecutionProvider } from '../engine/api';
 import type { GenerationOptions, RemaskingStrategy } from '../engine/generationOptions';
 import type { Precision } from '../engine/manifest';
 
-export type { ErrorKind, ExecutionProvider, GenerationOptions, Precision, RemaskingStrategy };
+export type { DecoderBackend, ErrorKind, ExecutionProvider, GenerationOptions, Precision, RemaskingStrategy };
 /** Largest image (encoded file or decoded base64 payload) the server accepts, in bytes. */
 export { MAX_IMAGE_BYTES } from '../engine/image/limits';
 /** The file a converted model folder is recognised by. */
@@ -161,6 +161,12 @@ export interface StatusResult {
     inUse?: string;
     reason?: string;
   };
+  /** The text decoder's runtime: requested, in use once loaded, and why (e.g. llama.cpp unavailable). */
+  backend: {
+    requested: DecoderBackend;
+    inUse?: 'onnx' | 'llama.cpp';
+    reason?: string;
+  };
   memory: { rssBytes: number; heapUsedBytes: number; externalBytes: number };
   queue: QueueStats;
   download?: DownloadStatus;
@@ -241,6 +247,8 @@ export interface ServerSettings {
   /** Converted model folder (from `diffusionvl convert` or prepareModel). Empty: the embedded default model. */
   modelPath?: string;
   executionProvider: ExecutionProvider;
+  /** The text decoder's runtime (`auto`: llama.cpp when the model folder has a GGUF decoder, else ONNX Runtime). */
+  backend: DecoderBackend;
   /** ONNX Runtime intra-op threads (default: ORT's choice). */
   threads?: number;
   /** Unload the model after this many idle minutes; 0 = never. */

@@ -1,12 +1,14 @@
 import { resolve } from 'node:path';
 import { runServer } from '../../lsp/run';
 import { parse, type Command } from '../command';
+import { DECODER_BACKENDS, DEFAULT_BACKEND } from '../../engine/api';
+import { backendFlag } from './generate';
 
 export const serveCommand: Command = {
   name: 'serve',
   summary: 'Run the DiffusionVL language server (for any LSP client)',
   usage: [
-    'Usage: diffusionvl serve (--stdio | --node-ipc | --socket=<port>) [--model <converted-dir>]',
+    'Usage: diffusionvl serve (--stdio | --node-ipc | --socket=<port>) [--model <converted-dir>] [--backend B]',
     '',
     'Starts the sidecar language server: diffusionvl/ask, diffusionvl/status, diffusionvl/prepareModel, hovers and',
     'alt-text code actions on image references. Messages go over the chosen transport; logs go to the client.',
@@ -17,12 +19,15 @@ export const serveCommand: Command = {
     '  --socket=<port>    connect to a client listening on 127.0.0.1:<port>',
     '  --model <dir>      converted model folder; the client\'s diffusionvl.modelPath setting overrides it. With',
     '                     neither, the embedded default model (models/default) answers, as in `diffusionvl ask`.',
+    `  --backend B        ${DECODER_BACKENDS.join('|')}: the text decoder's runtime (default ${DEFAULT_BACKEND}); the client's`,
+    '                     diffusionvl.backend setting overrides it.',
   ].join('\n'),
   async run(argv) {
-    const { values } = parse(argv, { stdio: { type: 'boolean' }, 'node-ipc': { type: 'boolean' }, socket: { type: 'string' }, model: { type: 'string' }, clientProcessId: { type: 'string' } }, false);
+    const { values } = parse(argv, { stdio: { type: 'boolean' }, 'node-ipc': { type: 'boolean' }, socket: { type: 'string' }, model: { type: 'string' }, backend: { type: 'string' }, clientProcessId: { type: 'string' } }, false);
     const transport = values.stdio ? ['--stdio'] : values['node-ipc'] ? ['--node-ipc'] : values.socket ? [`--socket=${values.socket}`] : ['--stdio'];
     const extra = values.clientProcessId ? [`--clientProcessId=${values.clientProcessId}`] : [];
     const model = values.model ? ['--model', resolve(values.model)] : [];
+    if (values.backend !== undefined) model.push('--backend', backendFlag(values.backend));
     // createConnection reads the transport from process.argv, so present exactly what it expects.
     process.argv = [process.argv[0], process.argv[1], ...transport, ...extra, ...model];
     runServer(process.argv);
