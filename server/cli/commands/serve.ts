@@ -3,10 +3,11 @@ import { runServer } from '../../lsp/run';
 import { parse, type Command } from '../command';
 import { DECODER_BACKENDS, DEFAULT_BACKEND } from '../../engine/api';
 import { backendFlag } from './generate';
+import { serveHttp, serveHttpUsage } from './serveHttp';
 
 export const serveCommand: Command = {
   name: 'serve',
-  summary: 'Run the DiffusionVL language server (for any LSP client)',
+  summary: 'Run the DiffusionVL language server (for any LSP client), or an OpenAI-compatible HTTP server (--http)',
   usage: [
     'Usage: diffusionvl serve (--stdio | --node-ipc | --socket=<port>) [--model <converted-dir>] [--backend B]',
     '',
@@ -21,8 +22,27 @@ export const serveCommand: Command = {
     '                     neither, the embedded default model (models/default) answers, as in `diffusionvl ask`.',
     `  --backend B        ${DECODER_BACKENDS.join('|')}: the text decoder's runtime (default ${DEFAULT_BACKEND}); the client's`,
     '                     diffusionvl.backend setting overrides it.',
+    '',
+    serveHttpUsage,
   ].join('\n'),
   async run(argv) {
+    if (argv.includes('--http')) {
+      const { values } = parse(argv, {
+        http: { type: 'boolean' },
+        host: { type: 'string' },
+        port: { type: 'string' },
+        model: { type: 'string' },
+        provider: { type: 'string' },
+        backend: { type: 'string' },
+        threads: { type: 'string' },
+        'api-key-file': { type: 'string' },
+        'cors-origin': { type: 'string', multiple: true },
+        'allow-image-urls': { type: 'boolean' },
+        'max-queue': { type: 'string' },
+        'request-timeout': { type: 'string' },
+      }, false);
+      return serveHttp(values);
+    }
     const { values } = parse(argv, { stdio: { type: 'boolean' }, 'node-ipc': { type: 'boolean' }, socket: { type: 'string' }, model: { type: 'string' }, backend: { type: 'string' }, clientProcessId: { type: 'string' } }, false);
     const transport = values.stdio ? ['--stdio'] : values['node-ipc'] ? ['--node-ipc'] : values.socket ? [`--socket=${values.socket}`] : ['--stdio'];
     const extra = values.clientProcessId ? [`--clientProcessId=${values.clientProcessId}`] : [];
