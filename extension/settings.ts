@@ -2,7 +2,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import * as vscode from 'vscode';
-import { MANIFEST_FILE, SETTINGS_SECTION, SUPPORTED_REPOS, type ExecutionProvider, type GenerationOptions, type RemaskingStrategy, type SettingsUpdate } from '../server/protocol';
+import { MANIFEST_FILE, SETTINGS_SECTION, SUPPORTED_REPOS, type DecoderBackend, type ExecutionProvider, type GenerationOptions, type RemaskingStrategy, type SettingsUpdate } from '../server/protocol';
 import { isLoopbackUrl, normalizeServerUrl } from '../server/protocol/remoteServer';
 
 export const SECTION = SETTINGS_SECTION;
@@ -138,6 +138,11 @@ export function provider(): ExecutionProvider | undefined {
   return machineSetting<ExecutionProvider>('executionProvider');
 }
 
+/** package.json's default applies when unset (checked against the engine's DEFAULT_BACKEND by a test). */
+export function backend(): DecoderBackend | undefined {
+  return machineSetting<DecoderBackend>('backend');
+}
+
 export function downloadEndpoint(): string | undefined {
   return (machineSetting<string>('downloadEndpoint') ?? '').trim() || undefined;
 }
@@ -173,6 +178,7 @@ export function serverSettings(ctx: vscode.ExtensionContext): SettingsUpdate {
   return {
     modelPath: resolveModel(ctx).dir ?? '',
     executionProvider: provider(),
+    backend: backend(),
     idleUnloadMinutes: cfg().get<number>('idleUnloadMinutes'),
     steps: cfg().get<number>('steps'),
     remasking: cfg().get<RemaskingStrategy>('remasking'),
@@ -201,7 +207,7 @@ export function generationOptions(overrides: GenerationOptions = {}): Generation
 
 /** Settings whose change must reach the server. */
 export function affectsServer(e: vscode.ConfigurationChangeEvent): boolean {
-  return ['model', 'modelPath', 'executionProvider', 'idleUnloadMinutes', 'steps', 'remasking', 'confidenceThreshold', 'maxNewTokens', 'hover.enabled', 'server.url', 'server.model'].some((k) =>
+  return ['model', 'modelPath', 'executionProvider', 'backend', 'idleUnloadMinutes', 'steps', 'remasking', 'confidenceThreshold', 'maxNewTokens', 'hover.enabled', 'server.url', 'server.model'].some((k) =>
     e.affectsConfiguration(`${SECTION}.${k}`),
   );
 }

@@ -169,7 +169,7 @@ export class ModelManager {
     await e?.dispose().catch(() => {});
   }
 
-  status(): Pick<StatusResult, 'model' | 'provider' | 'remote'> {
+  status(): Pick<StatusResult, 'model' | 'provider' | 'backend' | 'remote'> {
     const info = this.engine?.info;
     const { dir, source } = this.model();
     return {
@@ -187,6 +187,11 @@ export class ModelManager {
         requested: this.settings.executionProvider,
         inUse: info?.provider,
         reason: info?.providerReason,
+      },
+      backend: {
+        requested: this.settings.backend,
+        inUse: info?.backend,
+        reason: info?.backendReason,
       },
     };
   }
@@ -215,7 +220,7 @@ export class ModelManager {
     let engine: Engine;
     try {
       // One load: the engine tries the requested provider and falls back to cpu itself, saying why in its info.
-      engine = await this.factory({ modelDir: dir, provider: this.settings.executionProvider, threads: this.settings.threads });
+      engine = await this.factory({ modelDir: dir, provider: this.settings.executionProvider, backend: this.settings.backend, threads: this.settings.threads });
     } catch (err) {
       return this.fail(dir, `cannot load the model from ${dir}: ${message(err)}`);
     }
@@ -227,7 +232,7 @@ export class ModelManager {
     this.engine = engine;
     this.state = 'ready';
     this.lastError = undefined;
-    this.log(`model loaded from ${dir} (${engine.info.precision}, ${engine.info.provider}: ${engine.info.providerReason})`);
+    this.log(`model loaded from ${dir} (${engine.info.precision}, ${engine.info.provider}: ${engine.info.providerReason}; decoder on ${engine.info.backend}: ${engine.info.backendReason})`);
     this.changed();
     return engine;
   }

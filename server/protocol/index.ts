@@ -10,11 +10,11 @@
  * converted model's manifest.
  */
 import type { ErrorKind } from '../engine/errors';
-import type { ExecutionProvider } from '../engine/api';
+import type { DecoderBackend, ExecutionProvider } from '../engine/api';
 import type { GenerationOptions, RemaskingStrategy } from '../engine/generationOptions';
 import type { DecoderKind, GgufType, Precision } from '../engine/manifest';
 
-export type { DecoderKind, ErrorKind, ExecutionProvider, GenerationOptions, GgufType, Precision, RemaskingStrategy };
+export type { DecoderBackend, DecoderKind, ErrorKind, ExecutionProvider, GenerationOptions, GgufType, Precision, RemaskingStrategy };
 /** Largest image (encoded file or decoded base64 payload) the server accepts, in bytes. */
 export { MAX_IMAGE_BYTES } from '../engine/image/limits';
 /** The file a converted model folder is recognised by. */
@@ -172,6 +172,12 @@ export interface StatusResult {
   };
   /** Present while `server.url` is set: every answer comes from that server, not from the local model. */
   remote?: RemoteStatus;
+  /** The text decoder's runtime: requested, in use once loaded, and why (e.g. llama.cpp unavailable). */
+  backend: {
+    requested: DecoderBackend;
+    inUse?: 'onnx' | 'llama.cpp';
+    reason?: string;
+  };
   memory: { rssBytes: number; heapUsedBytes: number; externalBytes: number };
   queue: QueueStats;
   download?: DownloadStatus;
@@ -273,6 +279,8 @@ export interface ServerSettings {
   /** Converted model folder (from `diffusionvl convert` or prepareModel). Empty: the embedded default model. */
   modelPath?: string;
   executionProvider: ExecutionProvider;
+  /** The text decoder's runtime (`auto`: llama.cpp when the model folder has a GGUF decoder, else ONNX Runtime). */
+  backend: DecoderBackend;
   /** ONNX Runtime intra-op threads (default: ORT's choice). */
   threads?: number;
   /** Unload the model after this many idle minutes; 0 = never. */

@@ -18,7 +18,7 @@ export class LlamaUnavailableError extends Error {
 export type LlamaLogSink = (level: 'debug' | 'info' | 'warn' | 'error', text: string) => void;
 
 export interface LlamaLoadOptions {
-  /** Directory holding the libraries (default: the first installed package of `libraryPackages()`). */
+  /** Directory holding the libraries (default: $DIFFUSIONVL_LLAMA_LIB_DIR, else the first installed package of `libraryPackages()`). */
   libraryDir?: string;
   /** Pins a CPU variant (`icelake`, `haswell`, …) instead of the library's own pick, e.g. to avoid AMX. */
   cpuVariant?: string;
@@ -29,6 +29,8 @@ export interface LlamaLoadOptions {
 
 /** The environment variable that pins a CPU variant when no option does. */
 export const CPU_VARIANT_ENV = 'DIFFUSIONVL_LLAMA_CPU_VARIANT';
+/** The environment variable that names the library folder when no option does (another build, a CUDA package elsewhere). */
+export const LIBRARY_DIR_ENV = 'DIFFUSIONVL_LLAMA_LIB_DIR';
 
 export interface LlamaDeviceInfo {
   index: number;
@@ -52,6 +54,8 @@ export interface LlamaLibrary {
   readonly fn: LlamaFunctions;
   /** Routes the library's log to `sink` (one process-wide callback; the latest sink wins; none: warnings and errors to stderr). */
   setLogSink(sink: LlamaLogSink | undefined): void;
+  /** Back to the library's own stderr log (before this thread's JS context goes away). */
+  detachLog(): void;
 }
 
 export interface LlamaFunctions {
@@ -101,7 +105,7 @@ let loadedKey = '';
  */
 export function loadLlamaLibrary(options: LlamaLoadOptions = {}): LlamaLibrary {
   const cpuVariant = options.cpuVariant ?? (process.env[CPU_VARIANT_ENV] || undefined);
-  const dir = options.libraryDir ?? findLibraryDir(options.cpuOnly ?? false);
+  const dir = options.libraryDir ?? (process.env[LIBRARY_DIR_ENV] || findLibraryDir(options.cpuOnly ?? false));
   const key = `${dir}\0${cpuVariant ?? ''}`;
   if (loaded) {
     if (key !== loadedKey) throw new LlamaUnavailableError(`llama.cpp is already loaded from ${loaded.dir}${loaded.cpuVariant ? ` (CPU variant ${loaded.cpuVariant})` : ''} in this process; restart to load another build or variant`);
@@ -233,27 +237,31 @@ function openLibrary(dir: string, cpuVariant: string | undefined, log: LlamaLogS
     const kind = level === GGML_LOG_LEVEL.error ? 'error' : level === GGML_LOG_LEVEL.warn ? 'warn' : level === GGML_LOG_LEVEL.info ? 'info' : 'debug';
     sink(kind, text.replace(/\n$/, ''));
   }, koffi.pointer(LogCallback));
-  fn(llama, 'void llama_log_set(diffusionvl_llama_log_cb *cb, void *user_data)')(callback, null);
+  const logSet = fn(llama, 'void llama_log_set(diffusionvl_llama_log_cb *cb, void *user_data)');
+  logSet(callback, null);
 
-  const backendLoad = fn(ggml, 'void *ggml_backend_load(const char *path)');
-  if (cpuVariant) {
-    // ggml_backend_load does not check the CPU: a variant built for instructions this CPU lacks would die on SIGILL.
-    const variantPath = files.map((n) => join(dir, n)).find((p) => LIB.cpuVariant.exec(p.slice(dir.length + 1))?.[2] === cpuVariant)!;
-    let score = 0;
-    try {
-      score = Number(koffi.load(variantPath).func('int ggml_backend_score(void)')());
-    } catch (err) {
-      throw new LlamaUnavailableError(`CPU variant "${cpuVariant}" failed to load: ${firstLine(err)}`);
+  const devCount = fn(ggml, 'size_t ggml_backend_dev_count(void)');
+  // ggml's backend registry is process-wide: an engine worker started after another one finds it filled.
+  if (Number(devCount()) === 0) {
+    const backendLoad = fn(ggml, 'void *ggml_backend_load(const char *path)');
+    if (cpuVariant) {
+      // ggml_backend_load does not check the CPU: a variant built for instructions this CPU lacks would die on SIGILL.
+      const variantPath = files.map((n) => join(dir, n)).find((p) => LIB.cpuVariant.exec(p.slice(dir.length + 1))?.[2] === cpuVariant)!;
+      let score = 0;
+      try {
+        score = Number(koffi.load(variantPath).func('int ggml_backend_score(void)')());
+      } catch (err) {
+        throw new LlamaUnavailableError(`CPU variant "${cpuVariant}" failed to load: ${firstLine(err)}`);
+      }
+      if (score <= 0) throw new LlamaUnavailableError(`CPU variant "${cpuVariant}" needs instructions this CPU does not have`);
+      for (const n of files) if (LIB.gpuBackend.test(n)) backendLoad(join(dir, n));
+      if (!backendLoad(variantPath)) throw new LlamaUnavailableError(`CPU variant "${cpuVariant}" failed to register`);
+    } else {
+      fn(ggml, 'void ggml_backend_load_all_from_path(const char *dir)')(dir);
     }
-    if (score <= 0) throw new LlamaUnavailableError(`CPU variant "${cpuVariant}" needs instructions this CPU does not have`);
-    for (const n of files) if (LIB.gpuBackend.test(n)) backendLoad(join(dir, n));
-    if (!backendLoad(variantPath)) throw new LlamaUnavailableError(`CPU variant "${cpuVariant}" failed to register`);
-  } else {
-    fn(ggml, 'void ggml_backend_load_all_from_path(const char *dir)')(dir);
   }
   fn(llama, 'void llama_backend_init(void)')();
 
-  const devCount = fn(ggml, 'size_t ggml_backend_dev_count(void)');
   const devGet = fn(ggml, 'void *ggml_backend_dev_get(size_t i)');
   const devName = fn(base, 'const char *ggml_backend_dev_name(void *dev)');
   const devDescription = fn(base, 'const char *ggml_backend_dev_description(void *dev)');
@@ -275,6 +283,11 @@ function openLibrary(dir: string, cpuVariant: string | undefined, log: LlamaLogS
     fn: f,
     setLogSink(s) {
       sink = s ?? stderrSink;
+      logSet(callback, null);
+    },
+    detachLog() {
+      // The callback belongs to this thread's JS context: once it ends, the library must not call it.
+      logSet(null, null);
     },
   };
 }
