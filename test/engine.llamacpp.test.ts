@@ -11,11 +11,13 @@ import { after, before, test } from 'node:test';
 import type { Engine } from '../server/engine/api';
 import { findLibraryDir } from '../server/engine/backends/llamacpp/library';
 import { LLAMA_LIBRARY_VERSION } from '../server/engine/backends/llamacpp/pinned';
+import { convertCheckpoint } from '../server/converter/convert';
+import { decoderPrecision } from '../server/converter/convertOptions';
 import { createEngine } from '../server/engine/engine';
 import { caseImagePath, caseOptions, goldenCases } from './helpers/goldenCases';
 import { cacheDir, fixturesDir, repoRoot } from './helpers/paths';
 import { ensureTinyLlamaModel } from './helpers/tinyLlamaModel';
-import { ensureTinyModel } from './helpers/tinyModel';
+import { ensureTinyCheckpoint, ensureTinyModel } from './helpers/tinyModel';
 
 let engine: Engine;
 
@@ -175,4 +177,27 @@ test('a model folder without a GGUF decoder runs on ONNX Runtime whatever the ba
   } finally {
     await e.dispose();
   }
+});
+
+test('a GGUF-only model folder (convert --decoder gguf): llama.cpp runs the decoder and ONNX Runtime only the vision tower; no ONNX fallback is offered', async () => {
+  const c = Object.values(goldenCases()).find((x) => x.image)!;
+  const dir = join(cacheDir, 'gguf-only-qwenvl-fp32');
+  rmSync(dir, { recursive: true, force: true });
+  const m = await convertCheckpoint(await ensureTinyCheckpoint(), dir, { ...decoderPrecision('gguf', 'fp32'), decoder: 'gguf' });
+  assert.equal(m.decoders?.onnx, undefined);
+  const e = await createEngine({ modelDir: dir, provider: 'cpu', threads: 1 });
+  try {
+    assert.equal(e.info.backend, 'llama.cpp');
+    const r = await e.generateIds({ promptIds: c.prompt_ids, images: caseImagePath(c).map((path) => ({ path })), options: caseOptions(c) });
+    assert.deepEqual(r.outputIds, c.output_ids);
+  } finally {
+    await e.dispose();
+  }
+  await assert.rejects(createEngine({ modelDir: dir, provider: 'cpu', threads: 1, backend: 'onnx' }), /no ONNX decoder \(converted with --decoder gguf\)/);
+  const missing = join(cacheDir, 'llama-missing');
+  mkdirSync(missing, { recursive: true });
+  const r = engineInChild(dir, { DIFFUSIONVL_LLAMA_LIB_DIR: missing });
+  assert.equal(r.signal, null, r.stderr.slice(-400));
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /llama\.cpp cannot run this model folder's GGUF decoder \(.*no ggml-base library\), and the folder has no ONNX decoder to fall back to \(convert it with --decoder both\)/);
 });

@@ -26,7 +26,7 @@ import type { KvCache } from './kvCache';
 import { LruCache } from './lruCache';
 import { readManifest, type ModelManifest } from './manifest';
 import { resolveOptions, type ResolvedOptions } from './options';
-import { chooseDecoder, type DecoderRuntime } from './backends/decoderChoice';
+import { loadLlamaDecoder, type DecoderRuntime } from './backends/decoderChoice';
 import { OrtModel, type IoCounters } from './backends/onnx/ortModel';
 import { prefixBlockDigests, sharedPrefix } from './prefixKeys';
 import { chatPrompt, countPlaceholders, tokenizeWithImages } from './prompt';
@@ -70,8 +70,18 @@ export class EngineCore {
   static async create(opts: EngineOptions): Promise<EngineCore> {
     const m = readManifest(opts.modelDir);
     const emb = new EmbeddingTable(join(opts.modelDir, m.embeddings.file), m.embeddings.rows, m.embeddings.cols, m.embeddings.dtype, [m.tokens.mask]);
-    const choice = await withFallback(opts.provider ?? DEFAULT_PROVIDER, (p, auto) => OrtModel.load(opts.modelDir, m, p, emb, { threads: opts.threads, auto, kvOnDevice: opts.kvOnDevice }));
-    const decoder = await chooseDecoder(opts, m, choice.value, emb);
+    // The decoder's backend first: with llama.cpp, ONNX Runtime opens only the vision tower.
+    const { llama, reason } = await loadLlamaDecoder(opts, m, emb);
+    let choice;
+    try {
+      choice = await withFallback(opts.provider ?? DEFAULT_PROVIDER, (p, auto) =>
+        OrtModel.load(opts.modelDir, m, p, emb, { threads: opts.threads, auto, kvOnDevice: opts.kvOnDevice, textDecoder: !llama }),
+      );
+    } catch (err) {
+      await llama?.release();
+      throw err;
+    }
+    const decoder = llama ? { decoder: llama, backend: 'llama.cpp' as const } : { decoder: choice.value, backend: 'onnx' as const };
     const info: EngineInfo = {
       modelDir: opts.modelDir,
       architecture: m.architecture,
@@ -79,7 +89,7 @@ export class EngineCore {
       provider: choice.provider,
       providerReason: choice.reason,
       backend: decoder.backend,
-      backendReason: decoder.reason,
+      backendReason: reason,
     };
     const arch = m.architecture === 'diffusionvl_qwen' ? siglipAdapter(m, choice.value, opts.modelDir) : qwenVLAdapter(m, choice.value);
     return new EngineCore(info, m, choice.value, decoder.decoder, opts.modelDir, arch);
