@@ -94,6 +94,9 @@ export interface ForwardCounts {
   commit: number;
   /** Denoising passes that also committed the previous block (fused commit). */
   fusedCommits?: number;
+  /** Verified multi-step decoding: drafted states sent along in denoising passes, and those the real steps reached. */
+  draftsVerified?: number;
+  draftsAccepted?: number;
 }
 
 export interface GenerationStats {

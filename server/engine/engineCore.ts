@@ -193,6 +193,7 @@ export class EngineCore {
       rng: o.temperature > 0 ? new Xoshiro128(o.seed) : undefined,
       fusedCommit: o.fusedCommit,
       noKvCache: o.noKvCache,
+      verifySteps: this.verifySteps(o),
       ...this.arch.loop,
     };
     return runBlockDiffusion(this.model, prompt.embeds, prompt.promptLen, loop, o.noKvCache ? null : this.cache, prefix.reused, {
@@ -206,6 +207,11 @@ export class EngineCore {
         : undefined,
       onBlock: (block, gen) => ctx.emit({ kind: 'block', block, ids: gen, text: this.answerText(gen) }),
     });
+  }
+
+  /** States per verifying forward for this run: the option when forced, else what this device makes cheap. */
+  private verifySteps(o: ResolvedOptions): number {
+    return o.verifySteps === 'auto' ? 1 : o.verifySteps;
   }
 
   /** The result with its statistics. */

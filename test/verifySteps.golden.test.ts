@@ -1,0 +1,95 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import type { Engine, GenerationResult, RunOptions } from '../server/engine/api';
+import { createEngine } from '../server/engine/engine';
+import { caseImagePath, caseOptions, goldenCases } from './helpers/goldenCases';
+import { fixturesDir } from './helpers/paths';
+import { ensureTinyModel } from './helpers/tinyModel';
+import { ensureTinySiglipModel } from './helpers/tinySiglipModel';
+
+// Verified multi-step decoding on every official generation case of both architectures (ONNX Runtime, F32): the
+// official ids at K = 2, 4 and 8 states per forward, fused and unfused, and never more denoising forwards than K = 1.
+const KS = [2, 4, 8];
+
+interface SiglipCase {
+  prompt_ids: number[];
+  images: string[];
+  multi_image_mode: string | null;
+  gen_kwargs: { gen_length: number; steps: number; remasking_strategy: string; confidence_threshold?: number };
+  block_size: number;
+  output_ids: number[];
+  forwards: { prefill: number; denoise: number; commit: number };
+}
+
+const siglipDir = join(fixturesDir, 'golden-siglip');
+const siglipCases = (JSON.parse(readFileSync(join(siglipDir, 'generate.json'), 'utf8')) as { cases: Record<string, SiglipCase> }).cases;
+
+let qwenvl: Engine;
+let siglip: Engine;
+
+before(async () => {
+  qwenvl = await createEngine({ modelDir: await ensureTinyModel('fp32'), provider: 'cpu', threads: 1 });
+  siglip = await createEngine({ modelDir: await ensureTinySiglipModel('fp32'), provider: 'cpu', threads: 1 });
+});
+
+after(async () => {
+  await qwenvl?.dispose();
+  await siglip?.dispose();
+});
+
+/** Runs one case at K = 1 and at every K of KS; checks ids against the official ones and the forward counts. */
+// K = 1 is checked against the official ids and counts by engine.golden and siglipGolden: its counts are the official
+// ones (denoising passes = steps; commits fused into the next block's first pass, the last one dropped).
+async function checkCase(run: (o: RunOptions) => Promise<GenerationResult>, label: string, official: { output_ids: number[]; forwards: { prefill: number; denoise: number; commit: number } }): Promise<void> {
+  for (const fusedCommit of [false, true]) {
+    const base = { forwards: { ...official.forwards, commit: fusedCommit ? 0 : official.forwards.commit } };
+    for (const k of KS) {
+      const r = await run({ fusedCommit, verifySteps: k });
+      const what = `${label} (${fusedCommit ? 'fused' : 'unfused'}) K=${k}`;
+      assert.deepEqual(r.outputIds, official.output_ids, what);
+      const f = r.stats.forwards;
+      assert.ok(f.denoise <= base.forwards.denoise, `${what}: ${f.denoise} denoising forwards > ${base.forwards.denoise} at K=1`);
+      // Every step is either a forward's own state or an accepted draft.
+      assert.equal(f.denoise + (f.draftsAccepted ?? 0), base.forwards.denoise, `${what}: forwards + accepted drafts = steps`);
+      assert.equal(f.commit, base.forwards.commit, `${what}: commits`);
+      assert.equal(f.prefill, base.forwards.prefill, `${what}: prefills`);
+    }
+  }
+}
+
+for (const [name, c] of Object.entries(goldenCases())) {
+  test(`QwenVL ${name}: official ids at K = ${KS.join(', ')}`, async () => {
+    const images = caseImagePath(c).map((path) => ({ path }));
+    await checkCase((o) => qwenvl.generateIds({ promptIds: c.prompt_ids, images, options: { ...caseOptions(c), prefixCache: false, ...o } }), name, c);
+  });
+}
+
+for (const [name, c] of Object.entries(siglipCases)) {
+  test(`SigLIP ${name}: official ids at K = ${KS.join(', ')}`, async () => {
+    const k = c.gen_kwargs;
+    const options: RunOptions = {
+      maxNewTokens: k.gen_length,
+      steps: k.steps,
+      strategy: k.remasking_strategy.endsWith('dynamic') ? 'dynamic' : 'static',
+      threshold: k.confidence_threshold ?? 0.85,
+      blockSize: c.block_size,
+      prefixCache: false,
+      imageAspectRatio: c.multi_image_mode === 'driver_multi_image_pad' ? 'pad' : undefined,
+    };
+    const images = c.images.map((f) => ({ path: join(siglipDir, 'images', f) }));
+    await checkCase((o) => siglip.generateIds({ promptIds: c.prompt_ids, images, options: { ...options, ...o } }), name, c);
+  });
+}
+
+test('prompt-prefix reuse keeps working with verified steps: a repeated prompt reuses its prefill and gives the same ids', async () => {
+  const [name, c] = Object.entries(goldenCases())[0];
+  const images = caseImagePath(c).map((path) => ({ path }));
+  const first = await qwenvl.generateIds({ promptIds: c.prompt_ids, images, options: { ...caseOptions(c), verifySteps: 4 } });
+  const again = await qwenvl.generateIds({ promptIds: c.prompt_ids, images, options: { ...caseOptions(c), verifySteps: 4 } });
+  assert.deepEqual(first.outputIds, c.output_ids, name);
+  assert.deepEqual(again.outputIds, c.output_ids, `${name}, prefix reused`);
+  assert.equal(again.stats.cache.prefixHit, true);
+  assert.equal(again.stats.forwards.prefill, 0);
+});
