@@ -83,12 +83,12 @@ export async function runBlockDiffusion(
   // The QwenVL code sizes the schedule with the configured block size even in full-diffusion mode; the Qwen code
   // uses the generation length there.
   const schedule = transferSchedule(lay.fullDiffusion && p.fullDiffusionSchedule === 'genLength' ? p.genLen : p.blockSize, p.steps);
-  const forwards: ForwardCounts = { prefill: 0, denoise: 0, commit: 0, fusedCommits: 0 };
   const sampling = p.sampling.temperature > 0;
   if (sampling && !p.rng) throw new Error('sampling needs a random generator');
   // States per verifying pass; without a cache the block-causal recompute has no groups, so one.
   const k = p.noKvCache || !cache ? 1 : (p.verifySteps ?? 1);
   if (!(Number.isInteger(k) && k >= 1)) throw new Error(`verifySteps must be a positive integer, got ${k}`);
+  const forwards: ForwardCounts = { prefill: 0, denoise: 0, commit: 0, fusedCommits: 0, ...(k > 1 ? { draftsVerified: 0, draftsAccepted: 0 } : {}) };
 
   const ids = new Int32Array(lay.totalLen).fill(p.maskId);
   const x = new Float32Array(lay.totalLen * h);
@@ -191,7 +191,7 @@ export async function runBlockDiffusion(
         const outs = splitHead(head, wants, sampling);
         out = outs[0];
         drafts = states.slice(1).map((st, g) => ({ ids: st.ids, out: outs[g + 1] }));
-        forwards.draftsVerified = (forwards.draftsVerified ?? 0) + drafts.length;
+        if (k > 1) forwards.draftsVerified = (forwards.draftsVerified ?? 0) + drafts.length;
       }
 
       // The step itself, exactly as one state per forward would take it.
