@@ -103,6 +103,8 @@ export interface GenerationStats {
   generatedTokens: number;
   forwards: ForwardCounts;
   tokensPerForward: number;
+  /** States per denoising forward this run used (verified multi-step decoding; 1 = one state) and why. */
+  verify: { k: number; reason: string };
   timings: { visionMs: number; prefillMs: number; decodeMs: number; totalMs: number; ortRunMs: number };
   cache: {
     visionHit: boolean;

@@ -33,6 +33,13 @@ import { withFallback } from './providers';
 import { Xoshiro128 } from './rng';
 import { blockLayout } from './schedule';
 import { TextTokenizer } from './tokenizer';
+import { AcceptanceRate, chooseVerifySteps, measureRowCost, type RowCost, type VerifyChoice } from './verifySteps';
+
+/**
+ * Acceptance rate assumed before this process has seen any: the trained default model's, static remasking
+ * (docs/performance.md, "Verified multi-step decoding").
+ */
+const PRIOR_ACCEPTANCE = 0.5;
 
 export interface RunContext {
   /** True once the caller cancelled this run. */
@@ -53,6 +60,9 @@ export class EngineCore {
   private visionCache = new LruCache<string, Float32Array>(8);
   private fileToPixelKey = new LruCache<string, string>(64);
   private tokenizer?: TextTokenizer;
+  /** c(K) of this model on this device, per block size, measured on first use (verifySteps auto). */
+  private rowCost = new Map<number, Promise<RowCost>>();
+  private acceptance = new AcceptanceRate(PRIOR_ACCEPTANCE);
 
   private constructor(
     readonly info: EngineInfo,
@@ -108,8 +118,10 @@ export class EngineCore {
     const prompt = this.splice(ids, vision.features);
     const prefix = this.reusablePrefix(ids, vision.keys, prompt, o);
     const timing = { prefillMs: 0, decodeMs: 0 };
-    const result = await this.runLoop(prompt, prefix, o, ctx, check, timing);
-    return this.report(result, o, { t0, ort0, io0, visionMs: vision.ms, visionHit: vision.hit, reused: prefix.reused, ...timing });
+    const verify = await this.verifySteps(o);
+    const result = await this.runLoop(prompt, prefix, o, verify.k, ctx, check, timing);
+    this.acceptance.add(result.forwards.draftsAccepted ?? 0, result.draftsChecked);
+    return this.report(result, verify, { t0, ort0, io0, visionMs: vision.ms, visionHit: vision.hit, reused: prefix.reused, ...timing });
   }
 
   /** Prompt ids checked against the vocabulary and the images, as the architecture's official code splices them. */
@@ -175,6 +187,7 @@ export class EngineCore {
     prompt: { embeds: Float32Array; promptLen: number },
     prefix: { reused: number; digests: string[] },
     o: ResolvedOptions,
+    verifySteps: number,
     ctx: RunContext,
     check: () => void,
     timing: { prefillMs: number; decodeMs: number },
@@ -193,7 +206,7 @@ export class EngineCore {
       rng: o.temperature > 0 ? new Xoshiro128(o.seed) : undefined,
       fusedCommit: o.fusedCommit,
       noKvCache: o.noKvCache,
-      verifySteps: this.verifySteps(o),
+      verifySteps,
       ...this.arch.loop,
     };
     return runBlockDiffusion(this.model, prompt.embeds, prompt.promptLen, loop, o.noKvCache ? null : this.cache, prefix.reused, {
@@ -209,18 +222,27 @@ export class EngineCore {
     });
   }
 
-  /** States per verifying forward for this run: the option when forced, else what this device makes cheap. */
-  private verifySteps(o: ResolvedOptions): number {
-    return o.verifySteps === 'auto' ? 1 : o.verifySteps;
+  /**
+   * States per verifying forward for this run: the option when forced, else what this device makes cheap (c(K)
+   * measured once per block size for this loaded model, the acceptance rate this process has seen).
+   */
+  private async verifySteps(o: ResolvedOptions): Promise<VerifyChoice> {
+    if (o.verifySteps !== 'auto') return { k: o.verifySteps, reason: 'set' };
+    if (o.noKvCache) return { k: 1, reason: 'auto: no KV cache, one state per forward' };
+    let cost = this.rowCost.get(o.blockSize);
+    if (!cost) {
+      cost = measureRowCost(this.model, o.blockSize, this.m.tokens.mask);
+      this.rowCost.set(o.blockSize, cost);
+    }
+    return chooseVerifySteps(await cost, this.acceptance.value);
   }
 
   /** The result with its statistics. */
   private report(
     result: Awaited<ReturnType<typeof runBlockDiffusion>>,
-    o: ResolvedOptions,
+    verify: VerifyChoice,
     t: { t0: number; ort0: number; io0: IoCounters; visionMs: number; visionHit: boolean; reused: number; prefillMs: number; decodeMs: number },
   ): GenerationResult {
-    void o;
     const out = result.outputIds;
     const generatedTokens = out.filter((id) => id !== this.m.tokens.mask).length;
     const f = result.forwards;
@@ -231,6 +253,7 @@ export class EngineCore {
         generatedTokens,
         forwards: f,
         tokensPerForward: generatedTokens / Math.max(1, f.prefill + f.denoise + f.commit),
+        verify,
         timings: { visionMs: t.visionMs, prefillMs: t.prefillMs, decodeMs: t.decodeMs, totalMs: performance.now() - t.t0, ortRunMs: this.model.ortMs - t.ort0 },
         cache: { visionHit: t.visionHit, prefixHit: t.reused > 0, prefixReusedTokens: t.reused },
         io: {
