@@ -330,5 +330,6 @@ function emptyAnswer(s: AskStats, maxNewTokens: number, demo: boolean): { headli
 
 function statsLine(s: AskStats): string {
   const secs = (s.timings.totalMs / 1000).toFixed(1);
-  return `${s.generatedTokens} tokens in ${secs} s · ${s.tokensPerForward.toFixed(2)} tokens/forward`;
+  const drafts = s.verifySteps > 1 ? ` · ${s.drafts.accepted} of ${s.drafts.verified} drafted steps accepted (K = ${s.verifySteps})` : '';
+  return `${s.generatedTokens} tokens in ${secs} s · ${s.tokensPerForward.toFixed(2)} tokens/forward${drafts}`;
 }

@@ -93,6 +93,11 @@ export function checkVerifySteps(value: unknown): VerifySteps {
   throw new DiffusionVLError('options', `verifySteps must be "auto" or an integer in [${VERIFY_STEPS.min}, ${VERIFY_STEPS.max}], got ${JSON.stringify(value) ?? String(value)}`);
 }
 
+/** A verifySteps value from text (a flag, a setting): `auto` or an integer; anything else is an `options` error. */
+export function parseVerifySteps(value: unknown): VerifySteps {
+  return checkVerifySteps(typeof value === 'string' && value !== 'auto' ? (value.trim() === '' ? NaN : Number(value)) : value);
+}
+
 /**
  * Checks untrusted options (a wire request) field by field. Unknown fields are refused so a typo does not pass
  * silently; null/undefined fields mean "default".

@@ -39,6 +39,8 @@ function toResult(r: GenerationResult, queueMs: number, loadMs: number, model: s
       generatedTokens: r.stats.generatedTokens,
       forwards: { prefill: f.prefill, denoise: f.denoise, commit: f.commit, total: f.prefill + f.denoise + f.commit },
       tokensPerForward: r.stats.tokensPerForward,
+      verifySteps: r.stats.verify.k,
+      drafts: { verified: f.draftsVerified ?? 0, accepted: f.draftsAccepted ?? 0 },
       timings: { queueMs, loadMs, visionMs: t.visionMs, prefillMs: t.prefillMs, decodeMs: t.decodeMs, totalMs: t.totalMs },
       cache: r.stats.cache,
     },
@@ -74,5 +76,6 @@ export async function answer(deps: AnswerDeps, req: AnswerRequest, signal: Abort
     queueMs = performance.now() - received;
     return deps.models.use((engine) => engine.ask({ images: [image.input], question, options }, { signal, steps: req.streamSteps === true, onEvent }));
   });
+  deps.models.noteDecoding(value.stats);
   return toResult(value, queueMs, loadMs, model);
 }

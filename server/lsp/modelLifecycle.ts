@@ -1,8 +1,8 @@
-import type { Engine, EngineOptions } from '../engine/api';
+import type { Engine, EngineOptions, GenerationStats } from '../engine/api';
 import { isModelDir } from '../engine/defaultModel';
 import { DiffusionVLError, errorKind } from '../engine/errors';
 import { MANIFEST_FILE } from '../engine/manifest';
-import type { ModelState, ServerSettings, StatusResult } from '../protocol';
+import type { DecodingStatus, ModelState, ServerSettings, StatusResult } from '../protocol';
 import { message } from './errors';
 import { modelSettingsChanged } from './settings';
 
@@ -23,6 +23,7 @@ export class ModelManager {
   private engine?: Engine;
   private loading?: Promise<Engine>;
   private leases = 0;
+  private decoding?: DecodingStatus;
   private idleTimer?: NodeJS.Timeout;
   private state: ModelState = 'unloaded';
   private lastError?: { message: string; at: number; dir?: string };
@@ -115,7 +116,13 @@ export class ModelManager {
     await e?.dispose().catch(() => {});
   }
 
-  status(): Pick<StatusResult, 'model' | 'provider'> {
+  /** The last answer's decoding, for the status (verified multi-step decoding's K and yield). */
+  noteDecoding(s: GenerationStats): void {
+    const f = s.forwards;
+    this.decoding = { verifySteps: s.verify.k, reason: s.verify.reason, tokensPerForward: s.tokensPerForward, draftsVerified: f.draftsVerified ?? 0, draftsAccepted: f.draftsAccepted ?? 0 };
+  }
+
+  status(): Pick<StatusResult, 'model' | 'provider' | 'decoding'> {
     const info = this.engine?.info;
     const { dir, source } = this.model();
     return {
@@ -133,6 +140,7 @@ export class ModelManager {
         inUse: info?.provider,
         reason: info?.providerReason,
       },
+      decoding: this.decoding,
     };
   }
 

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { createEngine } from '../../engine/engine';
 import { DEFAULT_PROVIDER, EXECUTION_PROVIDERS, type ExecutionProvider, type RunOptions } from '../../engine/api';
-import { checkNumericOption, checkStrategy, checkVerifySteps, describeRule, GENERATION_OPTIONS as G, VERIFY_STEPS, type NumericOption, type VerifySteps } from '../../engine/generationOptions';
+import { checkNumericOption, checkStrategy, parseVerifySteps, describeRule, GENERATION_OPTIONS as G, VERIFY_STEPS, type NumericOption, type VerifySteps } from '../../engine/generationOptions';
 import { intFlag, parse, UsageError, type Command } from '../command';
 
 /** Flags shared by `generate` and `ask` (sampling, schedule, provider). */
@@ -68,7 +68,7 @@ export function generationOptions(v: FlagValues, maxNewTokens: number | undefine
 export function verifyStepsFlag(raw: string | undefined): VerifySteps | undefined {
   if (raw === undefined) return undefined;
   try {
-    return checkVerifySteps(raw === 'auto' ? raw : raw.trim() === '' ? NaN : Number(raw));
+    return parseVerifySteps(raw);
   } catch {
     throw new UsageError(`--verify-steps must be "auto" or an integer in [${VERIFY_STEPS.min}, ${VERIFY_STEPS.max}], got "${raw}"`);
   }

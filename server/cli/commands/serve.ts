@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { runServer } from '../../lsp/run';
 import { parse, type Command } from '../command';
+import { verifyStepsFlag } from './generate';
 
 export const serveCommand: Command = {
   name: 'serve',
@@ -17,12 +18,15 @@ export const serveCommand: Command = {
     '  --socket=<port>    connect to a client listening on 127.0.0.1:<port>',
     '  --model <dir>      converted model folder; the client\'s diffusionvl.modelPath setting overrides it. With',
     '                     neither, the embedded default model (models/default) answers, as in `diffusionvl ask`.',
+    '  --verify-steps K   denoising states per forward (auto or an integer; overrides diffusionvl.verifySteps)',
   ].join('\n'),
   async run(argv) {
-    const { values } = parse(argv, { stdio: { type: 'boolean' }, 'node-ipc': { type: 'boolean' }, socket: { type: 'string' }, model: { type: 'string' }, clientProcessId: { type: 'string' } }, false);
+    const { values } = parse(argv, { stdio: { type: 'boolean' }, 'node-ipc': { type: 'boolean' }, socket: { type: 'string' }, model: { type: 'string' }, clientProcessId: { type: 'string' }, 'verify-steps': { type: 'string' } }, false);
+    const verify = verifyStepsFlag(values['verify-steps']);
     const transport = values.stdio ? ['--stdio'] : values['node-ipc'] ? ['--node-ipc'] : values.socket ? [`--socket=${values.socket}`] : ['--stdio'];
     const extra = values.clientProcessId ? [`--clientProcessId=${values.clientProcessId}`] : [];
     const model = values.model ? ['--model', resolve(values.model)] : [];
+    if (verify !== undefined) model.push('--verify-steps', String(verify));
     // createConnection reads the transport from process.argv, so present exactly what it expects.
     process.argv = [process.argv[0], process.argv[1], ...transport, ...extra, ...model];
     runServer(process.argv);
