@@ -33,13 +33,7 @@ import { withFallback } from './providers';
 import { Xoshiro128 } from './rng';
 import { blockLayout } from './schedule';
 import { TextTokenizer } from './tokenizer';
-import { AcceptanceRate, chooseVerifySteps, measureRowCost, type RowCost, type VerifyChoice } from './verifySteps';
-
-/**
- * Acceptance rate assumed before this process has seen any: the trained default model's, static remasking
- * (docs/performance.md, "Verified multi-step decoding").
- */
-const PRIOR_ACCEPTANCE = 0.5;
+import { AcceptanceRate, chooseVerifySteps, DEFAULT_MODEL_ACCEPTANCE, measureRowCost, type RowCost, type VerifyChoice } from './verifySteps';
 
 export interface RunContext {
   /** True once the caller cancelled this run. */
@@ -62,7 +56,7 @@ export class EngineCore {
   private tokenizer?: TextTokenizer;
   /** c(K) of this model on this device, per block size, measured on first use (verifySteps auto). */
   private rowCost = new Map<number, Promise<RowCost>>();
-  private acceptance = new AcceptanceRate(PRIOR_ACCEPTANCE);
+  private acceptance = new AcceptanceRate(DEFAULT_MODEL_ACCEPTANCE);
 
   private constructor(
     readonly info: EngineInfo,

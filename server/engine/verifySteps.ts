@@ -13,6 +13,11 @@ import { range } from './rope';
  * acceptance rate below 1 pays for; on a GPU a forward is bound by reading the weights, c(K) stays near 1 for small K.
  */
 export const VERIFY_CANDIDATES = [1, 2, 4, 8] as const;
+/**
+ * The acceptance rate assumed before a process has seen any: the trained default model's (drafts accepted per draft
+ * checked, static remasking, 600 questions; docs/performance.md, "Verified multi-step decoding").
+ */
+export const DEFAULT_MODEL_ACCEPTANCE = 0.5;
 /** A K > 1 must promise this much more than K = 1. */
 const MARGIN = 1.1;
 
