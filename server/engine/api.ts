@@ -94,9 +94,14 @@ export interface ForwardCounts {
   commit: number;
   /** Denoising passes that also committed the previous block (fused commit). */
   fusedCommits?: number;
-  /** Verified multi-step decoding: drafted states sent along in denoising passes, and those the real steps reached. */
+  /**
+   * Verified multi-step decoding: drafted states sent along in denoising passes, those the real steps reached, and
+   * those the steps checked (the accepted ones and each pass's first rejected one, which drops the rest):
+   * accepted / checked is the acceptance rate.
+   */
   draftsVerified?: number;
   draftsAccepted?: number;
+  draftsChecked?: number;
 }
 
 export interface GenerationStats {

@@ -64,8 +64,6 @@ export interface DiffusionResult {
   /** Exactly genLen ids; never-processed positions keep the MASK id. */
   outputIds: number[];
   forwards: ForwardCounts;
-  /** Drafts the real steps checked (accepted, or the one rejected that dropped the rest): the acceptance rate's base. */
-  draftsChecked: number;
 }
 
 export async function runBlockDiffusion(
@@ -90,9 +88,8 @@ export async function runBlockDiffusion(
   // States per verifying pass; without a cache the block-causal recompute has no groups, so one.
   const k = p.noKvCache || !cache ? 1 : (p.verifySteps ?? 1);
   if (!(Number.isInteger(k) && k >= 1)) throw new Error(`verifySteps must be a positive integer, got ${k}`);
-  const forwards: ForwardCounts = { prefill: 0, denoise: 0, commit: 0, fusedCommits: 0, ...(k > 1 ? { draftsVerified: 0, draftsAccepted: 0 } : {}) };
+  const forwards: ForwardCounts = { prefill: 0, denoise: 0, commit: 0, fusedCommits: 0, ...(k > 1 ? { draftsVerified: 0, draftsAccepted: 0, draftsChecked: 0 } : {}) };
 
-  let draftsChecked = 0;
   const ids = new Int32Array(lay.totalLen).fill(p.maskId);
   const x = new Float32Array(lay.totalLen * h);
   x.set(promptEmbeds.subarray(0, L * h));
@@ -209,7 +206,7 @@ export async function runBlockDiffusion(
       // Verification: the next draft is accepted when the step just taken reached exactly its state; its output from
       // the verifying pass is then the output of the current state. Otherwise the remaining drafts are dropped.
       const next = drafts.shift();
-      if (next) draftsChecked++;
+      if (next) forwards.draftsChecked!++;
       if (next && sameState(next.ids, ids, s0, s1, L)) {
         out = next.out;
         forwards.draftsAccepted = (forwards.draftsAccepted ?? 0) + 1;
@@ -225,7 +222,7 @@ export async function runBlockDiffusion(
   }
   // A pending fused commit at the end is simply dropped: nothing would read those K/V.
 
-  return { outputIds: Array.from(ids.subarray(L, L + p.genLen)), forwards, draftsChecked };
+  return { outputIds: Array.from(ids.subarray(L, L + p.genLen)), forwards };
 }
 
 /** The head's outputs for one state's wanted rows (`logits` only when sampling). */

@@ -114,7 +114,7 @@ export class EngineCore {
     const timing = { prefillMs: 0, decodeMs: 0 };
     const verify = await this.verifySteps(o);
     const result = await this.runLoop(prompt, prefix, o, verify.k, ctx, check, timing);
-    this.acceptance.add(result.forwards.draftsAccepted ?? 0, result.draftsChecked);
+    this.acceptance.add(result.forwards.draftsAccepted ?? 0, result.forwards.draftsChecked ?? 0);
     return this.report(result, verify, { t0, ort0, io0, visionMs: vision.ms, visionHit: vision.hit, reused: prefix.reused, ...timing });
   }
 

@@ -43,6 +43,8 @@ export interface EvalRow {
   /** Verified multi-step decoding (`--verify-steps`): K, and its drafts accepted per question. */
   verifySteps?: number;
   draftsAcceptedPerItem?: number;
+  /** Drafts accepted per draft the real steps checked (see ForwardCounts.draftsChecked). */
+  acceptance?: number;
   /** Questions whose output ids equal those of the first K listed, same remasking (that K's own row: all). */
   identicalToFirstK?: number;
 }
@@ -117,6 +119,7 @@ export async function evaluateSynthetic(o: EvalOptions): Promise<EvalReport> {
         const outputs: number[][] = [];
         let identical = 0;
         let drafts = 0;
+        let checked = 0;
         for (const [i, it] of items.entries()) {
           const r = await engine.ask({ images: [{ bytes: pngs[i] }], question: it.question, options });
           const f = r.stats.forwards;
@@ -126,9 +129,10 @@ export async function evaluateSynthetic(o: EvalOptions): Promise<EvalReport> {
           outputs.push(r.outputIds);
           if (!ref || r.outputIds.every((id, j) => id === ref[i][j])) identical++;
           drafts += f.draftsAccepted ?? 0;
+          checked += f.draftsChecked ?? 0;
         }
         if (!ref) reference.set(key, outputs);
-        const verify = cfg.verifySteps === undefined ? {} : { verifySteps: cfg.verifySteps, draftsAcceptedPerItem: drafts / items.length, identicalToFirstK: identical };
+        const verify = cfg.verifySteps === undefined ? {} : { verifySteps: cfg.verifySteps, draftsAcceptedPerItem: drafts / items.length, acceptance: checked ? drafts / checked : undefined, identicalToFirstK: identical };
         rows.push({ ...acc.row(cfg, blockSize), steps: blockSize, ...verify });
       }
       o.onProgress?.(`${cfg.name}: ${(rows[rows.length - 1].accuracy * 100).toFixed(1)} %`);
@@ -209,13 +213,13 @@ export function reportTable(r: EvalReport): string {
 /** Markdown table of a `--verify-steps` report: forwards per answer token and agreement with the first K. */
 function verifyTable(r: EvalReport): string {
   const lines = [
-    '| decoder | K | accuracy | forwards / answer token | forwards / question | drafts accepted / question | ids identical to the first K |',
-    '|---|---:|---:|---:|---:|---:|---:|',
+    '| decoder | K | accuracy | forwards / answer token | forwards / question | drafts accepted / question | acceptance | ids identical to the first K |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const row of r.rows) {
     if (row.verifySteps === undefined) continue;
     lines.push(
-      `| ${row.name.replace(/, K=\d+$/, '')} | ${row.verifySteps} | ${(row.accuracy * 100).toFixed(1)} % | ${(1 / row.answerTokensPerForward).toFixed(3)} | ${row.forwardsPerItem.toFixed(2)} | ${row.draftsAcceptedPerItem!.toFixed(2)} | ${row.identicalToFirstK} / ${row.count} |`,
+      `| ${row.name.replace(/, K=\d+$/, '')} | ${row.verifySteps} | ${(row.accuracy * 100).toFixed(1)} % | ${(1 / row.answerTokensPerForward).toFixed(3)} | ${row.forwardsPerItem.toFixed(2)} | ${row.draftsAcceptedPerItem!.toFixed(2)} | ${row.acceptance === undefined ? '–' : row.acceptance.toFixed(2)} | ${row.identicalToFirstK} / ${row.count} |`,
     );
   }
   return lines.join('\n');
