@@ -26,6 +26,7 @@ import type { KvCache } from './kvCache';
 import { LruCache } from './lruCache';
 import { readManifest, type ModelManifest } from './manifest';
 import { resolveOptions, type ResolvedOptions } from './options';
+import { chooseDecoder, type DecoderRuntime } from './backends/decoderChoice';
 import { OrtModel, type IoCounters } from './backends/onnx/ortModel';
 import { prefixBlockDigests, sharedPrefix } from './prefixKeys';
 import { chatPrompt, countPlaceholders, tokenizeWithImages } from './prompt';
@@ -62,25 +63,30 @@ export class EngineCore {
     readonly info: EngineInfo,
     private m: ModelManifest,
     private model: OrtModel,
+    /** The text decoder and head: `model` itself on ONNX Runtime, or another backend (llama.cpp). */
+    private decoder: DecoderRuntime,
     private modelDir: string,
     private arch: ArchAdapter,
   ) {
-    this.cache = model.createCache(1024);
+    this.cache = decoder.createCache(1024);
   }
 
   static async create(opts: EngineOptions): Promise<EngineCore> {
     const m = readManifest(opts.modelDir);
     const emb = new EmbeddingTable(join(opts.modelDir, m.embeddings.file), m.embeddings.rows, m.embeddings.cols, m.embeddings.dtype, [m.tokens.mask]);
     const choice = await withFallback(opts.provider ?? DEFAULT_PROVIDER, (p, auto) => OrtModel.load(opts.modelDir, m, p, emb, { threads: opts.threads, auto, kvOnDevice: opts.kvOnDevice }));
+    const decoder = await chooseDecoder(opts, m, choice.value, emb);
     const info: EngineInfo = {
       modelDir: opts.modelDir,
       architecture: m.architecture,
       precision: m.precision,
       provider: choice.provider,
       providerReason: choice.reason,
+      backend: decoder.backend,
+      backendReason: decoder.reason,
     };
     const arch = m.architecture === 'diffusionvl_qwen' ? siglipAdapter(m, choice.value, opts.modelDir) : qwenVLAdapter(m, choice.value);
-    return new EngineCore(info, m, choice.value, opts.modelDir, arch);
+    return new EngineCore(info, m, choice.value, decoder.decoder, opts.modelDir, arch);
   }
 
   async ask(req: AskRequest, ctx: RunContext): Promise<GenerationResult> {
@@ -159,7 +165,7 @@ export class EngineCore {
       if (id === this.m.tokens.imagePlaceholder) {
         embeds.set(features[img], row * h);
         row += counts[img++];
-      } else this.model.embedRow(id, embeds, row++ * h);
+      } else this.decoder.embedRow(id, embeds, row++ * h);
     }
     const limit = this.arch.promptRowLimit(features.length);
     if (limit !== undefined && promptLen > limit) return { embeds: embeds.subarray(0, limit * h), promptLen: limit, counts };
@@ -203,7 +209,7 @@ export class EngineCore {
       verifySteps,
       ...this.arch.loop,
     };
-    return runBlockDiffusion(this.model, prompt.embeds, prompt.promptLen, loop, o.noKvCache ? null : this.cache, prefix.reused, {
+    return runBlockDiffusion(this.decoder, prompt.embeds, prompt.promptLen, loop, o.noKvCache ? null : this.cache, prefix.reused, {
       checkCancel: check,
       timing,
       onPrefilled: () => {
@@ -260,6 +266,7 @@ export class EngineCore {
 
   async dispose(): Promise<void> {
     this.cache.dispose();
+    if (this.decoder !== this.model) await this.decoder.release();
     await this.model.release();
   }
 
