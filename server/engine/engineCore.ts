@@ -231,7 +231,7 @@ export class EngineCore {
     if (o.noKvCache) return { k: 1, reason: 'auto: no KV cache, one state per forward' };
     let cost = this.rowCost.get(o.blockSize);
     if (!cost) {
-      cost = measureRowCost(this.model, o.blockSize, this.m.tokens.mask);
+      cost = measureRowCost(this.decoder, o.blockSize, this.m.tokens.mask);
       this.rowCost.set(o.blockSize, cost);
     }
     return chooseVerifySteps(await cost, this.acceptance.value);
