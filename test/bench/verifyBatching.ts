@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { open } from '../../server/engine/attention';
+import { chooseDecoder } from '../../server/engine/backends/decoderChoice';
 import { OrtModel } from '../../server/engine/backends/onnx/ortModel';
 import { defaultModelDir } from '../../server/engine/defaultModel';
 import { EmbeddingTable } from '../../server/engine/embeddings';
@@ -10,6 +11,7 @@ import { selectTransfers } from '../../server/engine/remasking';
 import { Xoshiro128 } from '../../server/engine/rng';
 import { range } from '../../server/engine/rope';
 import { ensureTinyModel } from '../helpers/tinyModel';
+import { ensureTinyLlamaModel } from '../helpers/tinyLlamaModel';
 import { ensureTinySiglipModel } from '../helpers/tinySiglipModel';
 
 /**
@@ -21,7 +23,8 @@ import { ensureTinySiglipModel } from '../helpers/tinySiglipModel';
  * with random positions unmasked to random tokens, as drafts are) run alone and together, each state in every group
  * slot. Reported per K: rows compared, rows whose logits are bit-identical, the largest |Δ|, and the flips: rows
  * whose arg-max id differs, and states whose static (one position) or dynamic (threshold 0.9) selection differs.
- * Also with the pending fused commit's rows in front (shared rows). CPU provider, one thread.
+ * Also with the pending fused commit's rows in front (shared rows). ONNX Runtime (CPU provider) and llama.cpp (CPU),
+ * one thread.
  */
 const KS = [2, 4, 8];
 const PROMPTS = Number(process.env.VERIFY_BENCH_PROMPTS ?? 4);
@@ -36,10 +39,17 @@ interface Tally {
   dynamicFlips: number;
 }
 
-async function benchModel(label: string, dir: string): Promise<void> {
+async function benchModel(label: string, dir: string, backend: 'onnx' | 'llama.cpp' = 'onnx'): Promise<void> {
   const m = readManifest(dir);
   const emb = new EmbeddingTable(join(dir, m.embeddings.file), m.embeddings.rows, m.embeddings.cols, m.embeddings.dtype, [m.tokens.mask]);
-  const model = await OrtModel.load(dir, m, 'cpu', emb, { threads: 1 });
+  const ort = await OrtModel.load(dir, m, 'cpu', emb, { threads: 1 });
+  const choice = await chooseDecoder({ modelDir: dir, provider: 'cpu', threads: 1, backend }, m, ort, emb);
+  if (choice.backend !== backend) {
+    console.log(`\n${label}: skipped (${choice.reason})`);
+    await ort.release();
+    return;
+  }
+  const model = choice.decoder;
   const h = model.hiddenSize;
   const B = m.blockSize;
   const v = m.text.vocabSize;
@@ -106,9 +116,10 @@ async function benchModel(label: string, dir: string): Promise<void> {
       cache.dispose();
     }
   } finally {
-    await model.release();
+    if (model !== ort) await model.release();
+    await ort.release();
   }
-  console.log(`\n${label} (${dir})`);
+  console.log(`\n${label}, ${choice.reason} (${dir})`);
   console.log('| batch | rows | logits bit-identical | max abs diff | arg-max flips | static selection flips | dynamic selection flips |');
   console.log('|---|---:|---:|---:|---:|---:|---:|');
   for (const [key, t] of tallies) {
@@ -159,10 +170,12 @@ function compare(t: Tally, alone: Float32Array, batched: Float32Array, st: { mas
 }
 
 async function main(): Promise<void> {
-  console.log('Batched (K states, block-diagonal) against single-state denoising passes, ONNX Runtime CPU, 1 thread.');
-  await benchModel('tiny QwenVL (F32)', await ensureTinyModel('fp32'));
-  await benchModel('tiny SigLIP (F32)', await ensureTinySiglipModel('fp32'));
-  await benchModel('trained default model', defaultModelDir());
+  console.log('Batched (K states, block-diagonal) against single-state denoising passes, CPU, 1 thread.');
+  await benchModel('ONNX Runtime: tiny QwenVL (F32)', await ensureTinyModel('fp32'));
+  await benchModel('ONNX Runtime: tiny SigLIP (F32)', await ensureTinySiglipModel('fp32'));
+  await benchModel('ONNX Runtime: trained default model', defaultModelDir());
+  await benchModel('llama.cpp: tiny QwenVL (F32 GGUF)', await ensureTinyLlamaModel('qwenvl'), 'llama.cpp');
+  await benchModel('llama.cpp: tiny SigLIP (F32 GGUF)', await ensureTinyLlamaModel('siglip'), 'llama.cpp');
 }
 
 main().catch((err: unknown) => {
