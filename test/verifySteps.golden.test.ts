@@ -115,8 +115,9 @@ test('prompt-prefix reuse keeps working with verified steps: a repeated prompt r
 test('sampling (temperature > 0): the same ids at K = 4 as at K = 1 for the same seed (drafting draws no random numbers)', async () => {
   const e = engines['onnx qwenvl'];
   const [name, c] = Object.entries(goldenCases())[0];
-  for (const seed of [1, 2, 3]) {
-    const options: RunOptions = { ...caseOptions(c), temperature: 0.7, topK: 50, seed, prefixCache: false };
+  // No top-k / top-p filter: their sorts over the vocabulary would only slow the test down.
+  for (const seed of [1, 2]) {
+    const options: RunOptions = { ...caseOptions(c), temperature: 0.7, seed, prefixCache: false };
     const one = await e.generateIds({ promptIds: c.prompt_ids, images: [], options: { ...options, verifySteps: 1 } });
     const four = await e.generateIds({ promptIds: c.prompt_ids, images: [], options: { ...options, verifySteps: 4 } });
     assert.deepEqual(four.outputIds, one.outputIds, `${name}, seed ${seed}`);
