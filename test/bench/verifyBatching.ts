@@ -65,7 +65,6 @@ async function benchModel(label: string, dir: string, backend: 'onnx' | 'llama.c
       // The first block is prefilled; the second is a finished block whose commit may ride along (shared rows).
       await model.decode(prompt.subarray(0, B * h), range(0, B), blockCausal(B), cache, { commitRows: B, outputRows: [] });
       const finished = prompt.subarray(B * h, 2 * B * h);
-      const s0 = 2 * B;
       for (const K of KS) {
         // State 0: all masked; state g: g·B/K positions unmasked (random positions, random tokens).
         const states = range(0, K).map((g) => {
@@ -85,6 +84,8 @@ async function benchModel(label: string, dir: string, backend: 'onnx' | 'llama.c
             const embeds = new Float32Array(rows * h);
             if (shared) embeds.set(finished);
             group.forEach((st, g) => embeds.set(st.embeds, (shared + g * B) * h));
+            // The block follows the cache (and the finished block when it is committed in this pass), as llama.cpp needs.
+            const s0 = B + shared;
             const positions = (shared ? range(B, 2 * B) : []).concat(...group.map(() => range(s0, s0 + B)));
             const outputRows = group.flatMap((st, g) => st.want.map((r) => shared + g * B + r));
             const hidden = await model.decode(embeds, positions, open(shared, ...group.map(() => B)), cache, { commitRows: 0, outputRows });
