@@ -154,6 +154,19 @@ test('another build of the library: refused at load, ONNX Runtime runs the decod
   assert.deepEqual(r.out?.ids, textCase().output_ids);
 });
 
+test('CLI `generate --backend llama.cpp --json` in its own process: the official ids and counts, and "backend"', async () => {
+  const c = textCase();
+  const cli = join(repoRoot, 'out', 'server', 'cli', 'main.js');
+  const o = caseOptions(c);
+  const args = ['generate', '--model', await ensureTinyLlamaModel('qwenvl'), '--prompt-ids', JSON.stringify(c.prompt_ids), '--gen-length', String(o.maxNewTokens), '--steps', String(o.steps), '--strategy', String(o.strategy), '--threshold', String(o.threshold), '--provider', 'cpu', '--threads', '1', '--no-fused-commit', '--backend', 'llama.cpp', '--json'];
+  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 120_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, `${JSON.stringify({ output_ids: c.output_ids, forwards: c.forwards, backend: 'llama.cpp' })}\n`);
+  const bad = spawnSync(process.execPath, [cli, ...args.slice(0, -3), '--backend', 'tensorrt', '--json'], { encoding: 'utf8', timeout: 60_000 });
+  assert.notEqual(bad.status, 0);
+  assert.match(bad.stderr, /--backend must be one of auto, onnx, llama\.cpp, got "tensorrt"/);
+});
+
 test('a model folder without a GGUF decoder runs on ONNX Runtime whatever the backend asked for, and says so', async () => {
   const e = await createEngine({ modelDir: await ensureTinyModel('fp32'), provider: 'cpu', threads: 1, backend: 'llama.cpp' });
   try {

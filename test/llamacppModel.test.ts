@@ -16,7 +16,8 @@ import { readManifest } from '../server/engine/manifest';
 import type { KvCache } from '../server/engine/kvCache';
 import { ensureTinyGguf } from './helpers/tinyGguf';
 import { maxAbsDiff, readNpyF32 } from './helpers/npy';
-import { goldenDir, repoRoot } from './helpers/paths';
+import { fixturesDir, goldenDir, repoRoot } from './helpers/paths';
+import { ensureTinySiglipModel } from './helpers/tinySiglipModel';
 import { ensureTinyModel } from './helpers/tinyModel';
 
 const TOL = 5e-4;
@@ -87,6 +88,45 @@ test('prefill (block-causal, one batch) and the first denoising step match the o
   t.diagnostic(`max|Δ| vs official fp32: ${JSON.stringify(worst)}`);
   assert.ok(worst.prefill <= TOL, `prefill logits max|Δ| ${worst.prefill}`);
   assert.ok(worst.denoise <= TOL, `denoise logits max|Δ| ${worst.denoise}`);
+});
+
+test('SigLIP model (Qwen2.5 text side), text case: prefill and first denoising step logits within 5e-4 of the official fp32', async (t) => {
+  const dir = await ensureTinySiglipModel('fp32');
+  const m = readManifest(dir);
+  const table = new EmbeddingTable(join(dir, m.embeddings.file), m.embeddings.rows, m.embeddings.cols, m.embeddings.dtype);
+  const sig = await LlamaModel.load(await ensureTinyGguf('siglip'), table, { provider: 'cpu', threads: 1, kvType: 'f32', contextLength: 1024, microBatch: 64, sequences: 16 });
+  const gdir = join(fixturesDir, 'golden-siglip');
+  const gen = JSON.parse(readFileSync(join(gdir, 'generate.json'), 'utf8')) as {
+    vocab_stride: number;
+    cases: Record<string, { prompt_ids: number[]; images: string[]; prefill_len: number; text?: { prefill_logits_rows: number[]; denoise0: { positions: [number, number]; is_mask: boolean[]; logits_rows: number[] } } }>;
+  };
+  try {
+    const sigCache = sig.createCache();
+    const H = sig.hiddenSize;
+    const V = sig.vocabSize;
+    let checked = 0;
+    for (const [name, c] of Object.entries(gen.cases)) {
+      if (!c.text || c.images.length) continue;
+      const embeds = new Float32Array(c.prompt_ids.length * H);
+      c.prompt_ids.forEach((id, i) => sig.embedRow(id, embeds, i * H));
+      const P = c.prefill_len;
+      const pre = await sig.decode(embeds.slice(0, P * H), range(0, P), blockCausal(8), sigCache, { commitRows: P, outputRows: c.text.prefill_logits_rows });
+      const dl = maxAbsDiff(strided((await sig.head(pre!, true)).logits!, V, gen.vocab_stride), readNpyF32(join(gdir, 'text', `${name}.prefill_logits.vocab.npy`)).data);
+      const d0 = c.text.denoise0;
+      const B = d0.positions[1] - d0.positions[0] + 1;
+      const block = new Float32Array(B * H);
+      d0.is_mask.forEach((masked, i) => (masked ? sig.embedRow(m.tokens.mask, block, i * H) : block.set(embeds.subarray((d0.positions[0] + i) * H, (d0.positions[0] + i + 1) * H), i * H)));
+      const den = await sig.decode(block, range(d0.positions[0], d0.positions[0] + B), open(0, B), sigCache, { commitRows: 0, outputRows: d0.logits_rows });
+      const dd = maxAbsDiff(strided((await sig.head(den!, true)).logits!, V, gen.vocab_stride), readNpyF32(join(gdir, 'text', `${name}.denoise0_logits.vocab.npy`)).data);
+      t.diagnostic(`${name}: prefill max|Δ| ${dl}, denoise0 max|Δ| ${dd}`);
+      assert.ok(dl <= TOL && dd <= TOL, `${name}: prefill ${dl}, denoise0 ${dd}`);
+      checked++;
+    }
+    assert.ok(checked > 0);
+  } finally {
+    await sig.release();
+    table.close();
+  }
 });
 
 test('an open pass with shared rows and 3 groups equals a commit pass followed by each group alone', async () => {

@@ -121,7 +121,7 @@ export class EngineCore {
     const verify = await this.verifySteps(o);
     const result = await this.runLoop(prompt, prefix, o, verify.k, ctx, check, timing);
     this.acceptance.add(result.forwards.draftsAccepted ?? 0, result.forwards.draftsChecked ?? 0);
-    return this.report(result, verify, { t0, ort0, io0, visionMs: vision.ms, visionHit: vision.hit, reused: prefix.reused, ...timing });
+    return this.report(result, verify, { t0, ort0, io0, visionMs: vision.ms, visionHit: vision.hit, reused: prefix.reused, promptTokens: prompt.promptLen, ...timing });
   }
 
   /** Prompt ids checked against the vocabulary and the images, as the architecture's official code splices them. */
@@ -241,7 +241,7 @@ export class EngineCore {
   private report(
     result: Awaited<ReturnType<typeof runBlockDiffusion>>,
     verify: VerifyChoice,
-    t: { t0: number; ort0: number; io0: IoCounters; visionMs: number; visionHit: boolean; reused: number; prefillMs: number; decodeMs: number },
+    t: { t0: number; ort0: number; io0: IoCounters; visionMs: number; visionHit: boolean; reused: number; promptTokens: number; prefillMs: number; decodeMs: number },
   ): GenerationResult {
     const out = result.outputIds;
     const generatedTokens = out.filter((id) => id !== this.m.tokens.mask).length;
@@ -250,6 +250,7 @@ export class EngineCore {
       outputIds: out,
       text: this.answerText(out),
       stats: {
+        promptTokens: t.promptTokens,
         generatedTokens,
         forwards: f,
         tokensPerForward: generatedTokens / Math.max(1, f.prefill + f.denoise + f.commit),

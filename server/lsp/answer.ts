@@ -1,10 +1,10 @@
-import type { GenerationEvent, GenerationResult } from '../engine/api';
+import type { GenerationEvent, ImageInput } from '../engine/api';
 import { checkGenerationOptions } from '../engine/generationOptions';
 import type { AskPartial, AskResult, ServerSettings } from '../protocol';
 import { generationDefaults } from './settings';
 import { RequestError } from './errors';
 import { resolveImage } from './imageInput';
-import type { ModelManager } from './modelLifecycle';
+import type { ModelManager, SourceAnswer } from './modelLifecycle';
 import type { WorkspaceGuard } from './pathGuard';
 import type { InferenceQueue, Lane } from './queue';
 
@@ -21,7 +21,9 @@ export interface AnswerDeps {
 
 export interface AnswerRequest {
   /** Unvalidated client input: an {@link ImageSource}. */
-  image: unknown;
+  image?: unknown;
+  /** Several images instead of `image` (each an {@link ImageSource}), in prompt order; empty for a text-only question. */
+  images?: unknown[];
   question: unknown;
   options?: unknown;
   lane?: Lane;
@@ -29,13 +31,21 @@ export interface AnswerRequest {
   streamSteps?: boolean;
 }
 
-function toResult(r: GenerationResult, queueMs: number, loadMs: number, model: string): AskResult {
+function toResult(a: SourceAnswer, queueMs: number, loadMs: number): AskResult {
+  if (a.source === 'remote') {
+    // A DiffusionVL server's stats are its own run's; the wait in this sidecar's queue is added to them.
+    const stats = a.answer.stats && { ...a.answer.stats, timings: { ...a.answer.stats.timings, queueMs: a.answer.stats.timings.queueMs + queueMs } };
+    return { text: a.answer.text, model: a.answer.model, server: a.server, ...(stats ? { stats } : {}) };
+  }
+  const r = a.result;
+  const model = a.model;
   const f = r.stats.forwards;
   const t = r.stats.timings;
   return {
     text: r.text,
     model,
     stats: {
+      promptTokens: r.stats.promptTokens,
       generatedTokens: r.stats.generatedTokens,
       forwards: { prefill: f.prefill, denoise: f.denoise, commit: f.commit, total: f.prefill + f.denoise + f.commit },
       tokensPerForward: r.stats.tokensPerForward,
@@ -48,8 +58,8 @@ function toResult(r: GenerationResult, queueMs: number, loadMs: number, model: s
 }
 
 /**
- * One question about one image, validated, queued and answered by the shared model: the LSP `diffusionvl/ask`
- * handler and the MCP tools both go through here, so they accept the same input and report the same stats.
+ * One question about one image, validated, queued and answered by the shared model (or the remote server that
+ * answers in its place): the LSP `diffusionvl/ask` handler, the MCP tools and the HTTP server all go through here, so they accept the same input and report the same stats.
  * Errors carry their kind (mapped to codes by the caller, through toResponseError); cancellation through `signal`
  * rejects with CancelledError.
  */
@@ -59,7 +69,11 @@ export async function answer(deps: AnswerDeps, req: AnswerRequest, signal: Abort
   if (req.question.length > MAX_QUESTION_CHARS) throw new RequestError('params', `question is longer than ${MAX_QUESTION_CHARS} characters`);
   const question = req.question;
   const options = { ...generationDefaults(deps.settings), ...checkGenerationOptions(req.options) };
-  const image = await resolveImage(req.image, deps.guard);
+  if (req.image !== undefined && req.images !== undefined) throw new RequestError('params', 'give one of image and images, not both');
+  const sources = req.images ?? [req.image];
+  if (!Array.isArray(sources)) throw new RequestError('params', 'images must be an array');
+  const images: ImageInput[] = [];
+  for (const src of sources) images.push((await resolveImage(src, deps.guard)).input);
 
   let committed = '';
   const onEvent = (e: GenerationEvent): void => {
@@ -71,11 +85,10 @@ export async function answer(deps: AnswerDeps, req: AnswerRequest, signal: Abort
     }
   };
   let queueMs = 0;
-  const model = deps.models.modelDir() ?? '';
   const { value, loadMs } = await deps.queue.run(req.lane ?? 'interactive', signal, () => {
     queueMs = performance.now() - received;
-    return deps.models.use((engine) => engine.ask({ images: [image.input], question, options }, { signal, steps: req.streamSteps === true, onEvent }));
+    return deps.models.ask({ images, question, options }, { signal, steps: req.streamSteps === true, onEvent });
   });
-  deps.models.noteDecoding(value.stats);
-  return toResult(value, queueMs, loadMs, model);
+  if (value.source === 'local') deps.models.noteDecoding(value.result.stats);
+  return toResult(value, queueMs, loadMs);
 }

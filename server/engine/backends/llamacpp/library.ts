@@ -71,6 +71,7 @@ export interface LlamaFunctions {
   llama_model_n_ctx_train: Fn;
   llama_model_get_vocab: Fn;
   llama_vocab_n_tokens: Fn;
+  llama_tokenize: Fn;
   llama_model_desc: Fn;
   llama_n_ctx: Fn;
   llama_n_batch: Fn;
@@ -200,6 +201,7 @@ function openLibrary(dir: string, cpuVariant: string | undefined, log: LlamaLogS
     llama_model_n_ctx_train: fn(llama, 'int32_t llama_model_n_ctx_train(void *model)'),
     llama_model_get_vocab: fn(llama, 'void *llama_model_get_vocab(void *model)'),
     llama_vocab_n_tokens: fn(llama, 'int32_t llama_vocab_n_tokens(void *vocab)'),
+    llama_tokenize: fn(llama, 'int32_t llama_tokenize(void *vocab, const char *text, int32_t text_len, _Out_ int32_t *tokens, int32_t n_tokens_max, bool add_special, bool parse_special)'),
     llama_model_desc: fn(llama, 'int32_t llama_model_desc(void *model, _Out_ uint8_t *buf, size_t buf_size)'),
     llama_n_ctx: fn(llama, 'uint32_t llama_n_ctx(void *ctx)'),
     llama_n_batch: fn(llama, 'uint32_t llama_n_batch(void *ctx)'),

@@ -171,14 +171,17 @@ export class LlamaModel implements DiffusionModel {
     if (!cache) this.lib.fn.llama_memory_clear(this.mem, true);
     const logits = new Float32Array(out.length * this.vocabSize);
     let outAt = 0;
+    let kept = past;
     try {
       for (const chunk of chunks) outAt = await this.runChunk(embeds, positions, chunk, out, logits, outAt);
+      kept = past + req.commitRows;
     } finally {
-      // Drop every row that is not committed; kept cells belong to sequence 0 alone again.
+      // Drop every row that is not committed (all of the pass's rows when it failed: an earlier chunk of a split
+      // prefill may have gone in); kept cells belong to sequence 0 alone again.
       const f = this.lib.fn;
-      f.llama_memory_seq_rm(this.mem, -1, past + req.commitRows, -1);
+      f.llama_memory_seq_rm(this.mem, -1, kept, -1);
       f.llama_memory_seq_keep(this.mem, 0);
-      if (cache) this.cache!.setLength(past + req.commitRows);
+      if (cache) this.cache!.setLength(kept);
       else f.llama_memory_clear(this.mem, true);
     }
     if (!out.length) return null;

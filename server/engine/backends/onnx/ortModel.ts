@@ -8,7 +8,7 @@ import type { DecodeRequest, DiffusionModel, HeadOutput, HiddenRows } from '../.
 import type { EmbeddingTable } from '../../embeddings';
 import type { KvCache } from '../../kvCache';
 import { HostKvCache, type KvArray } from './hostKvCache';
-import type { ModelManifest } from '../../manifest';
+import { onnxDecoderFiles, type ModelManifest } from '../../manifest';
 import type { ConcreteProvider } from '../../providers';
 import { range, ropeInvFreq, ropeTables } from '../../rope';
 import { additiveMask } from './masks';
@@ -94,10 +94,11 @@ export class OrtModel implements DiffusionModel {
       sessions.push(s);
       return s;
     };
+    const onnxDecoder = onnxDecoderFiles(m);
     try {
       // On the device, the decoder's outputs (hidden rows for the head, new K/V for the cache) stay there.
-      const decoder = await create(m.files.decoder, onDevice ? { preferredOutputLocation: 'gpu-buffer' } : {});
-      const lmHead = await create(m.files.lmHead);
+      const decoder = await create(onnxDecoder.decoder, onDevice ? { preferredOutputLocation: 'gpu-buffer' } : {});
+      const lmHead = await create(onnxDecoder.lmHead);
       const vision = await create(m.files.vision);
       const kvAppend = onDevice ? await createKvAppendSession(m.text.numLayers, m.text.numKvHeads * m.text.headDim, m.kvDtype) : null;
       if (kvAppend) sessions.push(kvAppend);
