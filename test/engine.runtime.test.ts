@@ -114,7 +114,8 @@ test('CLI `generate --json` in its own process reproduces case a and the officia
   assert.equal(lines.length, 1);
   // The contract's keys first, in order; later keys are only ever added.
   const one = JSON.parse(lines[0]) as Record<string, unknown>;
-  assert.deepEqual(Object.keys(one).slice(0, 2), ['output_ids', 'forwards']);
+  assert.deepEqual(Object.keys(one).slice(0, 3), ['output_ids', 'forwards', 'backend']);
+  assert.equal(one.backend, 'onnx');
   assert.deepEqual({ output_ids: one.output_ids, forwards: one.forwards }, { output_ids: a.output_ids, forwards: a.forwards });
   const fused = JSON.parse((await promisify(execFile)(process.execPath, [cli, ...args])).stdout) as { output_ids: number[] };
   assert.deepEqual(fused.output_ids, a.output_ids);
