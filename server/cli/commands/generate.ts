@@ -119,7 +119,7 @@ const usage = `Usage: diffusionvl generate --model <converted-dir> --prompt-ids 
 
 Runs block-diffusion generation on raw prompt ids (-200 marks where each --image goes, in order) and prints the
 generated ids: exactly --gen-length of them, MASK ids kept where generation stopped early, as the official code
-returns them.
+returns them. It runs one denoising state per forward (the official call pattern) unless --verify-steps is given.
 
 Options:
   --gen-length N         tokens to generate (default ${G.maxNewTokens.default}, max ${G.maxNewTokens.max})
@@ -157,6 +157,8 @@ export const generateCommand: Command = {
     }
     const options = generationOptions(values, optionFlag('maxNewTokens', 'gen-length', values['gen-length']));
     if (values['image-aspect-ratio'] !== undefined) options.imageAspectRatio = values['image-aspect-ratio'];
+    // A replay counts the official call pattern's forwards unless drafts are asked for: never a measured choice.
+    options.verifySteps ??= 1;
     const engine = await createEngine({
       modelDir: resolve(values.model),
       provider: providerFlag(values.provider),
