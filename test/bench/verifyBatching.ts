@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { open } from '../../server/engine/attention';
-import { chooseDecoder } from '../../server/engine/backends/decoderChoice';
+import { loadLlamaDecoder } from '../../server/engine/backends/decoderChoice';
 import { OrtModel } from '../../server/engine/backends/onnx/ortModel';
 import { defaultModelDir } from '../../server/engine/defaultModel';
 import { EmbeddingTable } from '../../server/engine/embeddings';
@@ -42,14 +42,13 @@ interface Tally {
 async function benchModel(label: string, dir: string, backend: 'onnx' | 'llama.cpp' = 'onnx'): Promise<void> {
   const m = readManifest(dir);
   const emb = new EmbeddingTable(join(dir, m.embeddings.file), m.embeddings.rows, m.embeddings.cols, m.embeddings.dtype, [m.tokens.mask]);
-  const ort = await OrtModel.load(dir, m, 'cpu', emb, { threads: 1 });
-  const choice = await chooseDecoder({ modelDir: dir, provider: 'cpu', threads: 1, backend }, m, ort, emb);
-  if (choice.backend !== backend) {
-    console.log(`\n${label}: skipped (${choice.reason})`);
-    await ort.release();
+  const { llama, reason } = await loadLlamaDecoder({ modelDir: dir, provider: 'cpu', threads: 1, backend }, m, emb);
+  if ((llama ? 'llama.cpp' : 'onnx') !== backend) {
+    console.log(`\n${label}: skipped (${reason})`);
     return;
   }
-  const model = choice.decoder;
+  const ort = await OrtModel.load(dir, m, 'cpu', emb, { threads: 1, textDecoder: !llama });
+  const model = llama ?? ort;
   const h = model.hiddenSize;
   const B = m.blockSize;
   const v = m.text.vocabSize;
@@ -120,7 +119,7 @@ async function benchModel(label: string, dir: string, backend: 'onnx' | 'llama.c
     if (model !== ort) await model.release();
     await ort.release();
   }
-  console.log(`\n${label}, ${choice.reason} (${dir})`);
+  console.log(`\n${label}, ${reason} (${dir})`);
   console.log('| batch | rows | logits bit-identical | max abs diff | arg-max flips | static selection flips | dynamic selection flips |');
   console.log('|---|---:|---:|---:|---:|---:|---:|');
   for (const [key, t] of tallies) {
