@@ -3,12 +3,12 @@
  * The parent passes one JSON argument; the child prints its result as the last line of stdout.
  */
 import { convertCheckpoint } from '../../../server/converter/convert';
-import type { Precision } from '../../../server/engine/manifest';
+import type { DecoderKind, GgufType, Precision } from '../../../server/engine/manifest';
 import { measureAsk, measureForwards, type AskJob, type ForwardJob } from './phases';
 import { microbench, type MicroJob } from './microbench';
 
 export type ChildJob =
-  | { kind: 'convert'; checkpoint: string; out: string; precision: Precision }
+  | { kind: 'convert'; checkpoint: string; out: string; precision: Precision; decoder?: DecoderKind; ggufType?: GgufType }
   | ({ kind: 'forwards' } & ForwardJob)
   | ({ kind: 'ask' } & AskJob)
   | ({ kind: 'micro' } & MicroJob);
@@ -20,7 +20,7 @@ async function run(job: ChildJob): Promise<unknown> {
   switch (job.kind) {
     case 'convert': {
       const t0 = performance.now();
-      await convertCheckpoint(job.checkpoint, job.out, { precision: job.precision });
+      await convertCheckpoint(job.checkpoint, job.out, { precision: job.precision, decoder: job.decoder, ggufType: job.ggufType });
       return { seconds: (performance.now() - t0) / 1000, peakRss: peakRss() };
     }
     case 'forwards':

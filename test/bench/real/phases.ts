@@ -5,8 +5,10 @@ import { EmbeddingTable } from '../../../server/engine/embeddings';
 import { preprocessImage, preprocessOptionsFor } from '../../../server/engine/arch/qwenvl/preprocess';
 import { preprocessSiglip } from '../../../server/engine/arch/siglip';
 import { assembleAnyres, assembleSingle } from '../../../server/engine/arch/siglip/assemble';
-import { readManifest, type ModelManifest } from '../../../server/engine/manifest';
-import { open } from '../../../server/engine/attention';
+import { manifestDecoders, readManifest, type ModelManifest } from '../../../server/engine/manifest';
+import { blockCausal, open } from '../../../server/engine/attention';
+import type { DecoderRuntime } from '../../../server/engine/backends/decoderChoice';
+import { LlamaModel } from '../../../server/engine/backends/llamacpp/model';
 import { OrtModel } from '../../../server/engine/backends/onnx/ortModel';
 import { cacheAtDepth } from './pastCache';
 import { chatPrompt, tokenizeWithImages } from '../../../server/engine/prompt';
@@ -18,6 +20,8 @@ const peakRss = (): number => process.resourceUsage().maxRSS * 1024;
 
 export interface ForwardJob {
   modelDir: string;
+  /** The decoder backend timed (default onnx); llama.cpp reads the folder's GGUF decoder. */
+  backend?: 'onnx' | 'llama.cpp';
   provider: Exclude<ExecutionProvider, 'auto'>;
   threads: number;
   /** Cached positions the forwards attend to (a screenshot prompt's length). */
@@ -40,6 +44,12 @@ export interface ForwardResult {
   rows1: ForwardTiming;
   /** Verified multi-step decoding: a forward over K states of 8 rows (block-diagonal groups), K = 1, 2, 4, 8. */
   states: { k: number; timing: ForwardTiming }[];
+  /**
+   * llama.cpp: 8 rows with causal attention and the last row's logits only — llama-bench's pp8 at the same depth, to
+   * show that our calls cost what the library's own benchmark measures; the difference to `rows8` is the head on 7
+   * more rows (a denoising step's first forward reads all 8).
+   */
+  causal8Last?: ForwardTiming;
 }
 
 /** The K of the states forwards. */
@@ -54,7 +64,12 @@ export async function measureForwards(job: ForwardJob): Promise<ForwardResult> {
   const m = readManifest(job.modelDir);
   const t0 = performance.now();
   const emb = new EmbeddingTable(join(job.modelDir, m.embeddings.file), m.embeddings.rows, m.embeddings.cols, m.embeddings.dtype, [m.tokens.mask]);
-  const model = await OrtModel.load(job.modelDir, m, job.provider, emb, { threads: job.threads });
+  const gguf = manifestDecoders(m).gguf;
+  if (job.backend === 'llama.cpp' && !gguf) throw new Error(`${job.modelDir} has no GGUF decoder`);
+  const model: DecoderRuntime =
+    job.backend === 'llama.cpp'
+      ? await LlamaModel.load(join(job.modelDir, gguf!.file), emb, { provider: job.provider, threads: job.threads, kvType: 'f16', contextLength: job.past + 8 * Math.max(...STATE_COUNTS) + 64 })
+      : await OrtModel.load(job.modelDir, m, job.provider, emb, { threads: job.threads });
   const loadMs = performance.now() - t0;
   const rssAfterLoad = process.memoryUsage().rss;
   try {
@@ -64,12 +79,14 @@ export async function measureForwards(job: ForwardJob): Promise<ForwardResult> {
     for (let r = 0; r < maxRows; r++) emb.copyRow(m.tokens.mask, embeds, r * h);
     const cache = await cacheAtDepth(model, m, job.past, embeds.subarray(0, h));
     // `states` groups of `rows` rows at the same positions, each seeing the cache and itself (one is a plain step).
-    const once = async (rows: number, states = 1): Promise<ForwardTiming> => {
+    const once = async (rows: number, states = 1, causalLastRow = false): Promise<ForwardTiming> => {
       const c = process.cpuUsage();
       const t = performance.now();
       const positions = range(0, states).flatMap(() => range(job.past, job.past + rows));
       const groups = range(0, states).map(() => rows);
-      const out = await model.decode(embeds.subarray(0, rows * states * h), positions, open(0, ...groups), cache, { commitRows: 0, outputRows: range(0, rows * states) });
+      const pattern = causalLastRow ? blockCausal(1) : open(0, ...groups);
+      const outputRows = causalLastRow ? [rows - 1] : range(0, rows * states);
+      const out = await model.decode(embeds.subarray(0, rows * states * h), positions, pattern, cache, { commitRows: 0, outputRows });
       const th = performance.now();
       await model.head(out!, false);
       const end = performance.now();
@@ -95,7 +112,17 @@ export async function measureForwards(job: ForwardJob): Promise<ForwardResult> {
     const byK = new Map<number, ForwardTiming[]>(STATE_COUNTS.map((k) => [k, []]));
     for (let i = 0; i < job.repeats; i++) for (const k of STATE_COUNTS) byK.get(k)!.push(await once(8, k));
     const states = STATE_COUNTS.map((k) => ({ k, timing: med(byK.get(k)!) }));
-    return { loadMs, rssAfterLoad, past: job.past, rows8: med(r8), rows1: med(r1), states };
+    let causal8Last: ForwardTiming | undefined;
+    if (job.backend === 'llama.cpp') {
+      const c8: ForwardTiming[] = [];
+      await once(8, 1, true);
+      for (let i = 0; i < job.repeats; i++) {
+        c8.push(await once(8, 1, true));
+        r8.push(await once(8));
+      }
+      causal8Last = med(c8);
+    }
+    return { loadMs, rssAfterLoad, past: job.past, rows8: med(r8), rows1: med(r1), states, causal8Last };
   } finally {
     await model.release();
   }
@@ -103,6 +130,7 @@ export async function measureForwards(job: ForwardJob): Promise<ForwardResult> {
 
 export interface AskJob {
   modelDir: string;
+  backend?: 'onnx' | 'llama.cpp';
   provider: ExecutionProvider;
   threads: number;
   question: string;
@@ -162,7 +190,8 @@ async function imageRows(path: string, m: ModelManifest): Promise<{ tokens: numb
 export async function measureAsk(job: AskJob): Promise<AskResult> {
   const m = readManifest(job.modelDir);
   const t0 = performance.now();
-  const engine = await createEngine({ modelDir: job.modelDir, provider: job.provider, threads: job.threads });
+  const engine = await createEngine({ modelDir: job.modelDir, provider: job.provider, threads: job.threads, backend: job.backend ?? 'onnx' });
+  if (engine.info.backend !== (job.backend ?? 'onnx')) throw new Error(`asked for ${job.backend}, the engine runs ${engine.info.backend}: ${engine.info.backendReason}`);
   const loadMs = performance.now() - t0;
   const rssAfterLoad = process.memoryUsage().rss;
   const tok = TextTokenizer.fromFile(join(job.modelDir, m.files.tokenizer ?? 'tokenizer.json'));
@@ -173,7 +202,7 @@ export async function measureAsk(job: AskJob): Promise<AskResult> {
     return [r, (u.user + u.system) / 1000];
   };
   try {
-    const [r, askCpu] = await cpuMs(() => engine.ask({ images: [{ path: job.image }], question: job.question, options: { maxNewTokens: job.maxNewTokens, strategy: 'static', prefixCache: false } }));
+    const [r, askCpu] = await cpuMs(() => engine.ask({ images: [{ path: job.image }], question: job.question, options: { maxNewTokens: job.maxNewTokens, strategy: 'static', prefixCache: false, verifySteps: 1 } }));
     const askPeakRss = peakRss();
     const textIds = tokenizeWithImages(chatPrompt(job.question, 1), (t) => tok.encode(t), m.tokens.imagePlaceholder);
     const img = await imageRows(job.image, m);
@@ -195,7 +224,7 @@ export async function measureAsk(job: AskJob): Promise<AskResult> {
     const vision: AskResult['vision'] = [];
     for (const image of job.visionOnly) {
       // A one-block answer: vision is read from the stats; the CPU figure covers the whole (short) ask.
-      const [v, cpu] = await cpuMs(() => engine.ask({ images: [{ path: image }], question: job.question, options: { maxNewTokens: m.blockSize, prefixCache: false } }));
+      const [v, cpu] = await cpuMs(() => engine.ask({ images: [{ path: image }], question: job.question, options: { maxNewTokens: m.blockSize, prefixCache: false, verifySteps: 1 } }));
       const rows = await imageRows(image, m);
       vision.push({ image, imageTokens: rows.tokens, views: rows.views, visionMs: v.stats.timings.visionMs, cpuMs: cpu });
     }

@@ -21,6 +21,7 @@ import type { MicroResult } from './microbench';
 import type { AskResult, ForwardResult } from './phases';
 import { ensureScreenshot } from './screenshots';
 import { REAL_SHAPES } from './shapes';
+import { measureLlama, printLlama } from './llamaPhases';
 
 interface Args {
   shape: string;
@@ -29,6 +30,8 @@ interface Args {
   provider: ExecutionProvider;
   threads: number;
   repeats: number;
+  /** `both` (default): ONNX Runtime's phases, then llama.cpp's on a Q4_0 GGUF of the same checkpoint, side by side. */
+  backend: 'onnx' | 'both';
   json: boolean;
 }
 
@@ -57,8 +60,15 @@ function parseArgs(argv: string[]): Args {
     provider: (value('provider') ?? 'cpu') as ExecutionProvider,
     threads: int('threads') ?? availableParallelism(),
     repeats: int('repeats') ?? 5,
+    backend: backendArg(value('backend') ?? 'both'),
     json: argv.includes('--json'),
   };
+}
+
+function backendArg(v: string): Args['backend'] {
+  if (v === 'onnx' || v === 'both') return v;
+  if (v === 'llama.cpp') throw new Error('--backend llama.cpp: use both (llama.cpp is measured beside ONNX Runtime on the same checkpoint)');
+  throw new Error(`--backend ${v}: onnx or both`);
 }
 
 const GiB = 1024 ** 3;
@@ -140,6 +150,8 @@ async function main(): Promise<void> {
   const provider = args.provider === 'auto' ? 'cpu' : args.provider;
   const fwd = await child<ForwardResult>({ kind: 'forwards', modelDir, provider, threads: args.threads, past: ask.ask.promptTokens, repeats: args.repeats }, log);
 
+  const llama = args.backend === 'both' ? await measureLlama(child, { ckpt, label, threads: args.threads, repeats: args.repeats, askJob, past: ask.ask.promptTokens, prefillRows: ask.ask.prefillRows }, log) : null;
+
   // Derived figures.
   const a = ask.ask;
   const decForwards = a.forwards.denoise + a.forwards.commit;
@@ -176,6 +188,7 @@ async function main(): Promise<void> {
     decode: { staticTokensPerSecond: tokS, impliedAt2: implied(2), impliedAt3: implied(3) },
     micro,
     fractionOfMicroRate: frac,
+    llama,
     seconds: (Date.now() - t0) / 1000,
   };
   if (args.json) {
@@ -211,6 +224,7 @@ async function main(): Promise<void> {
   line('  prefill', pct(frac.prefill), `vs M = ${rateAt(512).m}`);
   line('  8-row forward', pct(frac.rows8), 'vs M = 8');
   line('  1-row forward', pct(frac.rows1), 'vs M = 1');
+  if (llama) printLlama(llama, ask, fwd, line);
   console.log(`\ntotal ${result.seconds.toFixed(0)} s`);
 }
 
