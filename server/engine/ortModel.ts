@@ -2,6 +2,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { requireHardwareAdapter } from './adapterProbe';
+import { checkVulkanDriver, NoVulkanDriverError } from './vulkanDrivers';
 import { createKvAppendSession, DeviceKvCache } from './deviceKvCache';
 import type { DecodeRequest, DiffusionModel, HeadOutput, HiddenRows } from './diffusionModel';
 import type { EmbeddingTable } from './embeddings';
@@ -71,7 +72,11 @@ export class OrtModel implements DiffusionModel {
   static async load(dir: string, m: ModelManifest, provider: ConcreteProvider, embeddings: EmbeddingTable, opts: LoadOptions = {}): Promise<OrtModel> {
     const { threads, auto = false, extra = {} } = opts;
     if (provider === 'cuda') checkCudaProviderInstalled();
-    if (provider === 'webgpu' && auto) await requireHardwareAdapter();
+    if (provider === 'webgpu') {
+      const vulkan = checkVulkanDriver();
+      if (vulkan.missing) throw new NoVulkanDriverError(vulkan.missing);
+      if (auto) await requireHardwareAdapter();
+    }
     const options: ort.InferenceSession.SessionOptions = {
       executionProviders: [provider],
       graphOptimizationLevel: 'all',
