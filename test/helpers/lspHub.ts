@@ -22,6 +22,8 @@ export interface HubFaults {
   rangeGoneOnce?: Set<string>;
   /** Gated or private: without `Authorization: Bearer <token>` the Hub answers 401 (403 once a wrong token is sent). */
   requireToken?: string;
+  /** First request for this file sends this many bytes, then waits for `release(path)` before sending the rest. */
+  holdAfter?: Map<string, number>;
   /** X-Linked-Size / X-Linked-Etag on the redirect differ from the listing (a file changed behind the pinned commit). */
   linkedMismatch?: Set<string>;
 }
@@ -46,6 +48,10 @@ export interface LocalHub {
   /** Every request, in order. */
   log: HubRequest[];
   sha: string;
+  /** Resolves once a held file's first bytes were sent (see HubFaults.holdAfter). */
+  held(path: string): Promise<void>;
+  /** Sends the rest of a held file. */
+  release(path: string): void;
   close(): Promise<void>;
 }
 
@@ -69,6 +75,20 @@ export async function startLocalHub(repo: string, files: HubFileSpec[], faults: 
   const corrupt = new Set(faults.corruptOnce);
   const busy = new Map(faults.busyOnce);
   const rangeGone = new Set(faults.rangeGoneOnce);
+  const hold = new Map(faults.holdAfter);
+  const holds = new Map<string, { reached: Promise<void>; reach: () => void; released: Promise<void>; release: () => void }>();
+  const holdOf = (path: string) => {
+    let h = holds.get(path);
+    if (!h) {
+      let reach!: () => void;
+      let release!: () => void;
+      const reached = new Promise<void>((r) => (reach = r));
+      const released = new Promise<void>((r) => (release = r));
+      h = { reached, reach, released, release };
+      holds.set(path, h);
+    }
+    return h;
+  };
   const secret = randomBytes(16);
   const sha = 'c0ffee' + '0'.repeat(34);
   const sha256 = new Map(files.map((f) => [f.path, createHash('sha256').update(f.content).digest('hex')]));
@@ -109,6 +129,16 @@ export async function startLocalHub(repo: string, files: HubFileSpec[], faults: 
       ...(range ? { 'content-range': `bytes ${start}-${body.length - 1}/${body.length}` } : {}),
     });
     if (req.method === 'HEAD') return void res.end();
+    const holdAt = hold.get(file.path);
+    if (holdAt !== undefined) {
+      hold.delete(file.path);
+      const h = holdOf(file.path);
+      res.write(slice.subarray(0, holdAt), () => h.reach());
+      void h.released.then(() => {
+        if (!res.destroyed) res.end(slice.subarray(holdAt));
+      });
+      return;
+    }
     const cutAt = cut.get(file.path);
     if (cutAt !== undefined) {
       cut.delete(file.path);
@@ -202,5 +232,16 @@ export async function startLocalHub(repo: string, files: HubFileSpec[], faults: 
       s.closeAllConnections();
       s.close(() => resolve());
     });
-  return { endpoint: h.origin, cdn: c.origin, log, sha, close: async () => void (await Promise.all([close(h.server), close(c.server)])) };
+  return {
+    endpoint: h.origin,
+    cdn: c.origin,
+    log,
+    sha,
+    held: (path) => holdOf(path).reached,
+    release: (path) => holdOf(path).release(),
+    close: async () => {
+      for (const h of holds.values()) h.release();
+      await Promise.all([close(h.server), close(c.server)]);
+    },
+  };
 }

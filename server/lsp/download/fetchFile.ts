@@ -2,6 +2,7 @@ import { open, rename, rm, stat, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { hashFile, type ExpectedHash } from './hashes';
 import { DiffusionVLError } from '../../engine/errors';
+import { diskFilledWhileWriting, isNoSpace } from './diskSpace';
 import { isTransientStatus, refusalMessage, retryAfterMs, sleep } from './hubResponses';
 
 export interface FetchFileOptions {
@@ -159,12 +160,17 @@ async function receive(o: FetchFileOptions, part: string, have: number): Promise
       if (chunk.done) break;
       clearTimeout(timer);
       timer = setTimeout(() => stall.abort(), stallMs);
-      await fh.write(chunk.value);
+      // What was written stays a prefix of the file: the download resumes from it once there is room.
+      await fh.write(chunk.value).catch((err: unknown) => {
+        throw isNoSpace(err) ? diskFilledWhileWriting(part, 'downloading; the part already downloaded is kept and resumes') : err;
+      });
       written += chunk.value.byteLength;
       if (offset + written > o.size) throw new TransientError(`${o.url}: more bytes than the hub listed`);
       o.onBytes?.(offset + written);
     }
-    await fh.sync();
+    await fh.sync().catch((err: unknown) => {
+      throw isNoSpace(err) ? diskFilledWhileWriting(part, 'downloading; the part already downloaded is kept and resumes') : err;
+    });
   } finally {
     clearTimeout(timer);
     await fh.close();
