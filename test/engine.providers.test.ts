@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { checkVulkanDriver, vulkanDriverManifests } from '../server/engine/vulkanDrivers';
+import { checkVulkanDriver, vulkanDriverManifests } from '../server/engine/backends/onnx/vulkanDrivers';
 import { createEngine } from '../server/engine/engine';
 import { caseOptions, goldenCases } from './helpers/goldenCases';
 import { cacheDir, repoRoot } from './helpers/paths';

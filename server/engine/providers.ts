@@ -1,5 +1,5 @@
 import type { ExecutionProvider } from './api';
-import { NoVulkanDriverError, vulkanLoaderFound } from './vulkanDrivers';
+import { NoVulkanDriverError, vulkanLoaderFound } from './backends/onnx/vulkanDrivers';
 
 /**
  * Execution-provider choice, owned by the engine. A GPU provider that cannot start falls back to CPU and the reason

@@ -2,7 +2,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { requireHardwareAdapter } from './adapterProbe';
-import { DiffusionVLError } from './errors';
+import { DiffusionVLError } from '../../errors';
 import { checkVulkanDriver, NoVulkanDriverError } from './vulkanDrivers';
 import { createKvAppendSession, DeviceKvCache } from './deviceKvCache';
 import { blockCausal, checkPatternRows, type AttentionPattern } from '../../attention';
