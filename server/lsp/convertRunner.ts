@@ -12,7 +12,7 @@ import { diskFilledWhileWriting, isNoSpace } from './download/diskSpace';
  * checkpoint, a full disk, cancellation). */
 function asConversionError(err: unknown, outDir: string): Error {
   if (errorKind(err)) return err as Error;
-  if (isNoSpace(err)) return diskFilledWhileWriting(`${outDir}.partial`, 'converting; nothing of the new model was kept');
+  if (isNoSpace(err)) return diskFilledWhileWriting(`${outDir}.partial`, 'conversion');
   return new DiffusionVLError('conversion', `conversion failed: ${err instanceof Error ? err.message : String(err)}`);
 }
 

@@ -22,7 +22,7 @@ if (!isMainThread && parentPort && (workerData as { convertJob?: ConvertJob } | 
     () => post({ type: 'done' }),
     (err: unknown) => {
       // The error crosses to the main thread as text and kind; its errno code would be lost on the way.
-      const e = isNoSpace(err) ? diskFilledWhileWriting(`${job.outDir}.partial`, 'converting; nothing of the new model was kept') : err;
+      const e = isNoSpace(err) ? diskFilledWhileWriting(`${job.outDir}.partial`, 'conversion') : err;
       post({ type: 'error', message: e instanceof Error ? e.message : String(e), kind: errorKind(e) });
     },
   );

@@ -37,6 +37,7 @@ export function isNoSpace(err: unknown): boolean {
 }
 
 /** The `diskFull` error for a write that ran out of space midway (another program filled the disk after our check). */
-export function diskFilledWhileWriting(path: string, what: string): DiffusionVLError {
+export function diskFilledWhileWriting(path: string, during: 'download' | 'conversion'): DiffusionVLError {
+  const what = during === 'download' ? 'downloading; the part already downloaded is kept and resumes' : 'converting; nothing of the new model was kept';
   return new DiffusionVLError('diskFull', `the disk filled up while ${what} (${path}): free some space and try again`);
 }

@@ -146,6 +146,9 @@ async function receive(o: FetchFileOptions, part: string, have: number): Promise
     throw new TransientError(`${o.url}: server answered a different range`);
   }
   const fh = await open(part, offset === 0 ? 'w' : 'a');
+  const noSpace = (err: unknown): never => {
+    throw isNoSpace(err) ? diskFilledWhileWriting(part, 'download') : err;
+  };
   let written = 0;
   try {
     const reader = res.body.getReader();
@@ -161,16 +164,12 @@ async function receive(o: FetchFileOptions, part: string, have: number): Promise
       clearTimeout(timer);
       timer = setTimeout(() => stall.abort(), stallMs);
       // What was written stays a prefix of the file: the download resumes from it once there is room.
-      await fh.write(chunk.value).catch((err: unknown) => {
-        throw isNoSpace(err) ? diskFilledWhileWriting(part, 'downloading; the part already downloaded is kept and resumes') : err;
-      });
+      await fh.write(chunk.value).catch(noSpace);
       written += chunk.value.byteLength;
       if (offset + written > o.size) throw new TransientError(`${o.url}: more bytes than the hub listed`);
       o.onBytes?.(offset + written);
     }
-    await fh.sync().catch((err: unknown) => {
-      throw isNoSpace(err) ? diskFilledWhileWriting(part, 'downloading; the part already downloaded is kept and resumes') : err;
-    });
+    await fh.sync().catch(noSpace);
   } finally {
     clearTimeout(timer);
     await fh.close();
