@@ -84,6 +84,6 @@ test('after all of that, the intact model answers in the same sidecar', async ()
   await useModel(model);
   const ok = await ask();
   assert.equal(ok.model, model);
-  assert.equal(ok.stats.generatedTokens, 8);
+  assert.equal(ok.stats?.generatedTokens, 8);
   assert.equal(s.proc.exitCode, null);
 });
