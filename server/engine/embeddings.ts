@@ -1,4 +1,5 @@
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { DiffusionVLError } from './errors';
 import { halfToFloat } from './half';
 
 /**
@@ -23,6 +24,12 @@ export class EmbeddingTable {
     this.cols = cols;
     this.rowBytes = cols * (dtype === 'float16' ? 2 : 4);
     this.fd = openSync(path, 'r');
+    // Rows are read on demand, so a cut-short table would only fail at the first question that needs a missing row.
+    const size = fstatSync(this.fd).size;
+    if (size !== rows * this.rowBytes) {
+      closeSync(this.fd);
+      throw new DiffusionVLError('model', `${path}: ${size} bytes, expected ${rows * this.rowBytes} (${rows} rows × ${cols} ${dtype} values): the embedding table is truncated or damaged`);
+    }
     this.scratch = Buffer.alloc(this.rowBytes);
     for (const id of keep) this.cachedRows.set(id, this.readRow(id));
   }

@@ -1,5 +1,5 @@
-import { existsSync } from 'node:fs';
 import type { ExecutionProvider } from './api';
+import { NoVulkanDriverError, vulkanLoaderFound } from './backends/onnx/vulkanDrivers';
 
 /**
  * Execution-provider choice, owned by the engine. A GPU provider that cannot start falls back to CPU and the reason
@@ -55,6 +55,7 @@ export async function withFallback<T>(
 /** ONNX Runtime's messages carry source paths and assertion text; say what the user can act on instead. */
 export function describeProviderError(provider: ConcreteProvider, err: unknown): string {
   const msg = err instanceof Error ? err.message : String(err);
+  if (err instanceof NoVulkanDriverError) return `no WebGPU adapter: no GPU driver with Vulkan, Metal or Direct3D 12 support was found (${msg})`;
   if (provider === 'webgpu' && /Failed to get a WebGPU adapter/i.test(msg)) {
     const hint = process.platform === 'linux' && !vulkanLoaderFound() ? ' (no Vulkan loader libvulkan.so.1 found: install libvulkan1 and the GPU vendor\'s Vulkan driver)' : '';
     return `no WebGPU adapter: no GPU driver with Vulkan, Metal or Direct3D 12 support was found${hint}`;
@@ -66,13 +67,4 @@ export function describeProviderError(provider: ConcreteProvider, err: unknown):
     return 'the CUDA provider library failed to load (needs CUDA 12 and cuDNN 9)';
   }
   return msg.split('\n')[0].slice(0, 300);
-}
-
-/** Where Linux distributions put libvulkan.so.1 (a hint only: the loader may still be found elsewhere). */
-function vulkanLoaderFound(): boolean {
-  const dirs = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/lib/x86_64-linux-gnu', '/usr/lib64', '/usr/lib', '/lib64', '/lib'];
-  for (const d of (process.env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean).concat(dirs)) {
-    if (existsSync(`${d}/libvulkan.so.1`)) return true;
-  }
-  return false;
 }

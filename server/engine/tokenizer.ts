@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { DiffusionVLError } from './errors';
 import type { Tokenizer as TokenizerType } from '@huggingface/tokenizers' with { 'resolution-mode': 'require' };
 
 // The package is ESM-typed but ships a CommonJS build for Node's require (what tsc and esbuild emit here).
@@ -19,10 +20,14 @@ export class TextTokenizer {
   }
 
   static fromFile(path: string): TextTokenizer {
-    const json = JSON.parse(readFileSync(path, 'utf8')) as object;
     const configPath = join(dirname(path), 'tokenizer_config.json');
-    const config = existsSync(configPath) ? (JSON.parse(readFileSync(configPath, 'utf8')) as object) : {};
-    return new TextTokenizer(json, config);
+    const json = readJsonFile(path);
+    const config = existsSync(configPath) ? readJsonFile(configPath) : {};
+    try {
+      return new TextTokenizer(json, config);
+    } catch (err) {
+      throw new DiffusionVLError('model', `${path}: not a tokenizer this build can read (${(err as Error).message})`);
+    }
   }
 
   encode(text: string): number[] {
@@ -52,5 +57,14 @@ export class TextTokenizer {
       } else run.push(ids[i]);
     }
     return out + this.decode(run);
+  }
+}
+
+/** A model file's JSON, or a `model` error naming the file (a truncated or damaged download or copy). */
+function readJsonFile(path: string): object {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as object;
+  } catch (err) {
+    throw new DiffusionVLError('model', `${path}: cannot be read as JSON, the file is truncated or damaged (${(err as Error).message})`);
   }
 }

@@ -3,6 +3,7 @@
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { convertCheckpoint, type ConvertProgress } from '../converter/convert';
 import { errorKind, type ErrorKind } from '../engine/errors';
+import { diskFilledWhileWriting, isNoSpace } from './download/diskSpace';
 import type { DecoderKind, GgufType, Precision } from '../protocol';
 
 export interface ConvertJob {
@@ -21,6 +22,10 @@ if (!isMainThread && parentPort && (workerData as { convertJob?: ConvertJob } | 
   const post = (m: ConvertMessage): void => port.postMessage(m);
   convertCheckpoint(job.checkpointDir, job.outDir, { precision: job.precision, decoder: job.decoder, ggufType: job.ggufType, onProgress: (progress) => post({ type: 'progress', progress }) }).then(
     () => post({ type: 'done' }),
-    (err: unknown) => post({ type: 'error', message: err instanceof Error ? err.message : String(err), kind: errorKind(err) }),
+    (err: unknown) => {
+      // The error crosses to the main thread as text and kind; its errno code would be lost on the way.
+      const e = isNoSpace(err) ? diskFilledWhileWriting(`${job.outDir}.partial`, 'conversion') : err;
+      post({ type: 'error', message: e instanceof Error ? e.message : String(e), kind: errorKind(e) });
+    },
   );
 }

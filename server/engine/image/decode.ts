@@ -135,6 +135,25 @@ export interface RawImage {
   data: Uint8Array;
   /** Size in the file, when it was shrunk while decoding (above DOWNSCALE_ABOVE_PIXELS). */
   original?: { width: number; height: number };
+  /**
+   * The mode Pillow opens the file in when it is one whose `Image.resize` ignores the filter and samples NEAREST:
+   * 'P' (palette: PNG colour type 3, GIF, palette TIFF) or '1' (1-bit grey PNG/TIFF). Absent for every other image.
+   * `data` is always expanded (palette → RGB(A), 1-bit → 0/255 grey), so NEAREST on it picks the same colours.
+   */
+  sourceMode?: PilNearestMode;
+}
+
+export type PilNearestMode = 'P' | '1';
+
+/**
+ * Pillow's mode for the header sharp read, where it is 'P' or '1'. Not covered: a GIF whose palette is exactly the
+ * grey ramp (Pillow opens it as 'L'), BMP palettes (our own decoder; Pillow opens them as 'P', '1' or 'L').
+ */
+function pilNearestMode(meta: { format: string; isPalette?: boolean; channels?: number; bitsPerSample?: number }): PilNearestMode | undefined {
+  if (meta.format !== 'png' && meta.format !== 'gif' && meta.format !== 'tiff') return undefined;
+  if (meta.isPalette) return 'P';
+  if (meta.format !== 'gif' && meta.channels === 1 && meta.bitsPerSample === 1) return '1';
+  return undefined;
 }
 
 /** decodeImage without the conversion to RGB (for pipelines that must see the alpha channel, as PIL does). */
@@ -194,6 +213,8 @@ export async function decodeImageRaw(input: ImageInput | Uint8Array, opts: Omit<
     const { data, info } = await pipeline.toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
     const raw: RawImage = { width: info.width, height: info.height, channels: info.channels, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
     if (shrink < 1) raw.original = { width, height };
+    const mode = pilNearestMode(meta);
+    if (mode) raw.sourceMode = mode;
     return raw;
   } catch (err) {
     if (err instanceof InputError) throw err;

@@ -173,3 +173,31 @@ export function resizeBicubic(src: RgbImage, width: number, height: number): Rgb
   }
   return img;
 }
+
+/**
+ * Source index of each output column (or row) of Pillow's NEAREST resize (Geometry.c `ImagingScaleAffine`): the
+ * position starts at scale/2 and is advanced by adding scale = in/out in float64 (accumulated, not multiplied, so
+ * rounding matches), then truncated.
+ */
+export function nearestIndices(inSize: number, outSize: number): Int32Array {
+  const scale = inSize / outSize;
+  const idx = new Int32Array(outSize);
+  let pos = scale * 0.5;
+  for (let i = 0; i < outSize; i++, pos += scale) idx[i] = Math.min(inSize - 1, Math.trunc(pos));
+  return idx;
+}
+
+/** Pillow's NEAREST resize of interleaved pixels with `channels` bytes each (what `Image.resize` does for modes P and 1). */
+export function resizeNearest(data: Uint8Array, srcWidth: number, srcHeight: number, channels: number, width: number, height: number): Uint8Array {
+  const xs = nearestIndices(srcWidth, width);
+  const ys = nearestIndices(srcHeight, height);
+  const out = new Uint8Array(width * height * channels);
+  for (let y = 0, o = 0; y < height; y++) {
+    const row = ys[y] * srcWidth;
+    for (let x = 0; x < width; x++) {
+      const s = (row + xs[x]) * channels;
+      for (let c = 0; c < channels; c++) out[o++] = data[s + c];
+    }
+  }
+  return out;
+}

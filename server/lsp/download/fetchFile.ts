@@ -2,6 +2,8 @@ import { open, rename, rm, stat, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { hashFile, type ExpectedHash } from './hashes';
 import { DiffusionVLError } from '../../engine/errors';
+import { diskFilledWhileWriting, isNoSpace } from './diskSpace';
+import { isTransientStatus, refusalMessage, retryAfterMs, sleep } from './hubResponses';
 
 export interface FetchFileOptions {
   url: string;
@@ -43,17 +45,18 @@ async function sizeOf(path: string): Promise<number> {
   }
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(t);
-      reject(signal.reason);
-    }, { once: true });
-  });
+class TransientError extends Error {
+  constructor(
+    message: string,
+    /** The server's `Retry-After`, when it said when to come back. */
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+  }
 }
 
-class TransientError extends Error {}
+/** Redirects followed per request (the Hub: at most a renamed repository, then the CDN). */
+const MAX_REDIRECTS = 5;
 
 /**
  * Streams `url` into `<dest>.part`, continuing an existing part with an HTTP Range request, then verifies the hash and
@@ -80,7 +83,7 @@ export async function fetchFile(o: FetchFileOptions): Promise<FetchFileResult> {
       if (o.signal?.aborted) throw o.signal.reason ?? err;
       if (!(err instanceof TransientError)) throw err;
       lastError = err.message;
-      await sleep(Math.min(200 * 2 ** attempt, 5000), o.signal);
+      await sleep(err.retryAfterMs ?? Math.min(200 * 2 ** attempt, 5000), o.signal);
       continue;
     }
     const got = await sizeOf(part);
@@ -110,10 +113,10 @@ async function receive(o: FetchFileOptions, part: string, have: number): Promise
   if (have > 0) headers.range = `bytes=${have}-`;
   let res: Response;
   try {
-    res = await (o.fetch ?? fetch)(o.url, { headers, signal, redirect: 'follow' });
+    res = await request(o, headers, signal);
   } catch (err) {
     clearTimeout(timer);
-    if (o.signal?.aborted) throw err;
+    if (o.signal?.aborted || err instanceof DownloadError) throw err;
     throw new TransientError(`${o.url}: ${(err as Error).message}`);
   }
   let offset = have;
@@ -131,9 +134,9 @@ async function receive(o: FetchFileOptions, part: string, have: number): Promise
   } else {
     clearTimeout(timer);
     await res.body?.cancel();
-    const transient = res.status === 408 || res.status === 429 || res.status >= 500;
     const msg = `${o.url}: HTTP ${res.status}`;
-    throw transient ? new TransientError(msg) : new DownloadError(res.status === 401 || res.status === 403 ? `${msg} (gated or private: pass a token)` : msg);
+    if (isTransientStatus(res.status)) throw new TransientError(msg, retryAfterMs(res));
+    throw new DownloadError(res.status === 401 || res.status === 403 ? refusalMessage(o.url, res) : msg);
   }
   if (!res.body) throw new TransientError(`${o.url}: empty response`);
   if (offset === 0 && res.status === 206) {
@@ -143,6 +146,9 @@ async function receive(o: FetchFileOptions, part: string, have: number): Promise
     throw new TransientError(`${o.url}: server answered a different range`);
   }
   const fh = await open(part, offset === 0 ? 'w' : 'a');
+  const noSpace = (err: unknown): never => {
+    throw isNoSpace(err) ? diskFilledWhileWriting(part, 'download') : err;
+  };
   let written = 0;
   try {
     const reader = res.body.getReader();
@@ -157,15 +163,50 @@ async function receive(o: FetchFileOptions, part: string, have: number): Promise
       if (chunk.done) break;
       clearTimeout(timer);
       timer = setTimeout(() => stall.abort(), stallMs);
-      await fh.write(chunk.value);
+      // What was written stays a prefix of the file: the download resumes from it once there is room.
+      await fh.write(chunk.value).catch(noSpace);
       written += chunk.value.byteLength;
       if (offset + written > o.size) throw new TransientError(`${o.url}: more bytes than the hub listed`);
       o.onBytes?.(offset + written);
     }
-    await fh.sync();
+    await fh.sync().catch(noSpace);
   } finally {
     clearTimeout(timer);
     await fh.close();
   }
   return written;
+}
+
+/**
+ * GET with the redirects followed here rather than by fetch: the Hub answers an LFS file with a 302 whose
+ * `X-Linked-Size`/`X-Linked-Etag` name the file it redirects to (checked against the listing before a byte is
+ * fetched), and the `Location` is a signed URL on another host, which must get neither our token nor any other
+ * credential (the signature is its authorisation). A relative redirect (a renamed repository) keeps them.
+ */
+async function request(o: FetchFileOptions, headers: Record<string, string>, signal: AbortSignal): Promise<Response> {
+  let url = o.url;
+  let h = headers;
+  for (let hop = 0; ; hop++) {
+    const res = await (o.fetch ?? fetch)(url, { headers: h, signal, redirect: 'manual' });
+    const location = res.headers.get('location');
+    if (res.status < 300 || res.status > 399 || !location) return res;
+    await res.body?.cancel();
+    checkLinked(o, res);
+    if (hop >= MAX_REDIRECTS) throw new DownloadError(`${o.url}: more than ${MAX_REDIRECTS} redirects`);
+    const next = new URL(location, url);
+    if (next.origin !== new URL(url).origin) h = Object.fromEntries(Object.entries(h).filter(([k]) => !/^(authorization|cookie)$/i.test(k)));
+    url = next.toString();
+  }
+}
+
+/** The redirect's own description of the file must match what the listing promised (the same pinned commit). */
+function checkLinked(o: FetchFileOptions, res: Response): void {
+  const size = res.headers.get('x-linked-size');
+  if (size !== null && /^\d+$/.test(size) && Number(size) !== o.size) {
+    throw new DownloadError(`${o.url}: the Hub now gives this file as ${size} bytes, its listing said ${o.size}; the repository changed while downloading — try again`);
+  }
+  const etag = res.headers.get('x-linked-etag')?.replace(/^W\//, '').replace(/"/g, '');
+  if (etag && o.hash.algo === 'sha256' && /^[0-9a-f]{64}$/.test(etag) && etag !== o.hash.hex) {
+    throw new DownloadError(`${o.url}: the Hub now gives this file's SHA-256 as ${etag}, its listing said ${o.hash.hex}; the repository changed while downloading — try again`);
+  }
 }

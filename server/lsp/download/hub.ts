@@ -1,5 +1,6 @@
 import type { ExpectedHash } from './hashes';
 import { DiffusionVLError } from '../../engine/errors';
+import { isTransientStatus, refusalMessage, retryAfterMs, sleep } from './hubResponses';
 
 /** One repository file the hub lists, with the hash to verify it against. */
 export interface HubFile {
@@ -65,18 +66,27 @@ export function resolveUrl(o: Pick<HubOptions, 'endpoint' | 'repo'>, rev: string
   return `${base(o.endpoint)}/${o.repo}/resolve/${encodeURIComponent(rev)}/${encodePath(path)}`;
 }
 
+/** Listing requests retried on 429/503 and other transient statuses, after the Hub's `Retry-After`. */
+const LISTING_ATTEMPTS = 4;
+
 async function getJson<T>(o: HubOptions, url: string): Promise<{ body: T; next?: string }> {
   const f = o.fetch ?? fetch;
   let res: Response;
-  try {
-    res = await f(url, { headers: { accept: 'application/json', ...authHeaders(o.token) }, signal: o.signal });
-  } catch (err) {
-    if (o.signal?.aborted) throw err;
-    throw new HubError(`cannot reach ${base(o.endpoint)}: ${(err as Error).message}`);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      res = await f(url, { headers: { accept: 'application/json', ...authHeaders(o.token) }, signal: o.signal });
+    } catch (err) {
+      if (o.signal?.aborted) throw err;
+      throw new HubError(`cannot reach ${base(o.endpoint)}: ${(err as Error).message}`);
+    }
+    if (res.ok || !isTransientStatus(res.status) || attempt >= LISTING_ATTEMPTS) break;
+    await res.body?.cancel();
+    await sleep(retryAfterMs(res) ?? 500 * 2 ** (attempt - 1), o.signal);
   }
   if (!res.ok) {
     await res.body?.cancel();
-    const hint = res.status === 401 || res.status === 403 ? ' (gated or private: pass a token)' : res.status === 404 ? ' (no such repository or revision)' : '';
+    if (res.status === 401 || res.status === 403) throw new HubError(refusalMessage(`${o.repo}`, res), res.status);
+    const hint = res.status === 404 ? ' (no such repository or revision)' : isTransientStatus(res.status) ? ` (still failing after ${LISTING_ATTEMPTS} attempts)` : '';
     throw new HubError(`${url}: HTTP ${res.status}${hint}`, res.status);
   }
   const link = res.headers.get('link') ?? '';

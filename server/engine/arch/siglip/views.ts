@@ -4,19 +4,22 @@
  * Pillow does, alpha dropped without compositing, black canvas for tiles, grey 127 squares for "pad".
  */
 import type { RawImage } from '../../image/decode';
-import { resizeBicubic, type RgbImage } from '../../image/pillowResize';
+import { resizeBicubic, resizeNearest, type RgbImage } from '../../image/pillowResize';
 import { resizeAndPadGeometry, selectBestResolution } from './anyres';
 
 /** A decoded picture as PIL holds it: colour (grey replicated to RGB, which resamples identically) and its alpha. */
 export interface PilImage {
   rgb: RgbImage;
   alpha?: Uint8Array;
+  /** Opened by Pillow as 'P' or '1': `resize` samples NEAREST (the colours are already expanded from the palette). */
+  nearest?: boolean;
 }
 
 export function pilImageOf(raw: RawImage): PilImage {
   const { width, height, channels, data } = raw;
   const n = width * height;
-  if (channels === 3) return { rgb: { width, height, data: data.length === n * 3 ? data : data.subarray(0, n * 3) } };
+  const nearest = raw.sourceMode !== undefined ? { nearest: true } : {};
+  if (channels === 3) return { rgb: { width, height, data: data.length === n * 3 ? data : data.subarray(0, n * 3) }, ...nearest };
   const rgb = new Uint8Array(n * 3);
   const hasAlpha = channels === 2 || channels === 4;
   const alpha = hasAlpha ? new Uint8Array(n) : undefined;
@@ -27,13 +30,22 @@ export function pilImageOf(raw: RawImage): PilImage {
     rgb[i * 3 + 2] = data[s + (grey ? 0 : 2)];
     if (alpha) alpha[i] = data[s + channels - 1];
   }
-  return { rgb: { width, height, data: rgb }, alpha };
+  return { rgb: { width, height, data: rgb }, alpha, ...nearest };
 }
 
-/** `Image.resize((w, h))` with the default filter (BICUBIC for RGB/L/RGBA/LA): same size is an exact copy. */
+/**
+ * `Image.resize((w, h))` with the default filter: BICUBIC for RGB/L/RGBA/LA, NEAREST for P/1 (a palette image's
+ * transparency is no band of it, so nothing is premultiplied); same size is an exact copy.
+ */
 export function pilResize(img: PilImage, width: number, height: number): PilImage {
   const { rgb, alpha } = img;
   if (rgb.width === width && rgb.height === height) return { rgb: { ...rgb, data: rgb.data.slice() }, alpha: alpha?.slice() };
+  if (img.nearest) {
+    return {
+      rgb: { width, height, data: resizeNearest(rgb.data, rgb.width, rgb.height, 3, width, height) },
+      alpha: alpha && resizeNearest(alpha, rgb.width, rgb.height, 1, width, height),
+    };
+  }
   if (!alpha) return { rgb: resizeBicubic(rgb, width, height) };
   // Pillow resizes RGBA as RGBa: premultiply (MULDIV255), resample every band, then divide back.
   const n = rgb.width * rgb.height;
@@ -99,7 +111,12 @@ export function anyresViews(img: PilImage, pinpoints: readonly (readonly [number
 /** Grey level of the "pad" square: int(0.5·255), the processor mean. */
 export const PAD_GREY = 127;
 
-/** The driver's "pad" path: `expand2square` on grey 127, alpha dropped, then one BICUBIC resize to size×size. */
+/**
+ * The driver's "pad" path: `expand2square` on grey 127, alpha dropped, then one BICUBIC resize to size×size. That
+ * resize is the processor's, after its `convert("RGB")`, so palette images are BICUBIC here too. (For a non-square
+ * palette image the official `expand2square` pastes its indices onto a 'P' canvas whose palette holds only the grey,
+ * scrambling its colours; that is not imitated.)
+ */
 export function padView(img: PilImage, size: number): RgbImage {
   const { width, height } = img.rgb;
   let rgb = img.rgb;

@@ -2,6 +2,8 @@ import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { requireHardwareAdapter } from './adapterProbe';
+import { DiffusionVLError } from '../../errors';
+import { checkVulkanDriver, NoVulkanDriverError } from './vulkanDrivers';
 import { createKvAppendSession, DeviceKvCache } from './deviceKvCache';
 import { blockCausal, checkPatternRows, type AttentionPattern } from '../../attention';
 import type { DecodeRequest, DiffusionModel, HeadOutput, HiddenRows } from '../../diffusionModel';
@@ -79,7 +81,11 @@ export class OrtModel implements DiffusionModel {
   static async load(dir: string, m: ModelManifest, provider: ConcreteProvider, embeddings: EmbeddingTable, opts: LoadOptions = {}): Promise<OrtModel> {
     const { threads, auto = false, extra = {} } = opts;
     if (provider === 'cuda') checkCudaProviderInstalled();
-    if (provider === 'webgpu' && auto) await requireHardwareAdapter();
+    if (provider === 'webgpu') {
+      const vulkan = checkVulkanDriver();
+      if (vulkan.missing) throw new NoVulkanDriverError(vulkan.missing);
+      if (auto) await requireHardwareAdapter();
+    }
     const options: ort.InferenceSession.SessionOptions = {
       executionProviders: [provider],
       graphOptimizationLevel: 'all',
@@ -93,7 +99,9 @@ export class OrtModel implements DiffusionModel {
     const profile = (file: string) => (extra.profileFilePrefix ? { profileFilePrefix: `${extra.profileFilePrefix}-${file.replace(/\.onnx$/, '')}` } : {});
     const sessions: ort.InferenceSession[] = [];
     const create = async (file: string, more: ort.InferenceSession.SessionOptions = {}) => {
-      const s = await ort.InferenceSession.create(join(dir, file), { ...options, ...profile(file), ...more });
+      const s = await ort.InferenceSession.create(join(dir, file), { ...options, ...profile(file), ...more }).catch((err: unknown) => {
+        throw damagedGraph(join(dir, file), err);
+      });
       sessions.push(s);
       return s;
     };
@@ -292,4 +300,19 @@ function checkCudaProviderInstalled(): void {
   const found = (dir: string): boolean =>
     existsSync(dir) && readdirSync(dir, { withFileTypes: true }).some((e) => (e.isDirectory() ? found(join(dir, e.name)) : e.name.startsWith('libonnxruntime_providers_cuda')));
   if (!found(bin)) throw new Error('onnxruntime-node has no CUDA provider library installed (run `npm run gpu:cuda`; needs CUDA 12 and cuDNN 9)');
+}
+
+/**
+ * ONNX Runtime's load failures name the graph or only a tensor; say which file is damaged. The converter writes each
+ * graph's weights to `<graph>.data` (graphBuilder.ts), which ORT reports as an out-of-bounds external initializer.
+ */
+function damagedGraph(path: string, err: unknown): Error {
+  const msg = err instanceof Error ? err.message : String(err);
+  if (/External initializer|GetExtDataFromTensorProto|external data/i.test(msg)) {
+    return new DiffusionVLError('model', `${path}.data: the weights file is truncated or damaged (${msg.split('\n')[0].slice(0, 300)})`);
+  }
+  if (/Protobuf parsing failed|Invalid model|ModelProto|No graph/i.test(msg)) {
+    return new DiffusionVLError('model', `${path}: the graph file is truncated or damaged (${msg.split('\n')[0].slice(0, 300)})`);
+  }
+  return err instanceof Error ? err : new Error(msg);
 }
