@@ -1,4 +1,6 @@
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { basename } from 'node:path';
+import { DiffusionVLError } from './errors';
 import { halfToFloat } from './half';
 
 /**
@@ -22,7 +24,17 @@ export class EmbeddingTable {
   ) {
     this.cols = cols;
     this.rowBytes = cols * (dtype === 'float16' ? 2 : 4);
-    this.fd = openSync(path, 'r');
+    try {
+      this.fd = openSync(path, 'r');
+    } catch (err) {
+      throw new DiffusionVLError('model', `${basename(path)}: cannot open the embedding table (${(err as Error).message})`);
+    }
+    // The manifest's shape must match the file: a short table would fail in the middle of a run, a long one is not it.
+    const size = fstatSync(this.fd).size;
+    if (size !== rows * this.rowBytes) {
+      closeSync(this.fd);
+      throw new DiffusionVLError('model', `${basename(path)}: ${size} bytes, but the manifest says ${rows}×${cols} ${dtype} (${rows * this.rowBytes} bytes); truncated or not this model's table`);
+    }
     this.scratch = Buffer.alloc(this.rowBytes);
     for (const id of keep) this.cachedRows.set(id, this.readRow(id));
   }

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
+import { DiffusionVLError } from './errors';
 import type { Tokenizer as TokenizerType } from '@huggingface/tokenizers' with { 'resolution-mode': 'require' };
 
 // The package is ESM-typed but ships a CommonJS build for Node's require (what tsc and esbuild emit here).
@@ -14,28 +15,31 @@ const { Tokenizer } = require('@huggingface/tokenizers') as { Tokenizer: typeof 
 export class TextTokenizer {
   private tok: TokenizerType;
 
-  constructor(tokenizerJson: object, tokenizerConfig: object = {}) {
-    this.tok = new Tokenizer(tokenizerJson, tokenizerConfig);
+  /** `label` names the file in errors: a tokenizer the library cannot build or run is a broken model, not a bug. */
+  constructor(tokenizerJson: object, tokenizerConfig: object = {}, private readonly label = 'tokenizer.json') {
+    this.tok = this.guard('cannot be loaded', () => new Tokenizer(tokenizerJson, tokenizerConfig));
   }
 
   static fromFile(path: string): TextTokenizer {
-    const json = JSON.parse(readFileSync(path, 'utf8')) as object;
+    const json = readJsonObject(path);
     const configPath = join(dirname(path), 'tokenizer_config.json');
-    const config = existsSync(configPath) ? (JSON.parse(readFileSync(configPath, 'utf8')) as object) : {};
-    return new TextTokenizer(json, config);
+    const config = existsSync(configPath) ? readJsonObject(configPath) : {};
+    return new TextTokenizer(json, config, basename(path));
   }
 
   encode(text: string): number[] {
     if (text === '') return [];
-    return this.tok.encode(text, { add_special_tokens: false }).ids;
+    return this.guard('cannot encode the prompt', () => this.tok.encode(text, { add_special_tokens: false }).ids);
   }
 
   decode(ids: ArrayLike<number>): string {
     const known: number[] = [];
-    for (let i = 0; i < ids.length; i++) if (this.tok.id_to_token(ids[i]) !== undefined) known.push(ids[i]);
+    this.guard('cannot decode the answer', () => {
+      for (let i = 0; i < ids.length; i++) if (this.tok.id_to_token(ids[i]) !== undefined) known.push(ids[i]);
+    });
     // The library throws on an empty list.
     if (known.length === 0) return '';
-    return this.tok.decode(known, { skip_special_tokens: true });
+    return this.guard('cannot decode the answer', () => this.tok.decode(known, { skip_special_tokens: true }));
   }
 
   /**
@@ -53,4 +57,25 @@ export class TextTokenizer {
     }
     return out + this.decode(run);
   }
+
+  private guard<T>(what: string, run: () => T): T {
+    try {
+      return run();
+    } catch (err) {
+      if (err instanceof DiffusionVLError) throw err;
+      throw new DiffusionVLError('model', `${this.label}: ${what} (${err instanceof Error ? err.message : String(err)})`);
+    }
+  }
+}
+
+/** A JSON object from a model file, or a model error naming the file. */
+function readJsonObject(path: string): object {
+  let v: unknown;
+  try {
+    v = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new DiffusionVLError('model', `${basename(path)}: cannot be read as JSON (${(err as Error).message})`);
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new DiffusionVLError('model', `${basename(path)}: not a JSON object`);
+  return v;
 }
