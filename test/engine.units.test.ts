@@ -3,10 +3,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { runBlockDiffusion, type DiffusionParams } from '../server/engine/blockDiffusion';
-import type { DiffusionModel } from '../server/engine/diffusionModel';
+import type { DiffusionModel, HiddenRows } from '../server/engine/diffusionModel';
 import { f32ToF16Bits as floatToHalf, halfToFloat } from '../server/engine/half';
-import { HostKvCache } from '../server/engine/kvCache';
-import { blockCausalMask, fusedCommitMask } from '../server/engine/masks';
+import { HostKvCache } from '../server/engine/backends/onnx/hostKvCache';
+import { additiveMask, blockCausalMask } from '../server/engine/backends/onnx/masks';
+import { open } from '../server/engine/attention';
 import type { VisionDims } from '../server/engine/manifest';
 import { chatPrompt, tokenizeWithImages } from '../server/engine/prompt';
 import { providerCandidates, withFallback } from '../server/engine/providers';
@@ -85,9 +86,13 @@ test('sampling honours top-k and top-p and reports the filtered probability', ()
 test('masks: block-causal prefill and fused commit', () => {
   const m = blockCausalMask([0, 1, 2, 3], 0, 2);
   assert.deepEqual(Array.from(m).map((v) => (v === 0 ? 0 : 1)), [0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
-  const f = fusedCommitMask(2, 2, 1);
+  const f = additiveMask(open(2, 2), [4, 5, 6, 7], 1);
   // cols: 1 cached, 2 finished, 2 new
   assert.deepEqual(Array.from(f).map((v) => (v === 0 ? 0 : 1)), [0, 0, 0, 1, 1, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+  // Two denoising states after a finished row: each sees the cache, the finished row and itself only.
+  const g = additiveMask(open(1, 2, 1), [3, 4, 5, 4], 1);
+  // cols: 1 cached, 1 finished, state A (2 rows), state B (1 row)
+  assert.deepEqual(Array.from(g).map((v) => (v === 0 ? 0 : 1)), [0, 0, 1, 1, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 1, 1, 0]);
 });
 
 test('text rope: float32 angles duplicated over both halves', () => {
@@ -197,8 +202,11 @@ test('qwen_2_5 prompt: chunks around <image> are tokenised separately with -200 
   assert.equal(tok.decodeWithMasks([9707, 151671, 1879], 151671, '_'), 'Hello_ world');
 });
 
-/** A scripted model: the head returns preset ids per call, all with probability 1 (ties → lowest position). */
-function fakeModel(picks: (call: number, rows: number) => number[]): DiffusionModel & { calls: { kind: string; rows: number }[] } {
+/**
+ * A scripted model: the head returns preset ids per call for the block's rows (the last `blockLen` rows of a pass),
+ * all with probability 1 (ties → lowest position), for the rows the pass was asked to output.
+ */
+function fakeModel(picks: (call: number, rows: number) => number[], blockLen = 4): DiffusionModel & { calls: { kind: string; rows: number }[] } {
   let headCalls = 0;
   const calls: { kind: string; rows: number }[] = [];
   return {
@@ -210,12 +218,13 @@ function fakeModel(picks: (call: number, rows: number) => number[]): DiffusionMo
         const z = new Float32Array(req.commitRows);
         (cache as HostKvCache).append([z], [z], req.commitRows);
       }
-      return req.hidden ? { rows: positions.length } : null;
+      const first = positions.length - blockLen;
+      return req.outputRows.length > 0 ? ({ rows: req.outputRows.length, blockRows: req.outputRows.map((r) => r - first) } as HiddenRows) : null;
     },
-    async head(hidden, fromRow) {
-      const rows = hidden.rows - fromRow;
-      const ids = Int32Array.from(picks(headCalls++, rows));
-      return { ids, probs: new Float32Array(rows).fill(1) };
+    async head(hidden) {
+      const all = picks(headCalls++, blockLen);
+      const ids = Int32Array.from((hidden as HiddenRows & { blockRows: number[] }).blockRows, (r) => all[r]);
+      return { ids, probs: new Float32Array(hidden.rows).fill(1) };
     },
     embedRow(id, dst, offset) {
       dst[offset] = id;

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { INT4, linear, type Int4Config } from '../server/converter/layers';
-import { GraphBuilder } from '../server/converter/onnx/graphBuilder';
+import { GraphBuilder } from '../server/onnx/graphBuilder';
 import { dequantizeInt4, quantizeInt4 } from '../server/converter/quantize';
 
 function lcg(seed: number): () => number {

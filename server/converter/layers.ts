@@ -1,6 +1,6 @@
 import type { Precision } from '../engine/manifest';
 import { f32ToF16Array, f32ToF16Bits } from '../engine/half';
-import type { GraphBuilder, Value } from './onnx/graphBuilder';
+import type { GraphBuilder, Value } from '../onnx/graphBuilder';
 import { quantizeInt4, type Int4Layout } from './quantize';
 
 /**

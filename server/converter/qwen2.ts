@@ -3,7 +3,7 @@
  * and SigLIP releases run the same Qwen2.5 language model; contracts in docs/design.md).
  */
 import type { TextDims, Precision } from '../engine/manifest';
-import { GraphBuilder, type Value } from './onnx/graphBuilder';
+import { GraphBuilder, type Value } from '../onnx/graphBuilder';
 import { applyRope, concatRows, linear, rmsNorm, scalarCompute, swiglu, toCompute, toFloat32, type LayerContext } from './layers';
 
 /** Anything that hands out one checkpoint tensor at a time as float32 (shape-checked). */

@@ -4,7 +4,7 @@
  */
 import type { Checkpoint } from './checkpoint';
 import type { QwenVLCheckpointConfig } from './checkpointConfig';
-import { GraphBuilder, type Value } from './onnx/graphBuilder';
+import { GraphBuilder, type Value } from '../onnx/graphBuilder';
 import { applyRope, geluErf, linear, rmsNorm, scalarCompute, swiglu, toCompute, toFloat32, type LayerContext } from './layers';
 import { read, type BuildOptions } from './qwen2';
 import { windowSlots } from '../engine/arch/qwenvl/visionLayout';

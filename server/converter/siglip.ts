@@ -4,7 +4,7 @@
  * 384×384 views. The Qwen2 decoder and head are shared (qwen2.ts); tiling, unpadding, the bilinear down-scale and the
  * image-newline rows are assembled by the engine (engine/arch/siglip).
  */
-import { GraphBuilder, type Value } from './onnx/graphBuilder';
+import { GraphBuilder, type Value } from '../onnx/graphBuilder';
 import { floatWeight, geluErf, linear, scalarCompute, toCompute, toFloat32, type LayerContext } from './layers';
 import { read, type BuildOptions, type TensorReader } from './qwen2';
 import type { SiglipCheckpointConfig } from './siglipConfig';

@@ -25,7 +25,7 @@ export interface DiffusionParams {
   /** Greedy when temperature is 0. */
   sampling: SamplingParams;
   rng?: Xoshiro128;
-  /** Fold each finished block's commit into the next block's first forward (see fusedCommitMask). */
+  /** Fold each finished block's commit into the next block's first forward (see forwardStrategies.fusedCommit). */
   fusedCommit: boolean;
   /** Recompute everything each forward with the block-causal mask (no cache); for benchmarks. */
   noKvCache: boolean;
@@ -122,23 +122,26 @@ export async function runBlockDiffusion(
       }
 
       hooks.checkCancel();
-      const { hidden, fromRow } = await strategy.denoise(s0, s1);
+      // Greedy decoding reads only the masked rows; sampling draws on every row, as the reference does, so that the
+      // random stream advances identically.
+      const want = sampling ? range(0, B) : range(0, B).filter((r) => masked[r]);
+      const hidden = await strategy.denoise(s0, s1, want);
       forwards.denoise++;
-      const head = await ctx.timed('decodeMs', () => model.head(hidden, fromRow, sampling));
+      const head = await ctx.timed('decodeMs', () => model.head(hidden, sampling));
       const x0 = new Int32Array(B);
       const conf = new Float64Array(B).fill(-Infinity);
-      for (let r = 0; r < B; r++) {
+      want.forEach((r, k) => {
         if (sampling) {
-          const v = head.logits!.length / B;
-          const row = head.logits!.subarray(r * v, (r + 1) * v);
+          const v = head.logits!.length / want.length;
+          const row = head.logits!.subarray(k * v, (k + 1) * v);
           const pick = sampleRow(row, p.sampling, p.rng!);
           x0[r] = pick.id;
           if (masked[r]) conf[r] = p.samplingConfidence === 'raw' ? rawSoftmaxProb(row, pick.id) : pick.prob;
         } else {
-          x0[r] = head.ids[r];
-          if (masked[r]) conf[r] = head.probs[r];
+          x0[r] = head.ids[k];
+          conf[r] = head.probs[k];
         }
-      }
+      });
       for (const r of selectTransfers(conf, masked, schedule[s], p.strategy, p.threshold)) {
         const q = s0 + r;
         ids[q] = x0[r];

@@ -26,7 +26,7 @@ import type { KvCache } from './kvCache';
 import { LruCache } from './lruCache';
 import { readManifest, type ModelManifest } from './manifest';
 import { resolveOptions, type ResolvedOptions } from './options';
-import { OrtModel, type IoCounters } from './ortModel';
+import { OrtModel, type IoCounters } from './backends/onnx/ortModel';
 import { prefixBlockDigests, sharedPrefix } from './prefixKeys';
 import { chatPrompt, countPlaceholders, tokenizeWithImages } from './prompt';
 import { withFallback } from './providers';

@@ -1,7 +1,7 @@
 import type { ForwardCounts } from './api';
 import type { DiffusionModel, HiddenRows } from './diffusionModel';
+import { blockCausal, open } from './attention';
 import type { KvCache } from './kvCache';
-import { blockCausalMask, fusedCommitMask, openMask } from './masks';
 import { range } from './rope';
 
 /**
@@ -18,8 +18,8 @@ export interface ForwardStrategy {
   readonly name: string;
   /** Brings the prompt's full blocks, positions [0, prefillLen), into the context. */
   prefill(): Promise<void>;
-  /** One denoising pass of block [s0, s1): its hidden rows (for the head) and the first of them that belong to it. */
-  denoise(s0: number, s1: number): Promise<{ hidden: HiddenRows; fromRow: number }>;
+  /** One denoising pass of block [s0, s1): the head's input for the block's rows `want` (offsets in the block, ascending). */
+  denoise(s0: number, s1: number, want: readonly number[]): Promise<HiddenRows>;
   /** Block [s0, s1) has no mask left: make its K/V part of the context (now or with the next pass). */
   finish(s0: number, s1: number): Promise<void>;
 }
@@ -43,12 +43,12 @@ export function fullRecompute(c: StrategyContext): ForwardStrategy {
   return {
     name: 'full recompute',
     async prefill() {},
-    async denoise(s0, s1) {
+    async denoise(s0, s1, want) {
       const pos = context.concat(range(s0, s1));
       const embeds = new Float32Array(pos.length * h);
       pos.forEach((q, r) => embeds.set(c.x.subarray(q * h, (q + 1) * h), r * h));
-      const hidden = await c.timed('decodeMs', () => c.model.decode(embeds, pos, blockCausalMask(pos, 0, c.blockLen), null, { commitRows: 0, hidden: true }));
-      return { hidden: hidden!, fromRow: pos.length - (s1 - s0) };
+      const outputRows = shifted(want, context.length);
+      return denoised(await c.timed('decodeMs', () => c.model.decode(embeds, pos, blockCausal(c.blockLen), null, { commitRows: 0, outputRows })));
     },
     async finish(s0, s1) {
       context.push(...range(s0, s1));
@@ -65,13 +65,12 @@ export function cachedUnfused(c: StrategyContext, cache: KvCache, reusedLen: num
   return {
     name: 'cached',
     prefill: () => prefillCache(c, cache, reusedLen),
-    async denoise(s0, s1) {
-      const hidden = await c.timed('decodeMs', () => c.model.decode(c.x.subarray(s0 * h, s1 * h), range(s0, s1), openMask(s1 - s0, cache.length), cache, { commitRows: 0, hidden: true }));
-      return { hidden: hidden!, fromRow: 0 };
+    async denoise(s0, s1, want) {
+      return denoised(await c.timed('decodeMs', () => c.model.decode(c.x.subarray(s0 * h, s1 * h), range(s0, s1), open(0, s1 - s0), cache, { commitRows: 0, outputRows: want })));
     },
     async finish(s0, s1) {
       c.checkCancel();
-      await c.timed('decodeMs', () => c.model.decode(c.x.subarray(s0 * h, s1 * h), range(s0, s1), openMask(s1 - s0, cache.length), cache, { commitRows: s1 - s0, hidden: false }));
+      await c.timed('decodeMs', () => c.model.decode(c.x.subarray(s0 * h, s1 * h), range(s0, s1), open(s1 - s0), cache, { commitRows: s1 - s0, outputRows: [] }));
       c.forwards.commit++;
     },
   };
@@ -79,8 +78,8 @@ export function cachedUnfused(c: StrategyContext, cache: KvCache, reusedLen: num
 
 /**
  * KV cache with fused commits: a finished block's commit rides along with the next block's first denoising pass
- * ([finished block, next block] in one pass, see fusedCommitMask), saving one pass per block; the last block's
- * commit is never needed. Same outputs as `cachedUnfused`.
+ * ([finished block, next block] in one pass, the finished rows seeing only the cache and themselves), saving one
+ * pass per block; the last block's commit is never needed. Same outputs as `cachedUnfused`.
  */
 export function fusedCommit(c: StrategyContext, cache: KvCache, reusedLen: number): ForwardStrategy {
   const h = c.model.hiddenSize;
@@ -89,16 +88,16 @@ export function fusedCommit(c: StrategyContext, cache: KvCache, reusedLen: numbe
   return {
     name: 'cached, fused commit',
     prefill: unfused.prefill,
-    async denoise(s0, s1) {
-      if (!pending) return unfused.denoise(s0, s1);
+    async denoise(s0, s1, want) {
+      if (!pending) return unfused.denoise(s0, s1, want);
       const done = pending.end - pending.start;
       const pos = range(pending.start, pending.end).concat(range(s0, s1));
       const embeds = pending.end === s0 ? c.x.subarray(pending.start * h, s1 * h) : concatRows(c.x, h, pending, s0, s1);
-      const mask = fusedCommitMask(done, s1 - s0, cache.length);
-      const hidden = await c.timed('decodeMs', () => c.model.decode(embeds, pos, mask, cache, { commitRows: done, hidden: true }));
+      const req = { commitRows: done, outputRows: shifted(want, done) };
+      const hidden = await c.timed('decodeMs', () => c.model.decode(embeds, pos, open(done, s1 - s0), cache, req));
       c.forwards.fusedCommits = (c.forwards.fusedCommits ?? 0) + 1;
       pending = null;
-      return { hidden: hidden!, fromRow: done };
+      return denoised(hidden);
     },
     async finish(s0, s1) {
       pending = { start: s0, end: s1 };
@@ -114,10 +113,18 @@ async function prefillCache(c: StrategyContext, cache: KvCache, reusedLen: numbe
   if (start >= c.prefillLen) return;
   c.checkCancel();
   const pos = range(start, c.prefillLen);
-  await c.timed('prefillMs', () =>
-    c.model.decode(c.x.subarray(start * h, c.prefillLen * h), pos, blockCausalMask(pos, start, c.blockLen), cache, { commitRows: pos.length, hidden: false }),
-  );
+  await c.timed('prefillMs', () => c.model.decode(c.x.subarray(start * h, c.prefillLen * h), pos, blockCausal(c.blockLen), cache, { commitRows: pos.length, outputRows: [] }));
   c.forwards.prefill++;
+}
+
+/** Block offsets → row indices of a pass whose block rows start at `first`. */
+function shifted(want: readonly number[], first: number): number[] {
+  return want.map((r) => first + r);
+}
+
+function denoised(hidden: HiddenRows | null): HiddenRows {
+  if (!hidden) throw new Error('a denoising pass returned no rows for the head');
+  return hidden;
 }
 
 function concatRows(x: Float32Array, h: number, a: { start: number; end: number }, s0: number, s1: number): Float32Array {

@@ -2,8 +2,8 @@ import { join } from 'node:path';
 import { EmbeddingTable } from '../engine/embeddings';
 import { preprocessImage, preprocessOptionsFor } from '../engine/arch/qwenvl/preprocess';
 import { asQwenVL, readManifest, type QwenVLManifest } from '../engine/manifest';
-import { blockCausalMask } from '../engine/masks';
-import { OrtModel } from '../engine/ortModel';
+import { blockCausal } from '../engine/attention';
+import { OrtModel } from '../engine/backends/onnx/ortModel';
 import { chatPrompt, tokenizeWithImages } from '../engine/prompt';
 import { range } from '../engine/rope';
 import { TextTokenizer } from '../engine/tokenizer';
@@ -60,9 +60,9 @@ export class ArDecoder {
     const out: number[] = [];
     let forwards = 0;
     while (out.length < maxNewTokens) {
-      const hidden = await this.model.decode(input, pos, blockCausalMask(pos, cache.length, 1), cache, { commitRows: pos.length, hidden: true });
+      const hidden = await this.model.decode(input, pos, blockCausal(1), cache, { commitRows: pos.length, outputRows: [pos.length - 1] });
       forwards++;
-      const head = await this.model.head(hidden!, pos.length - 1, false);
+      const head = await this.model.head(hidden!, false);
       const next = head.ids[0];
       out.push(next);
       if (next === m.tokens.eos) break;

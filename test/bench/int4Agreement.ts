@@ -11,7 +11,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fromBinary } from '@bufbuild/protobuf';
 import { convertCheckpoint } from '../../server/converter/convert';
-import { ModelProtoSchema, type TensorProto } from '../../server/converter/onnx/gen/onnx_pb';
+import { ModelProtoSchema, type TensorProto } from '../../server/onnx/gen/onnx_pb';
 import { writeSafetensors, type TensorSource } from '../helpers/checkpoint/safetensorsWriter';
 import type { GenerationResult } from '../../server/engine/api';
 import { createEngine } from '../../server/engine/engine';

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { INT4, linear, type Int4Config, type LayerContext } from '../../../server/converter/layers';
-import { GraphBuilder } from '../../../server/converter/onnx/graphBuilder';
+import { GraphBuilder } from '../../../server/onnx/graphBuilder';
 import { sessionOptions } from './timing';
 
 export interface MicroJob {

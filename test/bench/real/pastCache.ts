@@ -1,8 +1,8 @@
 import type { KvCache } from '../../../server/engine/kvCache';
-import { HostKvCache } from '../../../server/engine/kvCache';
+import { HostKvCache } from '../../../server/engine/backends/onnx/hostKvCache';
 import type { ModelManifest } from '../../../server/engine/manifest';
-import { openMask } from '../../../server/engine/masks';
-import type { OrtModel } from '../../../server/engine/ortModel';
+import { open } from '../../../server/engine/attention';
+import type { OrtModel } from '../../../server/engine/backends/onnx/ortModel';
 import { range } from '../../../server/engine/rope';
 
 /**
@@ -18,6 +18,6 @@ export async function cacheAtDepth(model: OrtModel, m: ModelManifest, past: numb
   const h = m.text.hiddenSize;
   const embeds = new Float32Array(past * h);
   for (let r = 0; r < past; r++) embeds.set(row, r * h);
-  await model.decode(embeds, range(0, past), openMask(past, 0), cache, { commitRows: past, hidden: false });
+  await model.decode(embeds, range(0, past), open(past), cache, { commitRows: past, outputRows: [] });
   return cache;
 }

@@ -6,8 +6,8 @@ import { preprocessImage, preprocessOptionsFor } from '../../../server/engine/ar
 import { preprocessSiglip } from '../../../server/engine/arch/siglip';
 import { assembleAnyres, assembleSingle } from '../../../server/engine/arch/siglip/assemble';
 import { readManifest, type ModelManifest } from '../../../server/engine/manifest';
-import { openMask } from '../../../server/engine/masks';
-import { OrtModel } from '../../../server/engine/ortModel';
+import { open } from '../../../server/engine/attention';
+import { OrtModel } from '../../../server/engine/backends/onnx/ortModel';
 import { cacheAtDepth } from './pastCache';
 import { chatPrompt, tokenizeWithImages } from '../../../server/engine/prompt';
 import { range } from '../../../server/engine/rope';
@@ -60,9 +60,9 @@ export async function measureForwards(job: ForwardJob): Promise<ForwardResult> {
     const once = async (rows: number): Promise<ForwardTiming> => {
       const c = process.cpuUsage();
       const t = performance.now();
-      const out = await model.decode(embeds.subarray(0, rows * h), range(job.past, job.past + rows), openMask(rows, job.past), cache, { commitRows: 0, hidden: true });
+      const out = await model.decode(embeds.subarray(0, rows * h), range(job.past, job.past + rows), open(0, rows), cache, { commitRows: 0, outputRows: range(0, rows) });
       const th = performance.now();
-      await model.head(out!, 0, false);
+      await model.head(out!, false);
       const end = performance.now();
       const cpu = process.cpuUsage(c);
       return { forwardMs: end - t, headMs: end - th, cpuMs: (cpu.user + cpu.system) / 1000 };

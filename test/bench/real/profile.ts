@@ -10,8 +10,8 @@ import { EmbeddingTable } from '../../../server/engine/embeddings';
 import { encodeQwenVL } from '../../../server/engine/arch/qwenvl';
 import { preprocessImage, preprocessOptionsFor } from '../../../server/engine/arch/qwenvl/preprocess';
 import { asQwenVL, readManifest } from '../../../server/engine/manifest';
-import { blockCausalMask, openMask } from '../../../server/engine/masks';
-import { OrtModel } from '../../../server/engine/ortModel';
+import { blockCausal, open } from '../../../server/engine/attention';
+import { OrtModel } from '../../../server/engine/backends/onnx/ortModel';
 import { cacheAtDepth } from './pastCache';
 import { range } from '../../../server/engine/rope';
 
@@ -43,14 +43,14 @@ async function main(): Promise<void> {
   const past = Number(opt('past', '344'));
   const prompt = new Float32Array(past * h);
   for (let r = 0; r < past; r++) emb.copyRow(r + 1000, prompt, r * h);
-  phases.push(['prefill', () => model.decode(prompt, range(0, past), blockCausalMask(range(0, past), 0, m.blockSize), model.createCache(past), { commitRows: past, hidden: false })]);
+  phases.push(['prefill', () => model.decode(prompt, range(0, past), blockCausal(m.blockSize), model.createCache(past), { commitRows: past, outputRows: [] })]);
   const block = new Float32Array(8 * h);
   for (let r = 0; r < 8; r++) emb.copyRow(m.tokens.mask, block, r * h);
   const cache = await cacheAtDepth(model, m, past, block.subarray(0, h));
   for (const rows of [8, 1]) {
     phases.push([`${rows}-row forward`, async () => {
-      const out = await model.decode(block.subarray(0, rows * h), range(past, past + rows), openMask(rows, past), cache, { commitRows: 0, hidden: true });
-      return model.head(out!, 0, false);
+      const out = await model.decode(block.subarray(0, rows * h), range(past, past + rows), open(0, rows), cache, { commitRows: 0, outputRows: range(0, rows) });
+      return model.head(out!, false);
     }]);
   }
   for (const [name, run] of phases) {

@@ -7,9 +7,9 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { EmbeddingTable } from '../../../server/engine/embeddings';
 import { readManifest } from '../../../server/engine/manifest';
-import { openMask } from '../../../server/engine/masks';
-import { HostKvCache } from '../../../server/engine/kvCache';
-import { OrtModel } from '../../../server/engine/ortModel';
+import { open } from '../../../server/engine/attention';
+import { HostKvCache } from '../../../server/engine/backends/onnx/hostKvCache';
+import { OrtModel } from '../../../server/engine/backends/onnx/ortModel';
 import { range } from '../../../server/engine/rope';
 import { median } from './timing';
 
@@ -36,8 +36,8 @@ async function main(): Promise<void> {
   for (let r = 0; r < 8; r++) emb.copyRow(m.tokens.mask, block, r * h);
   const forward = async (model: OrtModel, rows: number) => {
     const t0 = performance.now();
-    const out = await model.decode(block.subarray(0, rows * h), range(past, past + rows), openMask(rows, past), cache, { commitRows: 0, hidden: true });
-    await model.head(out!, 0, false);
+    const out = await model.decode(block.subarray(0, rows * h), range(past, past + rows), open(0, rows), cache, { commitRows: 0, outputRows: range(0, rows) });
+    await model.head(out!, false);
     return performance.now() - t0;
   };
   const t: number[][][] = variants.map(() => [[], []]);

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import * as ort from 'onnxruntime-node';
 import { InputError } from '../../api';
 import type { QwenVLManifest, VisionDims } from '../../manifest';
-import type { OrtModel } from '../../ortModel';
+import type { OrtModel } from '../../backends/onnx/ortModel';
 import type { ArchAdapter, ImageRequest } from '../types';
 import { preprocessImage, preprocessOptionsFor } from './preprocess';
 import { permuteUnits, visionLayout, visionRotary, windowBatches, windowMask } from './visionLayout';

@@ -11,7 +11,7 @@ import { decodeImageRaw, type AlphaMode } from '../../image/decode';
 import { MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS } from '../../image/limits';
 import type { RgbImage } from '../../image/pillowResize';
 import type { SiglipManifest } from '../../manifest';
-import type { OrtModel } from '../../ortModel';
+import type { OrtModel } from '../../backends/onnx/ortModel';
 import type { ArchAdapter, ImageRequest } from '../types';
 import { anyresMax } from './anyres';
 import { assembleAnyres, assembleSingle } from './assemble';

@@ -3,16 +3,21 @@ import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { requireHardwareAdapter } from './adapterProbe';
 import { createKvAppendSession, DeviceKvCache } from './deviceKvCache';
-import type { DecodeRequest, DiffusionModel, HeadOutput, HiddenRows } from './diffusionModel';
-import type { EmbeddingTable } from './embeddings';
-import { HostKvCache, type KvArray, type KvCache } from './kvCache';
-import type { ModelManifest } from './manifest';
-import type { ConcreteProvider } from './providers';
-import { range, ropeInvFreq, ropeTables } from './rope';
+import { blockCausal, checkPatternRows, type AttentionPattern } from '../../attention';
+import type { DecodeRequest, DiffusionModel, HeadOutput, HiddenRows } from '../../diffusionModel';
+import type { EmbeddingTable } from '../../embeddings';
+import type { KvCache } from '../../kvCache';
+import { HostKvCache, type KvArray } from './hostKvCache';
+import type { ModelManifest } from '../../manifest';
+import type { ConcreteProvider } from '../../providers';
+import { range, ropeInvFreq, ropeTables } from '../../rope';
+import { additiveMask } from './masks';
 
-/** Hidden rows in host memory (CPU and copy-in providers) or a device buffer (WebGPU). */
+/** The decoder's hidden rows in host memory (CPU and copy-in providers) or a device buffer (WebGPU). */
 interface OrtHidden extends HiddenRows {
   tensor: ort.Tensor;
+  /** Rows of `tensor` the head is asked for (ascending). */
+  outputRows: readonly number[];
 }
 
 export interface LoadOptions {
@@ -112,10 +117,13 @@ export class OrtModel implements DiffusionModel {
     return this.kvAppend ? new DeviceKvCache(layers, row, this.kvType, this.kvAppend) : new HostKvCache(layers, row, this.kvType, initialCapacity);
   }
 
-  async decode(embeds: Float32Array, positions: number[], mask: Float32Array, cache: KvCache | null, req: DecodeRequest): Promise<HiddenRows | null> {
-    const { cos, sin } = this.rope(positions);
+  async decode(embeds: Float32Array, positions: number[], pattern: AttentionPattern, cache: KvCache | null, req: DecodeRequest): Promise<HiddenRows | null> {
     const s = positions.length;
+    checkPatternRows(pattern, s);
+    const { cos, sin } = this.rope(positions);
     const past = cache ? cache.length : 0;
+    const mask = additiveMask(pattern, positions, past);
+    const wantHidden = req.outputRows.length > 0;
     const feeds: Record<string, ort.Tensor> = {
       inputs_embeds: new ort.Tensor('float32', embeds, [1, s, this.hiddenSize]),
       cos: new ort.Tensor('float32', cos, [s, this.m.text.headDim]),
@@ -134,7 +142,7 @@ export class OrtModel implements DiffusionModel {
     // copy, and onnxruntime-node 1.30 needs them all fetched: a gpu-buffer output fetched in one run and left out of
     // the next is handed back to ORT as a stale pre-allocated value ("output OrtValue … has shape …").
     const onDevice = this.kvAppend !== null;
-    const fetches = onDevice ? ['hidden', ...kvNames] : [...(req.hidden ? ['hidden'] : []), ...(req.commitRows > 0 ? kvNames : [])];
+    const fetches = onDevice ? ['hidden', ...kvNames] : [...(wantHidden ? ['hidden'] : []), ...(req.commitRows > 0 ? kvNames : [])];
     const out = await this.run(this.decoder, feeds, fetches);
     try {
       if (req.commitRows > 0) {
@@ -148,30 +156,35 @@ export class OrtModel implements DiffusionModel {
     } finally {
       if (onDevice) for (const name of kvNames) out[name].dispose();
     }
-    if (!req.hidden) {
+    if (!wantHidden) {
       if (onDevice) out.hidden.dispose();
       return null;
     }
-    const hidden: OrtHidden = { rows: s, tensor: out.hidden };
+    const hidden: OrtHidden = { rows: req.outputRows.length, tensor: out.hidden, outputRows: req.outputRows };
     return hidden;
   }
 
-  async head(hidden: HiddenRows, fromRow: number, wantLogits: boolean): Promise<HeadOutput> {
+  async head(hidden: HiddenRows, wantLogits: boolean): Promise<HeadOutput> {
     const h = hidden as OrtHidden;
-    // Host rows: feed the wanted ones as a view. Device rows: ONNX Runtime cannot offset into a GPU buffer, so the
-    // head runs on all of them (on a GPU the head is bound by reading its weights, so extra rows are nearly free).
+    // Host rows: the head runs on the wanted rows only (a view when they are contiguous). Device rows: ONNX Runtime
+    // cannot gather from a GPU buffer, so the head runs on all of them and the wanted ones are picked from its output
+    // (on a GPU the head is bound by reading its weights, so extra rows are nearly free).
     const onDevice = h.tensor.location === 'gpu-buffer';
-    const input = onDevice ? h.tensor : new ort.Tensor('float32', (h.tensor.data as Float32Array).subarray(fromRow * this.hiddenSize), [1, h.rows - fromRow, this.hiddenSize]);
-    const skip = onDevice ? fromRow : 0;
+    const input = onDevice ? h.tensor : new ort.Tensor('float32', gatherRowsOf(h.tensor.data as Float32Array, h.outputRows, this.hiddenSize), [1, h.rows, this.hiddenSize]);
+    const picked = onDevice ? h.outputRows : range(0, h.rows);
     const fetches = wantLogits ? ['token_ids', 'token_probs', 'logits'] : ['token_ids', 'token_probs'];
     try {
       const out = await this.run(this.lmHead, { hidden: input }, fetches);
       const ids64 = out.token_ids.data as BigInt64Array;
-      const rows = h.rows - fromRow;
-      const ids = new Int32Array(rows);
-      for (let r = 0; r < rows; r++) ids[r] = Number(ids64[skip + r]);
-      const probs = (out.token_probs.data as Float32Array).subarray(skip);
-      const logits = wantLogits ? (out.logits.data as Float32Array).subarray(skip * this.m.text.vocabSize) : undefined;
+      const allProbs = out.token_probs.data as Float32Array;
+      const ids = new Int32Array(h.rows);
+      const probs = new Float32Array(h.rows);
+      picked.forEach((r, k) => {
+        ids[k] = Number(ids64[r]);
+        probs[k] = allProbs[r];
+      });
+      const v = this.m.text.vocabSize;
+      const logits = wantLogits ? gatherRowsOf(out.logits.data as Float32Array, picked, v) : undefined;
       return { ids, probs, logits };
     } finally {
       if (onDevice) h.tensor.dispose();
@@ -214,8 +227,8 @@ export class OrtModel implements DiffusionModel {
     const h = this.hiddenSize;
     const embeds = new Float32Array(h);
     this.embedRow(0, embeds, 0);
-    const hidden = await this.decode(embeds, [0], new Float32Array(1), null, { commitRows: 0, hidden: true });
-    await this.head(hidden!, 0, false);
+    const hidden = await this.decode(embeds, [0], blockCausal(1), null, { commitRows: 0, outputRows: [0] });
+    await this.head(hidden!, false);
     this.ortMs = 0;
   }
 
@@ -251,6 +264,15 @@ export class OrtModel implements DiffusionModel {
   }
 }
 
+
+/** Rows `rows` of a row-major [*, width] array: a view when they are contiguous, else a copy. */
+function gatherRowsOf(data: Float32Array, rows: readonly number[], width: number): Float32Array {
+  const n = rows.length;
+  if (n > 0 && rows[n - 1] - rows[0] === n - 1) return data.subarray(rows[0] * width, (rows[0] + n) * width);
+  const out = new Float32Array(n * width);
+  rows.forEach((r, k) => out.set(data.subarray(r * width, (r + 1) * width), k * width));
+  return out;
+}
 
 /**
  * onnxruntime-node ships its CUDA provider as a separate download (`npm run gpu:cuda`). Checking for the library

@@ -1,5 +1,5 @@
 import * as ort from 'onnxruntime-node';
-import { GraphBuilder } from '../converter/onnx/graphBuilder';
+import { GraphBuilder } from '../../../onnx/graphBuilder';
 
 /**
  * Is the WebGPU adapter real hardware? onnxruntime-node does not expose Dawn's adapter type, and a software Vulkan

@@ -1,6 +1,6 @@
 import * as ort from 'onnxruntime-node';
-import { GraphBuilder } from '../converter/onnx/graphBuilder';
-import type { KvCache } from './kvCache';
+import { GraphBuilder } from '../../../onnx/graphBuilder';
+import type { KvCache } from '../../kvCache';
 
 /**
  * The KV cache kept in device memory (WebGPU IO binding): one GPU buffer per layer for K and one for V, never read
