@@ -162,6 +162,9 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
+/** Longest side of an anyres grid candidate, in pixels: the releases use 2304; a view is resized to it, so it bounds memory. */
+export const MAX_PINPOINT_SIDE = 16384;
+
 /** Largest dimension a manifest may state: far above any real model, low enough that products stay exact. */
 const MAX_DIM = 1 << 24;
 
@@ -245,8 +248,8 @@ function checkManifest(m: Record<string, unknown>, path: string): void {
       fail('image.aspectRatio', `must be "pad" or "anyres_max_N", got ${JSON.stringify(image.aspectRatio)}`);
     }
     const pins = image.gridPinpoints;
-    if (!Array.isArray(pins) || !pins.every((p) => Array.isArray(p) && p.length === 2 && p.every((x) => Number.isInteger(x) && x > 0 && x <= MAX_DIM))) {
-      fail('image.gridPinpoints', 'must be a list of [width, height] pairs of positive integers');
+    if (!Array.isArray(pins) || !pins.every((p) => Array.isArray(p) && p.length === 2 && p.every((x) => Number.isInteger(x) && x > 0 && x <= MAX_PINPOINT_SIDE))) {
+      fail('image.gridPinpoints', `must be a list of [width, height] pairs of integers from 1 to ${MAX_PINPOINT_SIDE}`);
     }
     if (image.aspectRatio !== 'pad' && (pins as unknown[]).length === 0) fail('image.gridPinpoints', 'must not be empty with anyres');
     oneOf(image.mergeType, ['spatial_unpad'], 'image.mergeType');
