@@ -31,14 +31,21 @@ export const target: FuzzTarget = {
       if (!config) throw new Error('config.json: empty input');
       if (detectArchitecture(config) !== 'diffusionvl_qwen') throw new Error('config.json: not a DiffusionVL-Qwen (SigLIP) checkpoint');
       cfg = parseSiglipConfig({ config, towerConfig: towerConfig ?? {}, towerConfigSource: 'tower-config.json', hasLmHead: data.length % 2 === 0 });
-      checkLayerCounts([{ field: 'num_hidden_layers', count: cfg.text.numLayers, probe: (i) => `model.layers.${i}.input_layernorm.weight` }], twoLayerStore, 'config.json');
-      checkLayerCounts([{ field: 'num_hidden_layers', count: cfg.vision.numLayers, probe: (i) => `siglip.encoder.layers.${i}.layer_norm1.weight` }], twoLayerStore, 'tower-config.json');
     } catch (err) {
       expectRefusal(err, { kinds: ['unsupportedCheckpoint'], plainNaming: FILES });
       return;
     }
     checkTextAndTokens(cfg.text, cfg.tokens);
+    invariant(cfg.anyres.aspectRatio === 'pad' || cfg.anyres.gridPinpoints.length > 0, 'anyres with no grid to pick');
     invariant(cfg.anyres.gridPinpoints.every(([w, h]) => w > 0 && h > 0 && w % 384 === 0 && h % 384 === 0), 'a grid pinpoint off the 384-px views');
+    // Then as the opener goes on, against a checkpoint that stores two layers of each kind.
+    try {
+      checkLayerCounts([{ field: 'num_hidden_layers', count: cfg.text.numLayers, probe: (i) => `model.layers.${i}.input_layernorm.weight` }], twoLayerStore, 'config.json');
+      checkLayerCounts([{ field: 'num_hidden_layers', count: cfg.vision.numLayers, probe: (i) => `siglip.encoder.layers.${i}.layer_norm1.weight` }], twoLayerStore, 'tower-config.json');
+    } catch (err) {
+      expectRefusal(err, { plainNaming: FILES });
+      return;
+    }
     for (const t of expectedSiglipTensors(cfg)) invariant(t.shape.every((d) => Number.isSafeInteger(d) && d > 0), `${t.name} shape ${t.shape.join('×')}`);
   },
 };
