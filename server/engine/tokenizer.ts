@@ -17,6 +17,7 @@ export class TextTokenizer {
 
   /** `label` names the file in errors: a tokenizer the library cannot build or run is a broken model, not a bug. */
   constructor(tokenizerJson: object, tokenizerConfig: object = {}, private readonly label = 'tokenizer.json') {
+    checkIds(tokenizerJson, label);
     this.tok = this.guard('cannot be loaded', () => new Tokenizer(tokenizerJson, tokenizerConfig));
   }
 
@@ -29,7 +30,10 @@ export class TextTokenizer {
 
   encode(text: string): number[] {
     if (text === '') return [];
-    return this.guard('cannot encode the prompt', () => this.tok.encode(text, { add_special_tokens: false }).ids);
+    const ids = this.guard('cannot encode the prompt', () => this.tok.encode(text, { add_special_tokens: false }).ids);
+    const bad = ids.find((id: number) => !isId(id));
+    if (bad !== undefined) throw new DiffusionVLError('model', `${this.label}: encoding gave the id ${bad}, which is not a token id`);
+    return ids;
   }
 
   decode(ids: ArrayLike<number>): string {
@@ -78,4 +82,24 @@ function readJsonObject(path: string): object {
   }
   if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new DiffusionVLError('model', `${basename(path)}: not a JSON object`);
   return v;
+}
+
+function isId(v: unknown): boolean {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+/** Token ids are embedding rows: the vocabulary and the added tokens must map to non-negative integers. */
+function checkIds(json: object, label: string): void {
+  const j = json as { model?: { vocab?: unknown }; added_tokens?: unknown };
+  const vocab = j.model?.vocab;
+  if (vocab !== null && typeof vocab === 'object' && !Array.isArray(vocab)) {
+    for (const [token, id] of Object.entries(vocab)) {
+      if (!isId(id)) throw new DiffusionVLError('model', `${label}: the vocabulary maps ${JSON.stringify(token)} to ${JSON.stringify(id)}, which is not a token id`);
+    }
+  }
+  if (Array.isArray(j.added_tokens)) {
+    for (const t of j.added_tokens as { id?: unknown; content?: unknown }[]) {
+      if (!isId(t?.id)) throw new DiffusionVLError('model', `${label}: added token ${JSON.stringify(t?.content)} has id ${JSON.stringify(t?.id)}, which is not a token id`);
+    }
+  }
 }
