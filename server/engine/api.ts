@@ -97,6 +97,8 @@ export interface ForwardCounts {
 }
 
 export interface GenerationStats {
+  /** Positions of the prompt as the model saw it (image rows included). */
+  promptTokens?: number;
   generatedTokens: number;
   forwards: ForwardCounts;
   tokensPerForward: number;

@@ -109,7 +109,7 @@ export class EngineCore {
     const prefix = this.reusablePrefix(ids, vision.keys, prompt, o);
     const timing = { prefillMs: 0, decodeMs: 0 };
     const result = await this.runLoop(prompt, prefix, o, ctx, check, timing);
-    return this.report(result, o, { t0, ort0, io0, visionMs: vision.ms, visionHit: vision.hit, reused: prefix.reused, ...timing });
+    return this.report(result, o, { t0, ort0, io0, visionMs: vision.ms, visionHit: vision.hit, reused: prefix.reused, promptTokens: prompt.promptLen, ...timing });
   }
 
   /** Prompt ids checked against the vocabulary and the images, as the architecture's official code splices them. */
@@ -212,7 +212,7 @@ export class EngineCore {
   private report(
     result: Awaited<ReturnType<typeof runBlockDiffusion>>,
     o: ResolvedOptions,
-    t: { t0: number; ort0: number; io0: IoCounters; visionMs: number; visionHit: boolean; reused: number; prefillMs: number; decodeMs: number },
+    t: { t0: number; ort0: number; io0: IoCounters; visionMs: number; visionHit: boolean; reused: number; promptTokens: number; prefillMs: number; decodeMs: number },
   ): GenerationResult {
     void o;
     const out = result.outputIds;
@@ -222,6 +222,7 @@ export class EngineCore {
       outputIds: out,
       text: this.answerText(out),
       stats: {
+        promptTokens: t.promptTokens,
         generatedTokens,
         forwards: f,
         tokensPerForward: generatedTokens / Math.max(1, f.prefill + f.denoise + f.commit),

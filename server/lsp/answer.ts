@@ -1,4 +1,4 @@
-import type { GenerationEvent, GenerationResult } from '../engine/api';
+import type { GenerationEvent, GenerationResult, ImageInput } from '../engine/api';
 import { checkGenerationOptions } from '../engine/generationOptions';
 import type { AskPartial, AskResult, ServerSettings } from '../protocol';
 import { generationDefaults } from './settings';
@@ -21,7 +21,9 @@ export interface AnswerDeps {
 
 export interface AnswerRequest {
   /** Unvalidated client input: an {@link ImageSource}. */
-  image: unknown;
+  image?: unknown;
+  /** Several images instead of `image` (each an {@link ImageSource}), in prompt order; empty for a text-only question. */
+  images?: unknown[];
   question: unknown;
   options?: unknown;
   lane?: Lane;
@@ -36,6 +38,7 @@ function toResult(r: GenerationResult, queueMs: number, loadMs: number, model: s
     text: r.text,
     model,
     stats: {
+      promptTokens: r.stats.promptTokens,
       generatedTokens: r.stats.generatedTokens,
       forwards: { prefill: f.prefill, denoise: f.denoise, commit: f.commit, total: f.prefill + f.denoise + f.commit },
       tokensPerForward: r.stats.tokensPerForward,
@@ -57,7 +60,11 @@ export async function answer(deps: AnswerDeps, req: AnswerRequest, signal: Abort
   if (req.question.length > MAX_QUESTION_CHARS) throw new RequestError('params', `question is longer than ${MAX_QUESTION_CHARS} characters`);
   const question = req.question;
   const options = { ...generationDefaults(deps.settings), ...checkGenerationOptions(req.options) };
-  const image = await resolveImage(req.image, deps.guard);
+  if (req.image !== undefined && req.images !== undefined) throw new RequestError('params', 'give one of image and images, not both');
+  const sources = req.images ?? [req.image];
+  if (!Array.isArray(sources)) throw new RequestError('params', 'images must be an array');
+  const images: ImageInput[] = [];
+  for (const src of sources) images.push((await resolveImage(src, deps.guard)).input);
 
   let committed = '';
   const onEvent = (e: GenerationEvent): void => {
@@ -72,7 +79,7 @@ export async function answer(deps: AnswerDeps, req: AnswerRequest, signal: Abort
   const model = deps.models.modelDir() ?? '';
   const { value, loadMs } = await deps.queue.run(req.lane ?? 'interactive', signal, () => {
     queueMs = performance.now() - received;
-    return deps.models.use((engine) => engine.ask({ images: [image.input], question, options }, { signal, steps: req.streamSteps === true, onEvent }));
+    return deps.models.use((engine) => engine.ask({ images, question, options }, { signal, steps: req.streamSteps === true, onEvent }));
   });
   return toResult(value, queueMs, loadMs, model);
 }

@@ -58,3 +58,14 @@ export class WorkspaceGuard {
     return roots.some((r) => isInside(r, real)) || this.roots.some((r) => isInside(r, real)) ? real : undefined;
   }
 }
+
+/** Allows no file at all: for front ends whose requests may carry image bytes only (the HTTP server). */
+export class NoFilesGuard extends WorkspaceGuard {
+  override get restricted(): boolean {
+    return true;
+  }
+
+  override check(): Promise<string | undefined> {
+    return Promise.resolve(undefined);
+  }
+}

@@ -1,12 +1,14 @@
 import { CancelledError } from '../engine/api';
 import type { QueueStats } from '../protocol';
+import { RequestError } from './errors';
 
 /** Interactive work (asks, code actions) always runs before hovers. */
 export type Lane = 'interactive' | 'hover';
 
-export class QueueFullError extends Error {
+/** The `queueFull` request kind, so every front end reports it as such (LSP QueueFull, HTTP 429). */
+export class QueueFullError extends RequestError {
   constructor(waiting: number) {
-    super(`server busy: ${waiting} requests already waiting; try again shortly`);
+    super('queueFull', `server busy: ${waiting} requests already waiting; try again shortly`);
     this.name = 'QueueFullError';
   }
 }

@@ -5,13 +5,11 @@ import { z } from 'zod';
 import { CancelledError, type RemaskingStrategy } from '../engine/api';
 import { DEFAULT_STRATEGY, GENERATION_OPTIONS, REMASKING_STRATEGIES } from '../engine/generationOptions';
 import { DefaultPrompts, SERVER_INFO, type AskResult, type GenerationOptions, type ServerSettings, type SettingsUpdate } from '../protocol';
-import { answer, type AnswerDeps } from '../lsp/answer';
+import { answer } from '../lsp/answer';
 import { toResponseError } from '../lsp/errors';
 import { clip, oneLine } from '../lsp/describe';
 import type { EngineFactory } from '../lsp/modelLifecycle';
-import { ModelManager } from '../lsp/modelLifecycle';
-import { InferenceQueue } from '../lsp/queue';
-import { SettingsStore } from '../lsp/settings';
+import { createStandalone } from '../lsp/standalone';
 import { AllowedRoots, OutsideRootsError } from './roots';
 
 type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
@@ -47,12 +45,9 @@ const generationFields = {
  * model lifecycle and queue), with progress per decoded block and cancellation that stops the run within one step.
  */
 export function createMcpServer(opts: McpOptions): { server: McpServer; dispose(): Promise<void> } {
-  const store = new SettingsStore();
-  for (const problem of store.update(opts.settings).problems) opts.log(problem);
-  const settings = store.current;
   const roots = new AllowedRoots(opts.roots, opts.log);
-  const models = new ModelManager(opts.engineFactory, settings, () => {}, (msg) => opts.log(msg));
-  const deps: AnswerDeps = { guard: roots.guard, models, queue: new InferenceQueue(), settings };
+  const { deps, dispose } = createStandalone({ engineFactory: opts.engineFactory, settings: opts.settings, guard: roots.guard, log: (msg) => opts.log(msg) });
+  const settings = deps.settings;
   const server = new McpServer({ ...SERVER_INFO }, { capabilities: { tools: {} } });
   roots.attach(server.server);
 
@@ -107,7 +102,7 @@ export function createMcpServer(opts: McpOptions): { server: McpServer; dispose(
     }),
   );
 
-  return { server, dispose: () => models.dispose() };
+  return { server, dispose };
 }
 
 /** A problem with the agent's call, reported as the tool's error text. */

@@ -104,6 +104,8 @@ export interface AskParams {
 }
 
 export interface AskStats {
+  /** Prompt positions, image rows included (HTTP `usage.prompt_tokens`). */
+  promptTokens?: number;
   generatedTokens: number;
   forwards: { prefill: number; denoise: number; commit: number; total: number };
   tokensPerForward: number;

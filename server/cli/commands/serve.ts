@@ -1,10 +1,11 @@
 import { resolve } from 'node:path';
 import { runServer } from '../../lsp/run';
 import { parse, type Command } from '../command';
+import { serveHttp, serveHttpUsage } from './serveHttp';
 
 export const serveCommand: Command = {
   name: 'serve',
-  summary: 'Run the DiffusionVL language server (for any LSP client)',
+  summary: 'Run the DiffusionVL language server (for any LSP client), or an OpenAI-compatible HTTP server (--http)',
   usage: [
     'Usage: diffusionvl serve (--stdio | --node-ipc | --socket=<port>) [--model <converted-dir>]',
     '',
@@ -17,8 +18,26 @@ export const serveCommand: Command = {
     '  --socket=<port>    connect to a client listening on 127.0.0.1:<port>',
     '  --model <dir>      converted model folder; the client\'s diffusionvl.modelPath setting overrides it. With',
     '                     neither, the embedded default model (models/default) answers, as in `diffusionvl ask`.',
+    '',
+    serveHttpUsage,
   ].join('\n'),
   async run(argv) {
+    if (argv.includes('--http')) {
+      const { values } = parse(argv, {
+        http: { type: 'boolean' },
+        host: { type: 'string' },
+        port: { type: 'string' },
+        model: { type: 'string' },
+        provider: { type: 'string' },
+        threads: { type: 'string' },
+        'api-key-file': { type: 'string' },
+        'cors-origin': { type: 'string', multiple: true },
+        'allow-image-urls': { type: 'boolean' },
+        'max-queue': { type: 'string' },
+        'request-timeout': { type: 'string' },
+      }, false);
+      return serveHttp(values);
+    }
     const { values } = parse(argv, { stdio: { type: 'boolean' }, 'node-ipc': { type: 'boolean' }, socket: { type: 'string' }, model: { type: 'string' }, clientProcessId: { type: 'string' } }, false);
     const transport = values.stdio ? ['--stdio'] : values['node-ipc'] ? ['--node-ipc'] : values.socket ? [`--socket=${values.socket}`] : ['--stdio'];
     const extra = values.clientProcessId ? [`--clientProcessId=${values.clientProcessId}`] : [];
