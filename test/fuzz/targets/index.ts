@@ -13,6 +13,7 @@ export const TARGETS: { name: string; description: string; module: string }[] = 
   { name: 'image', description: 'the image path as a whole: sharp decode, limits, resize (both architectures)', module: './image' },
   { name: 'lsp-params', description: 'params of every LSP request, sent to a running sidecar', module: './lspParams' },
   { name: 'mcp-args', description: 'MCP tool arguments, sent to the MCP server by an MCP client', module: './mcpArgs' },
+  { name: 'http-body', description: 'request bodies of the OpenAI-compatible HTTP server (serve --http), sent over loopback', module: './httpBody' },
 ];
 
 export function loadTarget(name: string): { name: string; fuzz: FuzzTarget } {
