@@ -49,4 +49,28 @@ export function checkCommandParams(params: unknown): { command: string; args: un
   return { command: params.command, args };
 }
 
+/** `textDocument/didOpen`: a document the store can hold (its text a string, its version an integer). */
+export function isDidOpenParams(p: unknown): boolean {
+  if (!isRecord(p) || !isRecord(p.textDocument)) return false;
+  const d = p.textDocument;
+  return typeof d.uri === 'string' && typeof d.languageId === 'string' && Number.isSafeInteger(d.version) && typeof d.text === 'string';
+}
+
+/** `textDocument/didChange`: full or ranged changes carrying text. */
+export function isDidChangeParams(p: unknown): boolean {
+  if (!isRecord(p) || !isRecord(p.textDocument) || typeof p.textDocument.uri !== 'string' || !Number.isSafeInteger(p.textDocument.version)) return false;
+  if (!Array.isArray(p.contentChanges)) return false;
+  return p.contentChanges.every((c) => {
+    if (!isRecord(c) || typeof c.text !== 'string') return false;
+    if (c.range === undefined) return true;
+    try {
+      checkPosition(isRecord(c.range) ? c.range.start : undefined, 'range.start');
+      checkPosition(isRecord(c.range) ? c.range.end : undefined, 'range.end');
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
 export { isRecord };
