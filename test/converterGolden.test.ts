@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { preprocessImage, preprocessOptionsFor } from '../server/engine/arch/qwenvl/preprocess';
 import { halfToFloat } from '../server/engine/half';
-import { asQwenVL, readManifest, type QwenVLManifest as ModelManifest, type Precision } from '../server/engine/manifest';
+import { asQwenVL, onnxDecoderFiles, readManifest, type QwenVLManifest as ModelManifest, type Precision } from '../server/engine/manifest';
 import { ropeInvFreq, ropeTables } from '../server/engine/rope';
 import { visionFeeds } from '../server/engine/arch/qwenvl';
 import { visionLayout } from '../server/engine/arch/qwenvl/visionLayout';
@@ -130,8 +130,8 @@ async function measure(precision: Precision): Promise<Agreement> {
   const dir = await ensureTinyModel(precision);
   const m = asQwenVL(readManifest(dir));
   const vision = await session(dir, m.files.vision);
-  const decoder = await session(dir, m.files.decoder);
-  const head = await session(dir, m.files.lmHead);
+  const decoder = await session(dir, onnxDecoderFiles(m).decoder);
+  const head = await session(dir, onnxDecoderFiles(m).lmHead);
   const agg: Agreement = { vision: 0, prefillHidden: 0, prefillLogits: 0, denoiseHidden: 0, denoiseLogits: 0, top1Agree: 0, top1Total: 0 };
   try {
     for (const [name, c] of Object.entries(visionCases)) {

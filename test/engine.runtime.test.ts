@@ -110,7 +110,7 @@ test('CLI `generate --json` in its own process reproduces case a and the officia
   const unfused = await promisify(execFile)(process.execPath, [cli, ...args, '--no-fused-commit']);
   const lines = unfused.stdout.trim().split('\n');
   assert.equal(lines.length, 1);
-  assert.deepEqual(JSON.parse(lines[0]), { output_ids: a.output_ids, forwards: a.forwards });
+  assert.deepEqual(JSON.parse(lines[0]), { output_ids: a.output_ids, forwards: a.forwards, backend: 'onnx' });
   const fused = JSON.parse((await promisify(execFile)(process.execPath, [cli, ...args])).stdout) as { output_ids: number[] };
   assert.deepEqual(fused.output_ids, a.output_ids);
 });

@@ -123,3 +123,25 @@ test('a local checkpoint that cannot be converted is a conversion error; an unkn
     },
   );
 });
+
+test('prepareModel without a decoder or precision converts to what this machine runs fastest (llama.cpp loads here: a Q4_K_M GGUF on the CPU), once', async () => {
+  const storageDir = join(work, 'storage-fastest');
+  const local = join(work, 'ckpt');
+  const res = await client.request<PrepareModelResult>(Methods.prepareModel, { storageDir, localCheckpoint: local, activate: false });
+  assert.equal(res.converted, true);
+  assert.match(res.modelDir, /-gguf-q4_k_m$/);
+  const m = JSON.parse(await readFile(join(res.modelDir, 'manifest.json'), 'utf8')) as { precision: string; decoders: unknown };
+  assert.deepEqual(m.decoders, { gguf: { file: 'decoder.q4_k_m.gguf', type: 'q4_k_m' } });
+  assert.equal(m.precision, 'int4');
+  assert.ok(existsSync(join(res.modelDir, 'decoder.q4_k_m.gguf')) && !existsSync(join(res.modelDir, 'decoder.onnx')));
+  const again = await client.request<PrepareModelResult>(Methods.prepareModel, { storageDir, localCheckpoint: local, activate: false });
+  assert.equal(again.converted, false);
+  // Asked for explicitly: both decoders; a precision the decoder does not take is a params error.
+  const both = await client.request<PrepareModelResult>(Methods.prepareModel, { storageDir, localCheckpoint: local, decoder: 'both', precision: 'q8_0', activate: false });
+  assert.match(both.modelDir, /-both-q8_0$/);
+  assert.ok(existsSync(join(both.modelDir, 'decoder.onnx')) && existsSync(join(both.modelDir, 'decoder.q8_0.gguf')));
+  await assert.rejects(client.request(Methods.prepareModel, { storageDir, localCheckpoint: local, decoder: 'gguf', precision: 'int4', activate: false }), (e: { code: number; message: string }) => {
+    assert.match(e.message, /precision must be one of fp32, fp16, q8_0, q4_0, q4_k_m with decoder gguf/);
+    return true;
+  });
+});

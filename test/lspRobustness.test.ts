@@ -129,7 +129,7 @@ test('≥ 30 malformed images each get an error response, then a valid ask still
   }
   const ok = await s.request<AskResult>(Methods.ask, { image: { path: join(ws, 'ok.png') }, question: 'What is this?', options: { maxNewTokens: 8 } });
   assert.equal(typeof ok.text, 'string');
-  assert.equal(ok.stats.generatedTokens, 8);
+  assert.equal(ok.stats!.generatedTokens, 8);
 });
 
 test('20 concurrent asks are all answered; a cancelled one returns RequestCancelled and the next ask is unaffected', async () => {
@@ -190,7 +190,7 @@ test('an execution provider that cannot start falls back to CPU and says so', as
   const s = await server({ executionProvider: 'cuda' });
   await copyFile(join(ws, 'ok.png'), join(ws, 'ok2.png'));
   const ok = await s.request<AskResult>(Methods.ask, { image: { path: join(ws, 'ok2.png') }, question: 'q', options: { maxNewTokens: 8 } });
-  assert.equal(ok.stats.generatedTokens, 8);
+  assert.equal(ok.stats!.generatedTokens, 8);
   const st = await s.request<StatusResult>(Methods.status, null);
   assert.equal(st.provider.requested, 'cuda');
   // Holds on machines with and without CUDA: either it runs, or the engine's own fallback reason is shown.

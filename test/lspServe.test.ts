@@ -28,8 +28,8 @@ test('`diffusionvl serve --stdio --model <dir>` from the bundle answers a plain 
       options: { maxNewTokens: 8 },
     });
     assert.equal(res.model, model);
-    assert.equal(res.stats.generatedTokens, 8);
-    assert.equal(res.stats.forwards.total, res.stats.forwards.prefill + res.stats.forwards.denoise + res.stats.forwards.commit);
+    assert.equal(res.stats!.generatedTokens, 8);
+    assert.equal(res.stats!.forwards.total, res.stats!.forwards.prefill + res.stats!.forwards.denoise + res.stats!.forwards.commit);
   } finally {
     await client.close();
   }

@@ -72,13 +72,13 @@ test('ask returns the engine’s own answer, streaming partials before the respo
   assert.ok(partials.length >= 2, 'block partials streamed');
   assert.ok(partials.every((p) => p.token === 'ask-1'));
   const steps = partials.filter((p) => p.kind === 'step');
-  assert.equal(steps.length, res.stats.forwards.denoise, 'one step state per denoising pass, on request');
+  assert.equal(steps.length, res.stats!.forwards.denoise, 'one step state per denoising pass, on request');
   assert.ok(steps[0].blockText?.includes(MASK_TEXT), `the first step still shows masked positions: ${steps[0].blockText}`);
   assert.equal(partials.filter((p) => p.kind === 'block').at(-1)?.text, reference);
   assert.ok(progress.length >= 2, '$/progress partial results');
-  assert.equal(res.stats.generatedTokens, OPTIONS.maxNewTokens);
-  assert.ok(res.stats.forwards.total > 0 && res.stats.tokensPerForward > 0);
-  assert.ok(res.stats.timings.totalMs > 0);
+  assert.equal(res.stats!.generatedTokens, OPTIONS.maxNewTokens);
+  assert.ok(res.stats!.forwards.total > 0 && res.stats!.tokensPerForward > 0);
+  assert.ok(res.stats!.timings.totalMs > 0);
 });
 
 test('ask with bytes gives the same answer; vision/prefix cache is hit on a repeat', async () => {
@@ -86,7 +86,7 @@ test('ask with bytes gives the same answer; vision/prefix cache is hit on a repe
   const bytes = (await readFile(join(ws, 'docs', 'img', 'diagram.png'))).toString('base64');
   const res = await client.request<AskResult>(Methods.ask, { image: { bytes }, question: QUESTION, options: OPTIONS });
   assert.equal(res.text, reference);
-  assert.equal(res.stats.cache.visionHit, true);
+  assert.equal(res.stats!.cache.visionHit, true);
 });
 
 test('status reports the loaded model, provider and queue', async () => {

@@ -70,9 +70,9 @@ test('generation settings (user names) are the defaults of asks that leave them 
   const image = { path: join(fixturesDir, 'lsp', 'diagram.png') };
   await change({ maxNewTokens: 3, remasking: 'static', steps: 3 });
   const byDefault = await client.request<AskResult>(Methods.ask, { image, question: 'q' });
-  assert.equal(byDefault.stats.generatedTokens, 3);
+  assert.equal(byDefault.stats!.generatedTokens, 3);
   const explicit = await client.request<AskResult>(Methods.ask, { image, question: 'q', options: { maxNewTokens: 5 } });
-  assert.equal(explicit.stats.generatedTokens, 5);
+  assert.equal(explicit.stats!.generatedTokens, 5);
   await change({ confidenceThreshold: 2 });
   await new Promise((r) => setTimeout(r, 100));
   assert.match(client.stderr() + JSON.stringify(client.notifications), /diffusionvl\.confidenceThreshold must be a number in \[0, 1\], got 2/);

@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { CallToolResultSchema, ListRootsRequestSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import type { AskResult } from '../server/protocol';
+import type { AskResult, AskStats } from '../server/protocol';
 import { repoRoot } from './helpers/paths';
 import { ensureTinyModel } from './helpers/tinyModel';
 
@@ -40,7 +40,7 @@ async function call(s: Server, name: string, args: Record<string, unknown>, extr
 }
 
 const textOf = (r: CallToolResult): string => (r.content[0] as { type: 'text'; text: string }).text;
-const stats = (r: CallToolResult): AskResult['stats'] => (r.structuredContent as unknown as AskResult).stats;
+const stats = (r: CallToolResult): AskStats => (r.structuredContent as unknown as AskResult).stats!;
 
 let work: string;
 let root: string;

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { DEFAULT_PROVIDER } from '../server/engine/api';
+import { DECODER_BACKENDS, DEFAULT_BACKEND, DEFAULT_PROVIDER } from '../server/engine/api';
 import { checkGenerationOptions, DEFAULT_STRATEGY, GENERATION_OPTIONS, REMASKING_STRATEGIES } from '../server/engine/generationOptions';
 import { resolveOptions } from '../server/engine/options';
 import { errorKind } from '../server/engine/errors';
@@ -50,6 +50,8 @@ test("package.json's generation settings carry the engine's defaults and limits"
 
 test("package.json's server settings carry the server's and the engine's defaults", () => {
   assert.equal(props['diffusionvl.executionProvider'].default, DEFAULT_PROVIDER);
+  assert.equal(props['diffusionvl.backend'].default, DEFAULT_BACKEND);
+  assert.deepEqual(props['diffusionvl.backend'].enum, [...DECODER_BACKENDS]);
   assert.equal(props['diffusionvl.idleUnloadMinutes'].default, DEFAULT_SETTINGS.idleUnloadMinutes);
   assert.equal(props['diffusionvl.hover.enabled'].default, DEFAULT_SETTINGS.hover.enabled);
   assert.equal(props['diffusionvl.modelPath'].default, '');

@@ -51,6 +51,6 @@ test('generate --json on the SigLIP model reproduces the official ids and forwar
     if (aspect) args.push('--image-aspect-ratio', aspect);
     const r = await cli(...args);
     assert.equal(r.status, 0, r.stderr);
-    assert.equal(r.stdout, `${JSON.stringify({ output_ids: c.output_ids, forwards: c.forwards })}\n`, name);
+    assert.equal(r.stdout, `${JSON.stringify({ output_ids: c.output_ids, forwards: c.forwards, backend: 'onnx' })}\n`, name);
   }
 });

@@ -14,7 +14,7 @@ import { assembleAnyres, assembleSingle, unpaddedMap } from '../server/engine/ar
 import { SIGLIP_PIXEL_LUT } from '../server/engine/arch/siglip/pixels';
 import { createEngine } from '../server/engine/engine';
 import { sha256OfFloat32 } from '../server/engine/image';
-import { readManifest, type SiglipManifest } from '../server/engine/manifest';
+import { onnxDecoderFiles, readManifest, type SiglipManifest } from '../server/engine/manifest';
 import { ropeInvFreq, ropeTables } from '../server/engine/rope';
 import { maxAbsDiff, readNpyF32 } from './helpers/npy';
 import { fixturesDir } from './helpers/paths';
@@ -189,7 +189,7 @@ test('prompt embeddings, prefill and first denoising step match the official out
   const modelDir = await ensureTinySiglipModel('fp32');
   const m = readManifest(modelDir) as SiglipManifest;
   const opts = { intraOpNumThreads: 1 };
-  const [vis, dec, head] = await Promise.all([m.files.vision, m.files.decoder, m.files.lmHead].map((f) => ort.InferenceSession.create(join(modelDir, f), opts)));
+  const [vis, dec, head] = await Promise.all([m.files.vision, onnxDecoderFiles(m).decoder, onnxDecoderFiles(m).lmHead].map((f) => ort.InferenceSession.create(join(modelDir, f), opts)));
   const t = m.text;
   const H = t.hiddenSize;
   const table = readFileSync(join(modelDir, m.embeddings.file));

@@ -7,8 +7,9 @@ import { showUserError } from '../userErrors';
 import { SidecarError } from '../client';
 import { explainCompute } from '../compute';
 import { DEMO_SUMMARY } from '../demo';
-import { STATE_WORDS } from '../statusBar';
-import { downloadEndpoint, MODELS, type ModelName, modelName, preparedModels, recordPreparedModel, resolveModel, SECTION } from '../settings';
+import { setServerAllowed } from '../remote';
+import { REMOTE_STATE_WORDS, STATE_WORDS } from '../statusBar';
+import { downloadEndpoint, MODELS, type ModelName, modelName, preparedModels, recordPreparedModel, resolveModel, SECTION, serverConsent, serverUrl } from '../settings';
 
 function mib(n: number): string {
   return n >= 1 << 30 ? `${(n / (1 << 30)).toFixed(1)} GB` : `${Math.round(n / (1 << 20))} MB`;
@@ -59,7 +60,7 @@ async function downloadModel(ctx: vscode.ExtensionContext, sidecar: Sidecar): Pr
   if (!result) return;
   await recordPreparedModel(ctx, repo, result.modelDir);
   await vscode.workspace.getConfiguration(SECTION).update('model', pick.name, vscode.ConfigurationTarget.Global);
-  sidecar.sendSettings();
+  void sidecar.sendSettings();
   void vscode.window.showInformationMessage(`DiffusionVL ${pick.name} is ready${result.downloadedBytes ? ` (${mib(result.downloadedBytes)} downloaded)` : ''}.`);
 }
 
@@ -85,7 +86,7 @@ async function useLocalFolder(ctx: vscode.ExtensionContext, sidecar: Sidecar): P
     modelDir = result.modelDir;
   }
   await vscode.workspace.getConfiguration(SECTION).update('modelPath', modelDir, vscode.ConfigurationTarget.Global);
-  sidecar.sendSettings();
+  void sidecar.sendSettings();
   void vscode.window.showInformationMessage(`DiffusionVL now uses ${modelDir}.`);
 }
 
@@ -102,11 +103,24 @@ async function explainComputeModal(c: ReturnType<typeof explainCompute>): Promis
 async function showStatus(ctx: vscode.ExtensionContext, sidecar: Sidecar): Promise<void> {
   const s: StatusResult | undefined = await sidecar.refreshStatus();
   const model = resolveModel(ctx);
+  const remoteUrl = serverUrl();
   const rows: Action[] = [{ label: 'Status', kind: vscode.QuickPickItemKind.Separator }];
   rows.push({ label: `$(server-process) Server`, description: sidecar.state });
-  if (s) {
+  if (remoteUrl) {
+    // A shared server answers: the rows say which, how it is doing, and whether images may go there.
+    const r = s?.remote;
+    const allowed = serverConsent(ctx, remoteUrl);
+    rows.push(
+      { label: '$(cloud) Answers from', description: remoteUrl, detail: `A shared server answers every question${r?.model ? ` (model ${r.model})` : ''}; the model on this computer is not used. Setting: diffusionvl.server.url`, run: () => vscode.commands.executeCommand('workbench.action.openSettings', 'diffusionvl.server') },
+      { label: '$(pulse) Server state', description: r ? `${REMOTE_STATE_WORDS[r.state]}${r.hasKey ? ' · API key set' : ' · no API key'}` : 'unknown', detail: r?.error },
+      allowed === true
+        ? { label: '$(pass) Images may be sent there', description: 'you allowed it', run: () => setServerAllowed(ctx, sidecar, false) }
+        : { label: '$(circle-slash) Images are not sent there', description: allowed === false ? 'you said no — pick to allow' : 'you are asked on first use — pick to allow now', run: () => setServerAllowed(ctx, sidecar, true) },
+    );
+    if (s) rows.push({ label: `$(list-ordered) Requests`, description: `${s.queue.running} running, ${s.queue.waitingInteractive + s.queue.waitingHover} waiting, ${s.queue.completed} done, ${s.queue.failed} failed, ${s.queue.cancelled} cancelled` });
+  } else if (s) {
     const compute = explainCompute(s);
-    const demo = model.source === 'bundled';
+    const demo = model.demo;
     rows.push(
       { label: `$(${demo ? 'beaker' : 'symbol-misc'}) Model`, description: `${model.label} — ${STATE_WORDS[s.model.state]}${s.model.architecture ? ` · ${architectureLabel(s.model.architecture)}` : ''}`, detail: demo ? DEMO_SUMMARY : s.model.dir ?? 'none configured' },
       // The explanation is longer than a row: the row says where, picking it shows why and what to do.
@@ -122,6 +136,7 @@ async function showStatus(ctx: vscode.ExtensionContext, sidecar: Sidecar): Promi
     { label: '$(cloud-download) Download Model…', run: () => vscode.commands.executeCommand('diffusionvl.downloadModel') },
     { label: '$(folder-opened) Use Local Model Folder…', run: () => vscode.commands.executeCommand('diffusionvl.useLocalModelFolder') },
     { label: '$(gear) Settings', run: () => vscode.commands.executeCommand('workbench.action.openSettings', '@ext:diffusionvl.diffusionvl-vscode') },
+    { label: '$(key) Set Server API Key…', run: () => vscode.commands.executeCommand('diffusionvl.setServerApiKey') },
     { label: '$(debug-restart) Restart Server', run: () => vscode.commands.executeCommand('diffusionvl.restartServer') },
     { label: '$(output) Show Server Log', run: () => vscode.commands.executeCommand('diffusionvl.showLog') },
   );

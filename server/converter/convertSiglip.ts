@@ -3,10 +3,10 @@ import { join } from 'node:path';
 import { computeTypeOf } from './layers';
 import { f32ToF16Array, halfToFloat } from '../engine/half';
 import { MANIFEST_FILE, type SiglipManifest } from '../engine/manifest';
-import { buildDecoder, buildLmHead } from './qwen2';
 import { buildSiglipVision } from './siglip';
 import { expectedSiglipTensors, type SiglipCheckpoint } from './siglipCheckpoint';
-import { chooseTokenizer, CONVERTER_VERSION, IMAGE_PLACEHOLDER, type ConvertOptions, type ConvertProgress } from './convert';
+import { chooseTokenizer, CONVERTER_VERSION, IMAGE_PLACEHOLDER, type ConvertOptions, type ConvertProgress } from './convertOptions';
+import { textDecoderReads, writeTextDecoders } from './textDecoders';
 import { hashSources, MODEL_FILES, textDims, writeEmbeddingsAndTokenizer, writeRows } from './textSide';
 
 /** Writes the converted SigLIP model into `dir` (the caller renames it into place). */
@@ -23,12 +23,13 @@ export async function convertSiglipInto(ckpt: SiglipCheckpoint, dir: string, opt
   const tokenizerSource = await chooseTokenizer(ckpt, opts.tokenizer);
   const sources = await hashSources(ckpt.files, tokenizerSource, progress);
 
-  const total = expectedSiglipTensors(cfg).length + 1;
+  const decoder = opts.decoder ?? 'onnx';
+  const visionTensors = expectedSiglipTensors(cfg).length - (cfg.text.numLayers * 12 + 3);
+  const total = visionTensors + textDecoderReads(cfg.text, decoder) + 1;
   let done = 0;
   const stageOpts = (stage: ConvertProgress['stage']) => ({ precision, compute, kvDtype, onTensor: (tensor: string) => progress({ stage, done: done++, total, tensor }) });
   await buildSiglipVision(ckpt, cfg, join(dir, 'vision.onnx'), stageOpts('vision'));
-  await buildDecoder(ckpt, cfg, join(dir, 'decoder.onnx'), stageOpts('decoder'));
-  await buildLmHead(ckpt, cfg, join(dir, 'lm_head.onnx'), stageOpts('lm_head'));
+  const text = await writeTextDecoders(ckpt, { dir, decoder, ggufType: opts.ggufType, text: cfg.text, tokens: cfg.tokens, checkpointDir: ckpt.dir, tokenizerSource, stageOpts, onNotice: opts.onNotice });
 
   // The newline row is spliced by the engine; it carries the model dtype's rounding like every other feature row.
   const newline = await ckpt.readF32('model.image_newline', [cfg.text.hiddenSize]);
@@ -48,7 +49,8 @@ export async function convertSiglipInto(ckpt: SiglipCheckpoint, dir: string, opt
     image: { ...cfg.anyres, gridPinpoints: cfg.anyres.gridPinpoints.map((p) => [p[0], p[1]] as [number, number]), newlineFile: 'image_newline.bin' },
     ...(cfg.maxPromptRows !== undefined ? { maxPromptRows: cfg.maxPromptRows } : {}),
     tokens: { mask: cfg.tokens.mask, eos: cfg.tokens.eos, pad: cfg.tokens.pad, imagePlaceholder: IMAGE_PLACEHOLDER },
-    files: MODEL_FILES,
+    files: { vision: MODEL_FILES.vision, tokenizer: MODEL_FILES.tokenizer, ...text.files },
+    decoders: text.decoders,
     embeddings,
     source: { files: sources },
     converter: { name: 'diffusionvl-vscode', version: CONVERTER_VERSION },

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { ModelManifest, Precision } from '../engine/manifest';
 import { f32ToF16Array } from '../engine/half';
 import { sha256File } from './fileHash';
-import type { ConvertProgress } from './convert';
+import type { ConvertProgress } from './convertOptions';
 
 /**
  * What every architecture writes the same way: the source hashes, the embedding table and tokenizer the engine
@@ -75,7 +75,7 @@ export function textDims(t: TextConfig): ModelManifest['text'] {
 }
 
 /** The graph and tokenizer file names every converted folder uses. */
-export const MODEL_FILES: ModelManifest['files'] = { decoder: 'decoder.onnx', lmHead: 'lm_head.onnx', vision: 'vision.onnx', tokenizer: 'tokenizer.json' };
+export const MODEL_FILES = { decoder: 'decoder.onnx', lmHead: 'lm_head.onnx', vision: 'vision.onnx', tokenizer: 'tokenizer.json' } as const;
 
 /** Writes a row-major table in `dtype`, narrowing a slab of rows at a time (no second copy of the table). */
 export function writeRows(path: string, table: Float32Array, width: number, dtype: 'float32' | 'float16'): void {

@@ -15,11 +15,22 @@ export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
 /** The one default, for the CLI, the sidecar and the engine alike: the best provider that starts, else cpu. */
 export const DEFAULT_PROVIDER: ExecutionProvider = 'auto';
 
+/**
+ * Which runtime runs the text decoder and head: `llama.cpp` (a GGUF decoder in the model folder), `onnx` (ONNX
+ * Runtime), or `auto`: llama.cpp when the folder has a GGUF decoder and the library loads, else ONNX Runtime, with
+ * the reason in EngineInfo. The vision tower always runs on ONNX Runtime.
+ */
+export const DECODER_BACKENDS = ['auto', 'onnx', 'llama.cpp'] as const;
+export type DecoderBackend = (typeof DECODER_BACKENDS)[number];
+export const DEFAULT_BACKEND: DecoderBackend = 'auto';
+
 export interface EngineOptions {
   /** A folder written by `diffusionvl convert` (holds manifest.json). */
   modelDir: string;
   /** Default {@link DEFAULT_PROVIDER}. */
   provider?: ExecutionProvider;
+  /** Default {@link DEFAULT_BACKEND}. */
+  backend?: DecoderBackend;
   /** ONNX Runtime intra-op threads (default: ORT's choice). */
   threads?: number;
   /**
@@ -138,6 +149,9 @@ export interface EngineInfo {
   /** The provider actually in use, and why (e.g. "cuda unavailable: …; fell back to cpu"). */
   provider: string;
   providerReason: string;
+  /** The decoder's runtime in use, and why (e.g. "llama.cpp unavailable: …; ONNX Runtime"). */
+  backend: 'onnx' | 'llama.cpp';
+  backendReason: string;
 }
 
 /** Error raised when a run is cancelled through its AbortSignal. */

@@ -26,6 +26,7 @@ import type { KvCache } from './kvCache';
 import { LruCache } from './lruCache';
 import { readManifest, type ModelManifest } from './manifest';
 import { resolveOptions, type ResolvedOptions } from './options';
+import { loadLlamaDecoder, type DecoderRuntime } from './backends/decoderChoice';
 import { OrtModel, type IoCounters } from './backends/onnx/ortModel';
 import { prefixBlockDigests, sharedPrefix } from './prefixKeys';
 import { chatPrompt, countPlaceholders, tokenizeWithImages } from './prompt';
@@ -58,25 +59,40 @@ export class EngineCore {
     readonly info: EngineInfo,
     private m: ModelManifest,
     private model: OrtModel,
+    /** The text decoder and head: `model` itself on ONNX Runtime, or another backend (llama.cpp). */
+    private decoder: DecoderRuntime,
     private modelDir: string,
     private arch: ArchAdapter,
   ) {
-    this.cache = model.createCache(1024);
+    this.cache = decoder.createCache(1024);
   }
 
   static async create(opts: EngineOptions): Promise<EngineCore> {
     const m = readManifest(opts.modelDir);
     const emb = new EmbeddingTable(join(opts.modelDir, m.embeddings.file), m.embeddings.rows, m.embeddings.cols, m.embeddings.dtype, [m.tokens.mask]);
-    const choice = await withFallback(opts.provider ?? DEFAULT_PROVIDER, (p, auto) => OrtModel.load(opts.modelDir, m, p, emb, { threads: opts.threads, auto, kvOnDevice: opts.kvOnDevice }));
+    // The decoder's backend first: with llama.cpp, ONNX Runtime opens only the vision tower.
+    const { llama, reason } = await loadLlamaDecoder(opts, m, emb);
+    let choice;
+    try {
+      choice = await withFallback(opts.provider ?? DEFAULT_PROVIDER, (p, auto) =>
+        OrtModel.load(opts.modelDir, m, p, emb, { threads: opts.threads, auto, kvOnDevice: opts.kvOnDevice, textDecoder: !llama }),
+      );
+    } catch (err) {
+      await llama?.release();
+      throw err;
+    }
+    const decoder = llama ? { decoder: llama, backend: 'llama.cpp' as const } : { decoder: choice.value, backend: 'onnx' as const };
     const info: EngineInfo = {
       modelDir: opts.modelDir,
       architecture: m.architecture,
       precision: m.precision,
       provider: choice.provider,
       providerReason: choice.reason,
+      backend: decoder.backend,
+      backendReason: reason,
     };
     const arch = m.architecture === 'diffusionvl_qwen' ? siglipAdapter(m, choice.value, opts.modelDir) : qwenVLAdapter(m, choice.value);
-    return new EngineCore(info, m, choice.value, opts.modelDir, arch);
+    return new EngineCore(info, m, choice.value, decoder.decoder, opts.modelDir, arch);
   }
 
   async ask(req: AskRequest, ctx: RunContext): Promise<GenerationResult> {
@@ -153,7 +169,7 @@ export class EngineCore {
       if (id === this.m.tokens.imagePlaceholder) {
         embeds.set(features[img], row * h);
         row += counts[img++];
-      } else this.model.embedRow(id, embeds, row++ * h);
+      } else this.decoder.embedRow(id, embeds, row++ * h);
     }
     const limit = this.arch.promptRowLimit(features.length);
     if (limit !== undefined && promptLen > limit) return { embeds: embeds.subarray(0, limit * h), promptLen: limit, counts };
@@ -195,7 +211,7 @@ export class EngineCore {
       noKvCache: o.noKvCache,
       ...this.arch.loop,
     };
-    return runBlockDiffusion(this.model, prompt.embeds, prompt.promptLen, loop, o.noKvCache ? null : this.cache, prefix.reused, {
+    return runBlockDiffusion(this.decoder, prompt.embeds, prompt.promptLen, loop, o.noKvCache ? null : this.cache, prefix.reused, {
       checkCancel: check,
       timing,
       onPrefilled: () => {
@@ -238,6 +254,7 @@ export class EngineCore {
 
   async dispose(): Promise<void> {
     this.cache.dispose();
+    if (this.decoder !== this.model) await this.decoder.release();
     await this.model.release();
   }
 

@@ -20,7 +20,9 @@ export type ErrorKind =
   /** Converting a checkpoint to ONNX failed. */
   | 'conversion'
   /** The caller cancelled the run. */
-  | 'cancelled';
+  | 'cancelled'
+  /** A remote answering server cannot be reached, refused the request or answered with something unusable. */
+  | 'remote';
 
 export class DiffusionVLError extends Error {
   constructor(

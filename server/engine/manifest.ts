@@ -17,6 +17,8 @@ interface ManifestCommon {
   text: TextDims;
   tokens: SpecialTokens;
   files: ModelFiles;
+  /** Which text decoders the folder holds; absent in manifests written before GGUF decoders (read as ONNX only). */
+  decoders?: ModelDecoders;
   embeddings: { file: string; dtype: 'float32' | 'float16'; rows: number; cols: number };
   /** Checkpoint files the model was converted from, with their SHA-256. */
   source: { files: { name: string; bytes: number; sha256: string }[] };
@@ -121,14 +123,64 @@ export interface SpecialTokens {
 }
 
 export interface ModelFiles {
-  decoder: string;
-  lmHead: string;
+  /** The ONNX decoder and head (also under `decoders.onnx`); absent in a folder with only a GGUF decoder. */
+  decoder?: string;
+  lmHead?: string;
   vision: string;
   /** Hugging Face tokenizer.json, when the checkpoint had one. */
   tokenizer?: string;
 }
 
+/** Which text decoders `convert --decoder` writes. */
+export const DECODER_KINDS = ['onnx', 'gguf', 'both'] as const;
+export type DecoderKind = (typeof DECODER_KINDS)[number];
+
+/** Tensor types of a GGUF decoder (`convert --decoder gguf --precision`): f32/f16 written by the converter, the rest
+ * by llama.cpp's own quantiser. */
+export const GGUF_TYPES = ['fp32', 'fp16', 'q8_0', 'q4_0', 'q4_k_m'] as const;
+export type GgufType = (typeof GGUF_TYPES)[number];
+
+export interface ModelDecoders {
+  /** The ONNX Runtime decoder and LM head graphs, at the manifest's `precision`. */
+  onnx?: { decoder: string; lmHead: string };
+  /** One llama.cpp model file (arch qwen2) holding the decoder and the LM head. */
+  gguf?: { file: string; type: GgufType };
+}
+
 export { MANIFEST_FILE };
+
+/** The decoders a manifest declares; a manifest from before the field has the ONNX one its `files` name. */
+export function manifestDecoders(m: Pick<ManifestCommon, 'decoders' | 'files'>): ModelDecoders {
+  if (m.decoders) return m.decoders;
+  return m.files.decoder && m.files.lmHead ? { onnx: { decoder: m.files.decoder, lmHead: m.files.lmHead } } : {};
+}
+
+/** The ONNX decoder and head files; throws with the remedy when the folder has only a GGUF decoder. */
+export function onnxDecoderFiles(m: Pick<ManifestCommon, 'decoders' | 'files'>): { decoder: string; lmHead: string } {
+  const onnx = manifestDecoders(m).onnx;
+  if (!onnx) throw new Error('this model folder has no ONNX decoder (converted with --decoder gguf); convert it with --decoder onnx or both to run it on ONNX Runtime');
+  return onnx;
+}
+
+function checkDecoders(path: string, m: ModelManifest): void {
+  const d: unknown = m.decoders;
+  if (d === undefined) {
+    if (typeof m.files?.decoder !== 'string' || typeof m.files.lmHead !== 'string') throw new DiffusionVLError('model', `${path}: names no decoder (files.decoder/lmHead or decoders)`);
+    return;
+  }
+  if (d === null || typeof d !== 'object' || Array.isArray(d)) throw new DiffusionVLError('model', `${path}: decoders must be an object`);
+  const { onnx, gguf } = d as Record<string, unknown>;
+  if (onnx === undefined && gguf === undefined) throw new DiffusionVLError('model', `${path}: decoders names neither an onnx nor a gguf decoder`);
+  if (onnx !== undefined) {
+    const o = onnx as Record<string, unknown> | null;
+    if (o === null || typeof o !== 'object' || typeof o.decoder !== 'string' || typeof o.lmHead !== 'string') throw new DiffusionVLError('model', `${path}: decoders.onnx needs decoder and lmHead file names`);
+  }
+  if (gguf !== undefined) {
+    const g = gguf as Record<string, unknown> | null;
+    if (g === null || typeof g !== 'object' || typeof g.file !== 'string' || g.file === '') throw new DiffusionVLError('model', `${path}: decoders.gguf needs a file name`);
+    if (!GGUF_TYPES.includes(g.type as GgufType)) throw new DiffusionVLError('model', `${path}: decoders.gguf.type ${JSON.stringify(g.type)} is not one of ${GGUF_TYPES.join(', ')}`);
+  }
+}
 
 /**
  * Reads and checks a model folder's manifest. Every field the engine reads is checked here, so that a corrupt or
@@ -154,6 +206,7 @@ export function readManifest(modelDir: string): ModelManifest {
   if (!ARCHITECTURES.includes(m.architecture as Architecture)) {
     throw new DiffusionVLError('model', `${path}: architecture ${JSON.stringify(m.architecture)} is not supported by this version`);
   }
+  checkDecoders(path, m as unknown as ModelManifest);
   checkManifest(m, path);
   return m as unknown as ModelManifest;
 }
@@ -217,7 +270,8 @@ function checkManifest(m: Record<string, unknown>, path: string): void {
   if (typeof placeholder !== 'number' || !Number.isInteger(placeholder) || placeholder >= 0) fail('tokens.imagePlaceholder', `must be a negative integer, got ${JSON.stringify(placeholder)}`);
 
   const files = obj(m.files, 'files');
-  for (const k of ['decoder', 'lmHead', 'vision']) fileName(files, k, 'files');
+  fileName(files, 'vision', 'files');
+  for (const k of ['decoder', 'lmHead']) if (files[k] !== undefined) fileName(files, k, 'files');
   if (files.tokenizer !== undefined) fileName(files, 'tokenizer', 'files');
 
   const emb = obj(m.embeddings, 'embeddings');

@@ -18,7 +18,9 @@ export interface ChatContext {
 
 type FinishReason = 'stop' | 'length';
 
-function usage(stats: AskStats): { prompt_tokens: number; completion_tokens: number; total_tokens: number } {
+function usage(stats: AskStats | undefined): { prompt_tokens: number; completion_tokens: number; total_tokens: number } | undefined {
+  // Answers always carry stats here (this server's own model answers); AskResult allows none for a remote source.
+  if (!stats) return undefined;
   const prompt = stats.promptTokens ?? 0;
   return { prompt_tokens: prompt, completion_tokens: stats.generatedTokens, total_tokens: prompt + stats.generatedTokens };
 }
@@ -36,7 +38,7 @@ export async function chatCompletions(ctx: ChatContext, body: unknown, res: Serv
   for (const [i, url] of req.imageUrls.entries()) images.push(await imageSource(url, i, ctx.images, signal));
   const maxNewTokens = req.options.maxNewTokens ?? generationDefaults(ctx.deps.settings).maxNewTokens ?? GENERATION_OPTIONS.maxNewTokens.default!;
   // The answer ran out of room when every position holds a token (an early end leaves the rest masked).
-  const finish = (r: AskResult): FinishReason => (r.stats.generatedTokens >= maxNewTokens ? 'length' : 'stop');
+  const finish = (r: AskResult): FinishReason => ((r.stats?.generatedTokens ?? 0) >= maxNewTokens ? 'length' : 'stop');
   const id = `chatcmpl-${randomUUID()}`;
   const created = Math.floor(Date.now() / 1000);
   const ask = { images, question: req.question, options: req.options };

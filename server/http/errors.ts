@@ -46,6 +46,7 @@ const HTTP_OF_KIND: Record<ErrorKind | RequestErrorKind, Mapped> = {
   diskFull: { status: 507, code: 'disk_full' },
   conversion: { status: 500, code: 'conversion_failed' },
   cancelled: { status: 499, code: 'cancelled' },
+  remote: { status: 502, code: 'upstream_unavailable' },
   params: { status: 400, code: 'invalid_value' },
   pathOutsideWorkspace: { status: 400, code: 'invalid_value' },
   queueFull: { status: 429, code: 'queue_full' },

@@ -1,10 +1,10 @@
-import type { GenerationEvent, GenerationResult, ImageInput } from '../engine/api';
+import type { GenerationEvent, ImageInput } from '../engine/api';
 import { checkGenerationOptions } from '../engine/generationOptions';
 import type { AskPartial, AskResult, ServerSettings } from '../protocol';
 import { generationDefaults } from './settings';
 import { RequestError } from './errors';
 import { resolveImage } from './imageInput';
-import type { ModelManager } from './modelLifecycle';
+import type { ModelManager, SourceAnswer } from './modelLifecycle';
 import type { WorkspaceGuard } from './pathGuard';
 import type { InferenceQueue, Lane } from './queue';
 
@@ -31,7 +31,14 @@ export interface AnswerRequest {
   streamSteps?: boolean;
 }
 
-function toResult(r: GenerationResult, queueMs: number, loadMs: number, model: string): AskResult {
+function toResult(a: SourceAnswer, queueMs: number, loadMs: number): AskResult {
+  if (a.source === 'remote') {
+    // A DiffusionVL server's stats are its own run's; the wait in this sidecar's queue is added to them.
+    const stats = a.answer.stats && { ...a.answer.stats, timings: { ...a.answer.stats.timings, queueMs: a.answer.stats.timings.queueMs + queueMs } };
+    return { text: a.answer.text, model: a.answer.model, server: a.server, ...(stats ? { stats } : {}) };
+  }
+  const r = a.result;
+  const model = a.model;
   const f = r.stats.forwards;
   const t = r.stats.timings;
   return {
@@ -49,8 +56,8 @@ function toResult(r: GenerationResult, queueMs: number, loadMs: number, model: s
 }
 
 /**
- * One question about one image, validated, queued and answered by the shared model: the LSP `diffusionvl/ask`
- * handler and the MCP tools both go through here, so they accept the same input and report the same stats.
+ * One question about one image, validated, queued and answered by the shared model (or the remote server that
+ * answers in its place): the LSP `diffusionvl/ask` handler, the MCP tools and the HTTP server all go through here, so they accept the same input and report the same stats.
  * Errors carry their kind (mapped to codes by the caller, through toResponseError); cancellation through `signal`
  * rejects with CancelledError.
  */
@@ -76,10 +83,9 @@ export async function answer(deps: AnswerDeps, req: AnswerRequest, signal: Abort
     }
   };
   let queueMs = 0;
-  const model = deps.models.modelDir() ?? '';
   const { value, loadMs } = await deps.queue.run(req.lane ?? 'interactive', signal, () => {
     queueMs = performance.now() - received;
-    return deps.models.use((engine) => engine.ask({ images, question, options }, { signal, steps: req.streamSteps === true, onEvent }));
+    return deps.models.ask({ images, question, options }, { signal, steps: req.streamSteps === true, onEvent });
   });
-  return toResult(value, queueMs, loadMs, model);
+  return toResult(value, queueMs, loadMs);
 }

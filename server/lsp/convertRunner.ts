@@ -31,7 +31,7 @@ export async function runConversion(job: ConvertJob, onProgress: (p: ConvertProg
 async function convertIn(job: ConvertJob, onProgress: (p: ConvertProgress) => void, signal: AbortSignal): Promise<void> {
   const script = join(__dirname, 'convertWorker.js');
   if (!existsSync(script)) {
-    await convertCheckpoint(job.checkpointDir, job.outDir, { precision: job.precision, onProgress });
+    await convertCheckpoint(job.checkpointDir, job.outDir, { precision: job.precision, decoder: job.decoder, ggufType: job.ggufType, onProgress });
     if (signal.aborted) throw new CancelledError();
     return;
   }

@@ -3,12 +3,14 @@
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { convertCheckpoint, type ConvertProgress } from '../converter/convert';
 import { errorKind, type ErrorKind } from '../engine/errors';
-import type { Precision } from '../protocol';
+import type { DecoderKind, GgufType, Precision } from '../protocol';
 
 export interface ConvertJob {
   checkpointDir: string;
   outDir: string;
   precision: Precision;
+  decoder?: DecoderKind;
+  ggufType?: GgufType;
 }
 
 export type ConvertMessage = { type: 'progress'; progress: ConvertProgress } | { type: 'done' } | { type: 'error'; message: string; kind?: ErrorKind };
@@ -17,7 +19,7 @@ if (!isMainThread && parentPort && (workerData as { convertJob?: ConvertJob } | 
   const port = parentPort;
   const job = (workerData as { convertJob: ConvertJob }).convertJob;
   const post = (m: ConvertMessage): void => port.postMessage(m);
-  convertCheckpoint(job.checkpointDir, job.outDir, { precision: job.precision, onProgress: (progress) => post({ type: 'progress', progress }) }).then(
+  convertCheckpoint(job.checkpointDir, job.outDir, { precision: job.precision, decoder: job.decoder, ggufType: job.ggufType, onProgress: (progress) => post({ type: 'progress', progress }) }).then(
     () => post({ type: 'done' }),
     (err: unknown) => post({ type: 'error', message: err instanceof Error ? err.message : String(err), kind: errorKind(err) }),
   );

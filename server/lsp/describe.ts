@@ -34,13 +34,11 @@ export class Describer {
     const { bytes, sha256 } = await readWithHash(path, this.deps.guard);
     // The settings' generation defaults (steps, remasking, …) with the feature's own token budget.
     const options = { ...generationDefaults(this.deps.settings()), maxNewTokens };
-    const key = [sha256, prompt, JSON.stringify(options), this.deps.models.modelDir() ?? ''].join('\0');
+    const key = [sha256, prompt, JSON.stringify(options), this.deps.models.answererId()].join('\0');
     const hit = this.cache.get(key);
     if (hit !== undefined) return hit;
-    const { value } = await this.deps.queue.run(lane, signal, () =>
-      this.deps.models.use((engine) => engine.ask({ images: [{ bytes, label: path }], question: prompt, options }, { signal })),
-    );
-    const text = oneLine(value.text);
+    const { value } = await this.deps.queue.run(lane, signal, () => this.deps.models.ask({ images: [{ bytes, label: path }], question: prompt, options }, { signal }));
+    const text = oneLine(value.source === 'local' ? value.result.text : value.answer.text);
     this.cache.set(key, text);
     return text;
   }

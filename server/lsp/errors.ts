@@ -26,6 +26,7 @@ const CODE_OF_KIND: Record<ErrorKind | RequestErrorKind, ErrorCodeName> = {
   diskFull: 'DiskFull',
   conversion: 'ConversionFailed',
   cancelled: 'RequestCancelled',
+  remote: 'RemoteUnavailable',
   params: 'InvalidParams',
   pathOutsideWorkspace: 'PathOutsideWorkspace',
   queueFull: 'QueueFull',

@@ -50,7 +50,7 @@ export function registerHover(ctx: ServerContext): void {
       if (code === 'InvalidImage') {
         return { contents: { kind: MarkupKind.Markdown, value: `**DiffusionVL:** cannot read this image: ${escapeMarkdown(message(err))}` }, range };
       }
-      ctx.log(`hover: ${message(err)}`, code === 'ModelUnavailable' ? 'warning' : 'error');
+      ctx.log(`hover: ${message(err)}`, code === 'ModelUnavailable' || code === 'RemoteUnavailable' ? 'warning' : 'error');
       return null;
     } finally {
       sub.dispose();

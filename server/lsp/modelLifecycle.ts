@@ -1,12 +1,24 @@
-import type { Engine, EngineOptions } from '../engine/api';
+import type { Engine, EngineOptions, GenerationResult, ImageInput, RunControls, RunOptions } from '../engine/api';
 import { isModelDir } from '../engine/defaultModel';
 import { DiffusionVLError, errorKind } from '../engine/errors';
 import { MANIFEST_FILE } from '../engine/manifest';
 import type { ModelState, ServerSettings, StatusResult } from '../protocol';
+import type { ChatAnswer } from '../remote/chatClient';
+import { RemoteSource } from '../remote/remoteSource';
 import { message } from './errors';
 import { modelSettingsChanged } from './settings';
 
 export type EngineFactory = (opts: EngineOptions) => Promise<Engine>;
+
+/** One question about its images (in prompt order), for whichever source answers. */
+export interface SourceRequest {
+  images: ImageInput[];
+  question: string;
+  options: RunOptions;
+}
+
+/** What answered and how: the local engine's full result, or a remote server's answer. */
+export type SourceAnswer = { source: 'local'; result: GenerationResult; model: string } | { source: 'remote'; answer: ChatAnswer; server: string };
 
 const NO_MODEL = 'no model configured: set diffusionvl.modelPath to a converted model folder, or run diffusionvl/prepareModel to download one';
 
@@ -17,7 +29,9 @@ const LOAD_FAILURE_TTL_MS = 3000;
  * Owns the engine: loads it on first use (once: provider fallback is the engine's own, and its reason is what status
  * reports), unloads it after the idle timeout, reloads when model settings change, and replaces an engine whose
  * worker failed. Callers go through `use`, which keeps the engine from being unloaded under a running request.
- * Without a `modelPath` setting the embedded default model is used, when there is one.
+ * Without a `modelPath` setting the embedded default model is used, when there is one. While `server.url` is set, a
+ * remote server answers instead (and the local engine is unloaded): {@link ModelManager.ask} is the one way every
+ * feature gets an answer, whichever source gives it.
  */
 export class ModelManager {
   private engine?: Engine;
@@ -30,6 +44,7 @@ export class ModelManager {
   private stale = false;
   /** Bumped on every model-relevant settings change; a load that finishes under an older generation is discarded. */
   private generation = 0;
+  private remoteSource?: RemoteSource;
 
   constructor(
     private readonly factory: EngineFactory,
@@ -38,7 +53,38 @@ export class ModelManager {
     private readonly log: (msg: string, level?: 'info' | 'warning' | 'error') => void,
     /** The embedded default model's folder, used when `modelPath` is not set. */
     private readonly defaultModelDir?: string,
-  ) {}
+    /** The remote server's API key (from the environment, never from settings traffic). */
+    private readonly remoteApiKey?: string,
+  ) {
+    this.remoteSource = this.makeRemote(settings);
+  }
+
+  /** Names what answers (cache keys): the remote server and model, else the local model folder. */
+  answererId(): string {
+    const r = this.remoteSource;
+    return r ? `${r.url}\0${this.settings.server.model}` : (this.modelDir() ?? '');
+  }
+
+  /**
+   * Answers one question with whatever answers now: the remote server when one is set, else the local engine
+   * (loaded on first use). Block events reach `controls.onEvent` from both; step events only from the local engine.
+   */
+  async ask(req: SourceRequest, controls: RunControls & { signal: AbortSignal }): Promise<{ value: SourceAnswer; loadMs: number }> {
+    const remote = this.remoteSource;
+    if (remote) {
+      let block = 0;
+      const answer = await remote.ask(req, controls.signal, (text) => controls.onEvent?.({ kind: 'block', block: block++, ids: [], text }));
+      return { value: { source: 'remote', answer, server: remote.url }, loadMs: 0 };
+    }
+    const model = this.modelDir() ?? '';
+    const { value, loadMs } = await this.use((engine) => engine.ask({ images: req.images, question: req.question, options: req.options }, controls));
+    return { value: { source: 'local', result: value, model }, loadMs };
+  }
+
+  private makeRemote(s: ServerSettings): RemoteSource | undefined {
+    if (!s.server.url) return undefined;
+    return new RemoteSource({ url: s.server.url, model: s.server.model, allowed: s.server.allowed, apiKey: this.remoteApiKey }, () => this.changed(), this.log);
+  }
 
   /** The model folder in use and where it came from: the setting, else the embedded default model (if present). */
   model(): { dir?: string; source?: 'setting' | 'default' } {
@@ -77,6 +123,14 @@ export class ModelManager {
     const prev = this.settings;
     this.settings = next;
     this.lastError = undefined;
+    if (JSON.stringify(prev.server) !== JSON.stringify(next.server)) {
+      this.remoteSource = this.makeRemote(next);
+      if (this.remoteSource) this.log(`answers now come from ${next.server.url}${this.remoteSource.allowed ? '' : ' (once you allow sending images there)'}`);
+      else if (prev.server.url) this.log('answers now come from the local model');
+      // The local model is not needed while a remote server answers: free its memory.
+      if (this.remoteSource) void this.unload();
+      this.changed();
+    }
     if (!modelSettingsChanged(prev, next)) {
       this.armIdle();
       return;
@@ -84,7 +138,7 @@ export class ModelManager {
     const wasLoaded = this.engine !== undefined || this.loading !== undefined;
     this.generation++;
     this.stale = true;
-    if (this.leases === 0) void this.dropStale().then(() => (wasLoaded && this.modelDir() ? this.preload() : undefined));
+    if (this.leases === 0) void this.dropStale().then(() => (wasLoaded && this.modelDir() && !this.remoteSource ? this.preload() : undefined));
     this.changed();
   }
 
@@ -115,10 +169,11 @@ export class ModelManager {
     await e?.dispose().catch(() => {});
   }
 
-  status(): Pick<StatusResult, 'model' | 'provider'> {
+  status(): Pick<StatusResult, 'model' | 'provider' | 'backend' | 'remote'> {
     const info = this.engine?.info;
     const { dir, source } = this.model();
     return {
+      remote: this.remoteSource?.status(),
       model: {
         state: dir ? this.state : 'none',
         dir,
@@ -132,6 +187,11 @@ export class ModelManager {
         requested: this.settings.executionProvider,
         inUse: info?.provider,
         reason: info?.providerReason,
+      },
+      backend: {
+        requested: this.settings.backend,
+        inUse: info?.backend,
+        reason: info?.backendReason,
       },
     };
   }
@@ -160,7 +220,7 @@ export class ModelManager {
     let engine: Engine;
     try {
       // One load: the engine tries the requested provider and falls back to cpu itself, saying why in its info.
-      engine = await this.factory({ modelDir: dir, provider: this.settings.executionProvider, threads: this.settings.threads });
+      engine = await this.factory({ modelDir: dir, provider: this.settings.executionProvider, backend: this.settings.backend, threads: this.settings.threads });
     } catch (err) {
       return this.fail(dir, `cannot load the model from ${dir}: ${message(err)}`);
     }
@@ -172,7 +232,7 @@ export class ModelManager {
     this.engine = engine;
     this.state = 'ready';
     this.lastError = undefined;
-    this.log(`model loaded from ${dir} (${engine.info.precision}, ${engine.info.provider}: ${engine.info.providerReason})`);
+    this.log(`model loaded from ${dir} (${engine.info.precision}, ${engine.info.provider}: ${engine.info.providerReason}; decoder on ${engine.info.backend}: ${engine.info.backendReason})`);
     this.changed();
     return engine;
   }

@@ -1,18 +1,22 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import type { WorkDoneProgressReporter } from 'vscode-languageserver/node';
-import { CancelledError } from '../engine/api';
+import { CancelledError, type ExecutionProvider } from '../engine/api';
 import { DiffusionVLError, errorKind } from '../engine/errors';
-import { MANIFEST_FILE, PRECISIONS, type ModelManifest } from '../engine/manifest';
+import { DECODER_KINDS, MANIFEST_FILE, manifestDecoders, type ModelManifest } from '../engine/manifest';
+import { decoderPrecision } from '../converter/convertOptions';
 import {
   DEFAULT_ENDPOINT,
   DEFAULT_REPO,
   Methods,
+  type DecoderKind,
   type DownloadStatus,
+  type GgufType,
   type PrepareModelParams,
   type PrepareModelResult,
   type Precision,
 } from '../protocol';
+import { fastestDecoder } from './decoderChoice';
 import type { ServerContext } from './context';
 import { ensureFreeSpace } from './download/diskSpace';
 import { fetchCheckpoint } from './download/fetchCheckpoint';
@@ -21,37 +25,67 @@ import { onRequest } from './handlers';
 import { runConversion } from './convertRunner';
 
 
-/** Converted-size estimate relative to a bf16 checkpoint, for the free-space check. */
+/** Converted-size estimate relative to a bf16 checkpoint, for the free-space check: ONNX precisions, and GGUF types
+ * (the quantised ones pass through an F16 file, removed afterwards). */
 const SIZE_FACTOR: Record<Precision, number> = { fp32: 2.1, fp16: 1.1, int4: 0.6 };
+const GGUF_SIZE_FACTOR: Record<GgufType, number> = { fp32: 2.1, fp16: 1.1, q8_0: 1.7, q4_0: 1.4, q4_k_m: 1.4 };
+
+function sizeFactor(p: Target): number {
+  if (!p.ggufType) return SIZE_FACTOR[p.precision];
+  return GGUF_SIZE_FACTOR[p.ggufType] + (p.decoder === 'both' ? SIZE_FACTOR[p.precision] : 0.1);
+}
 
 function slug(repo: string): string {
   return repo.replace(/[^\w.-]+/g, '--');
 }
 
-interface Checked {
+/** What the conversion writes: the decoder, the ONNX precision, the GGUF type, and the `precision` asked for. */
+interface Target {
+  decoder: DecoderKind;
+  /** As given (an ONNX precision or a GGUF type): names the model folder. */
+  asked: string;
+  precision: Precision;
+  ggufType?: GgufType;
+}
+
+interface Checked extends Target {
   storageDir: string;
   repo: string;
   revision: string;
   endpoint: string;
-  precision: Precision;
   localCheckpoint?: string;
+  /** Why this decoder: the machine's fastest (no decoder or precision given) or as asked. */
+  reason: string;
 }
 
-function check(p: PrepareModelParams): Checked {
+/** The decoder and precision asked for, else the fastest for this machine. */
+function target(p: PrepareModelParams, provider: ExecutionProvider, log: (line: string) => void): Target & { reason: string } {
+  if (p.decoder !== undefined && !DECODER_KINDS.includes(p.decoder)) throw new RequestError('params', `decoder must be one of ${DECODER_KINDS.join(', ')}`);
+  const auto = p.decoder === undefined && p.precision === undefined ? fastestDecoder(provider, log) : undefined;
+  const decoder = auto?.decoder ?? p.decoder ?? 'onnx';
+  const asked = auto?.precision ?? p.precision ?? (decoder === 'onnx' ? 'fp16' : 'q4_k_m');
+  let resolved: ReturnType<typeof decoderPrecision>;
+  try {
+    resolved = decoderPrecision(decoder, asked);
+  } catch (err) {
+    throw new RequestError('params', (err as Error).message.replace(/--(\w+)/g, '$1'));
+  }
+  return { decoder, asked, ...resolved, reason: auto?.reason ?? `${decoder} ${asked} as asked` };
+}
+
+function check(p: PrepareModelParams, provider: ExecutionProvider, log: (line: string) => void): Checked {
   if (typeof p !== 'object' || p === null) throw new RequestError('params', 'params must be an object');
   if (typeof p.storageDir !== 'string' || !isAbsolute(p.storageDir)) throw new RequestError('params', 'storageDir must be an absolute path');
   const repo = p.repo ?? DEFAULT_REPO;
   if (typeof repo !== 'string' || !/^[\w.-]+\/[\w.-]+$/.test(repo)) throw new RequestError('params', 'repo must look like "owner/name"');
   const endpoint = p.endpoint ?? DEFAULT_ENDPOINT;
   if (typeof endpoint !== 'string' || !/^https?:\/\/[^\s]+$/.test(endpoint)) throw new RequestError('params', 'endpoint must be an http(s) URL');
-  const precision = p.precision ?? 'fp16';
-  if (!PRECISIONS.includes(precision)) throw new RequestError('params', `precision must be one of ${PRECISIONS.join(', ')}`);
   if (p.localCheckpoint !== undefined && (typeof p.localCheckpoint !== 'string' || !isAbsolute(p.localCheckpoint))) {
     throw new RequestError('params', 'localCheckpoint must be an absolute path');
   }
   const revision = p.revision ?? 'main';
   if (typeof revision !== 'string' || revision === '' || revision.includes('..')) throw new RequestError('params', 'revision must be a branch, tag or commit');
-  return { storageDir: p.storageDir, repo, revision, endpoint, precision, localCheckpoint: p.localCheckpoint };
+  return { storageDir: p.storageDir, repo, revision, endpoint, localCheckpoint: p.localCheckpoint, ...target(p, provider, log) };
 }
 
 async function weightFiles(dir: string): Promise<{ name: string; bytes: number }[]> {
@@ -61,14 +95,16 @@ async function weightFiles(dir: string): Promise<{ name: string; bytes: number }
 
 /** Whether `modelDir` already holds this checkpoint converted at this precision (names, sizes and, when the hub gave
  * them, SHA-256 of every weight file match the manifest's record of its sources). */
-async function upToDate(modelDir: string, checkpointDir: string, precision: Precision, hubSha: Record<string, string>): Promise<boolean> {
+async function upToDate(modelDir: string, checkpointDir: string, t: Target, hubSha: Record<string, string>): Promise<boolean> {
   let m: ModelManifest;
   try {
     m = JSON.parse(await readFile(join(modelDir, MANIFEST_FILE), 'utf8')) as ModelManifest;
   } catch {
     return false;
   }
-  if (m.precision !== precision || !Array.isArray(m.source?.files)) return false;
+  if (m.precision !== t.precision || !Array.isArray(m.source?.files) || !m.files) return false;
+  const d = manifestDecoders(m);
+  if ((t.decoder !== 'gguf') !== !!d.onnx || (t.ggufType ?? null) !== (d.gguf?.type ?? null)) return false;
   const weights = await weightFiles(checkpointDir);
   return weights.length > 0 && weights.every((w) => {
     const src = m.source.files.find((f) => f.name === w.name);
@@ -98,7 +134,8 @@ type SetStatus = (s: Partial<DownloadStatus>) => void;
 /** Where the checkpoint and the converted model go, and the counters the result reports. */
 function plan(p: Checked): PrepareModelResult {
   return {
-    modelDir: join(p.storageDir, 'models', `${slug(p.localCheckpoint ? `local-${slug(p.localCheckpoint)}` : p.repo)}-${p.precision}`),
+    // ONNX folders keep their old names (`<repo>-<precision>`), so models converted before GGUF are found again.
+    modelDir: join(p.storageDir, 'models', `${slug(p.localCheckpoint ? `local-${slug(p.localCheckpoint)}` : p.repo)}-${p.decoder === 'onnx' ? '' : `${p.decoder}-`}${p.asked}`),
     checkpointDir: p.localCheckpoint ?? join(p.storageDir, 'checkpoints', slug(p.repo)),
     files: 0,
     downloadedBytes: 0,
@@ -128,7 +165,7 @@ async function download(p: Checked, raw: PrepareModelParams, result: PrepareMode
       token: raw.hfToken,
       destDir: result.checkpointDir,
       signal,
-      extraSpace: (bytes) => bytes * SIZE_FACTOR[p.precision],
+      extraSpace: (bytes) => bytes * sizeFactor(p),
       onProgress: (e) => {
         setStatus({ phase: e.phase, file: e.file, bytesDone: e.bytesDone, bytesTotal: e.bytesTotal });
         const pct = e.bytesTotal > 0 ? (80 * e.bytesDone) / e.bytesTotal : 0;
@@ -150,16 +187,16 @@ async function useLocal(dir: string, p: Checked, result: PrepareModelResult): Pr
   });
   if (weights.length === 0) throw new RequestError('params', `${dir}: no .safetensors files; not a checkpoint folder`);
   result.files = weights.length;
-  await ensureFreeSpace(p.storageDir, weights.reduce((s, w) => s + w.bytes, 0) * SIZE_FACTOR[p.precision]);
+  await ensureFreeSpace(p.storageDir, weights.reduce((s, w) => s + w.bytes, 0) * sizeFactor(p));
 }
 
 /** Step 2: converts unless an up-to-date converted model is already there. */
 async function convertIfNeeded(p: Checked, result: PrepareModelResult, hubSha: Record<string, string>, signal: AbortSignal, setStatus: SetStatus, report: Report): Promise<void> {
-  if (await upToDate(result.modelDir, result.checkpointDir, p.precision, hubSha)) return;
+  if (await upToDate(result.modelDir, result.checkpointDir, p, hubSha)) return;
   setStatus({ phase: 'converting', file: undefined, bytesDone: 0, bytesTotal: 0 });
   report(80, 'converting', true);
   await runConversion(
-    { checkpointDir: result.checkpointDir, outDir: result.modelDir, precision: p.precision },
+    { checkpointDir: result.checkpointDir, outDir: result.modelDir, precision: p.precision, decoder: p.decoder, ggufType: p.ggufType },
     (c) => {
       setStatus({ bytesDone: c.done, bytesTotal: c.total });
       report(80 + (20 * c.done) / Math.max(1, c.total), `converting: ${c.stage}${c.tensor ? ` ${c.tensor}` : ''}`);
@@ -173,7 +210,7 @@ export function registerPrepareModel(ctx: ServerContext): void {
   let running = false;
 
   onRequest(ctx.connection, Methods.prepareModel, async (raw, token) => {
-    const p = check(raw);
+    const p = check(raw, ctx.settings.executionProvider, (line) => ctx.log(line, 'warning'));
     if (running) throw new RequestError('queueFull', 'a model is already being prepared; wait for it or cancel it first');
     running = true;
     const abort = new AbortController();
@@ -190,6 +227,7 @@ export function registerPrepareModel(ctx: ServerContext): void {
     };
     try {
       const result = plan(p);
+      ctx.log(`preparing ${p.localCheckpoint ?? p.repo}: ${p.reason}`);
       const hubSha = p.localCheckpoint ? (await useLocal(p.localCheckpoint, p, result), {}) : await download(p, raw, result, abort.signal, setStatus, report);
       await convertIfNeeded(p, result, hubSha, abort.signal, setStatus, report);
       setStatus({ phase: 'done', file: undefined });

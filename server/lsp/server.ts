@@ -28,6 +28,8 @@ export interface ServerOptions {
   settings?: SettingsUpdate;
   /** The embedded default model, used while no `modelPath` is set (`serve` passes models/default). */
   defaultModelDir?: string;
+  /** API key for the `server.url` remote server (sent as a Bearer token; never logged). */
+  remoteApiKey?: string;
 }
 
 /** Wires every feature onto `connection` and starts listening. Returns once the connection is listening. */
@@ -47,7 +49,7 @@ export function startServer(connection: Connection, opts: ServerOptions): void {
     models.configure(store.current);
   };
   store.update(opts.settings);
-  const models = new ModelManager(opts.engineFactory, store.current, () => notifier.schedule(), log, opts.defaultModelDir);
+  const models = new ModelManager(opts.engineFactory, store.current, () => notifier.schedule(), log, opts.defaultModelDir, opts.remoteApiKey);
   const queue = new InferenceQueue(64, () => notifier.schedule());
   const ctx: ServerContext = {
     connection,

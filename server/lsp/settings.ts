@@ -1,13 +1,16 @@
-import { DEFAULT_PROVIDER, EXECUTION_PROVIDERS, type ExecutionProvider } from '../engine/api';
+import { DECODER_BACKENDS, DEFAULT_BACKEND, DEFAULT_PROVIDER, EXECUTION_PROVIDERS, type DecoderBackend, type ExecutionProvider } from '../engine/api';
 import { checkNumericOption, checkStrategy, GENERATION_OPTIONS as G, type GenerationOptions, type NumericOption, type RemaskingStrategy } from '../engine/generationOptions';
 import { DefaultPrompts, SETTINGS_SECTION, type ServerSettings } from '../protocol';
+import { normalizeServerUrl } from '../protocol/remoteServer';
 
 /** Defaults of the server's settings; package.json's `contributes.configuration` is checked against these by a test. */
 export const DEFAULT_SETTINGS: ServerSettings = {
   executionProvider: DEFAULT_PROVIDER,
+  backend: DEFAULT_BACKEND,
   idleUnloadMinutes: 5,
   hover: { enabled: true, prompt: DefaultPrompts.describe, maxNewTokens: 64 },
   altText: { prompt: DefaultPrompts.altText, maxChars: 125, maxNewTokens: 48 },
+  server: { url: '', model: '', allowed: false },
 };
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -35,6 +38,17 @@ const provider: Rule<ExecutionProvider> = (v, name) => {
   if (EXECUTION_PROVIDERS.includes(v as ExecutionProvider)) return v as ExecutionProvider;
   throw new Error(`${name} must be one of ${EXECUTION_PROVIDERS.join(', ')}, got ${JSON.stringify(v)}`);
 };
+/** A remote server's base URL: '' (none) or http(s) without credentials in it (those would end up in logs). */
+const serverUrl: Rule<string> = (v, name) => {
+  if (v === '' || v === null) return '';
+  const url = typeof v === 'string' ? normalizeServerUrl(v) : undefined;
+  if (url) return url;
+  throw new Error(`${name} must be an http:// or https:// URL without a user name, password or query (the API key has its own command), or empty`);
+};
+const backend: Rule<DecoderBackend> = (v, name) => {
+  if (DECODER_BACKENDS.includes(v as DecoderBackend)) return v as DecoderBackend;
+  throw new Error(`${name} must be one of ${DECODER_BACKENDS.join(', ')}, got ${JSON.stringify(v)}`);
+};
 /** A generation default, checked against the engine's table but reported under the setting's name. */
 function option(name: NumericOption): Rule<number> {
   return (v, setting) => {
@@ -60,6 +74,7 @@ function optional<T>(rule: Rule<T>): Rule<T | undefined> {
 const RULES = {
   modelPath: optional(text),
   executionProvider: provider,
+  backend,
   threads: optional(num(1, 256, true)),
   idleUnloadMinutes: num(0, 7 * 24 * 60),
   steps: optional(option('steps')),
@@ -68,10 +83,11 @@ const RULES = {
   maxNewTokens: optional(option('maxNewTokens')),
   hover: { enabled: bool, prompt: text, maxNewTokens: num(G.maxNewTokens.min, G.maxNewTokens.max, true) },
   altText: { prompt: text, maxChars: num(16, 1000, true), maxNewTokens: num(G.maxNewTokens.min, G.maxNewTokens.max, true) },
+  server: { url: serverUrl, model: (v, name) => (v === null ? '' : typeof v === 'string' ? v.trim() : text(v, name)), allowed: bool },
 } satisfies { [K in keyof ServerSettings]-?: Rule<ServerSettings[K]> | { [F in keyof ServerSettings[K]]: Rule<ServerSettings[K][F]> } };
 
 export interface SettingsChange {
-  /** The model folder, provider or threads changed: the model must be reloaded. */
+  /** The model folder, provider, backend or threads changed: the model must be reloaded. */
   model: boolean;
   /** Values that were refused (the previous value stays), each naming the setting. */
   problems: string[];
@@ -134,7 +150,7 @@ export class SettingsStore {
 
 /** True when the change needs the model reloaded. */
 export function modelSettingsChanged(a: ServerSettings, b: ServerSettings): boolean {
-  return a.modelPath !== b.modelPath || a.executionProvider !== b.executionProvider || a.threads !== b.threads;
+  return a.modelPath !== b.modelPath || a.executionProvider !== b.executionProvider || a.backend !== b.backend || a.threads !== b.threads;
 }
 
 /** The generation defaults the settings hold, as request options (setting names → the engine's option names). */

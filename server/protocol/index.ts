@@ -10,11 +10,11 @@
  * converted model's manifest.
  */
 import type { ErrorKind } from '../engine/errors';
-import type { ExecutionProvider } from '../engine/api';
+import type { DecoderBackend, ExecutionProvider } from '../engine/api';
 import type { GenerationOptions, RemaskingStrategy } from '../engine/generationOptions';
-import type { Precision } from '../engine/manifest';
+import type { DecoderKind, GgufType, Precision } from '../engine/manifest';
 
-export type { ErrorKind, ExecutionProvider, GenerationOptions, Precision, RemaskingStrategy };
+export type { DecoderBackend, DecoderKind, ErrorKind, ExecutionProvider, GenerationOptions, GgufType, Precision, RemaskingStrategy };
 /** Largest image (encoded file or decoded base64 payload) the server accepts, in bytes. */
 export { MAX_IMAGE_BYTES } from '../engine/image/limits';
 /** The file a converted model folder is recognised by. */
@@ -73,6 +73,9 @@ export type ParamsOf<M extends RequestMethod> = Requests[M]['params'];
 export type ResultOf<M extends RequestMethod> = Requests[M]['result'];
 export type NotificationMethod = keyof Notifications;
 
+/** Environment variable holding the remote server's API key when the sidecar starts (sent as a Bearer token). */
+export const SERVER_API_KEY_ENV = 'DIFFUSIONVL_SERVER_API_KEY';
+
 /** `workspace/configuration` section and `didChangeConfiguration` key holding {@link ServerSettings}. */
 export const SETTINGS_SECTION = 'diffusionvl';
 
@@ -115,9 +118,13 @@ export interface AskStats {
 
 export interface AskResult {
   text: string;
-  stats: AskStats;
-  /** The model folder that answered. */
+  /** The DiffusionVL model's own statistics: always from the local model; from a remote server only when it is a
+   * `diffusionvl serve --http` that sends them (another OpenAI-compatible server has none). */
+  stats?: AskStats;
+  /** The model folder that answered, or the model name a remote server reported. */
   model: string;
+  /** The URL of the remote server that answered (absent when the local model did). */
+  server?: string;
 }
 
 /** One streamed update: a committed block (`text` = answer so far) or, with `streamSteps`, a step's block state. */
@@ -163,9 +170,32 @@ export interface StatusResult {
     inUse?: string;
     reason?: string;
   };
+  /** Present while `server.url` is set: every answer comes from that server, not from the local model. */
+  remote?: RemoteStatus;
+  /** The text decoder's runtime: requested, in use once loaded, and why (e.g. llama.cpp unavailable). */
+  backend: {
+    requested: DecoderBackend;
+    inUse?: 'onnx' | 'llama.cpp';
+    reason?: string;
+  };
   memory: { rssBytes: number; heapUsedBytes: number; externalBytes: number };
   queue: QueueStats;
   download?: DownloadStatus;
+}
+
+export interface RemoteStatus {
+  /** The server's base URL as configured (never with its key). */
+  url: string;
+  /** Whether a key is set for it (the key itself never leaves the sidecar). */
+  hasKey: boolean;
+  /** False until the user allowed images to be sent to this (non-loopback) server; nothing is sent before. */
+  allowed: boolean;
+  /** The model the server last answered with (or listed), once known. */
+  model?: string;
+  /** How the last request to it went: `ok`, or with {@link RemoteStatus.error}: `unreachable` (not reached, or
+   * cut off), `refused` (the API key), `failed` (an error answer). */
+  state: 'unknown' | 'ok' | 'unreachable' | 'refused' | 'failed';
+  error?: string;
 }
 
 /** The server's inference queue: interactive requests go before hovers. */
@@ -213,7 +243,13 @@ export interface PrepareModelParams {
   hfToken?: string;
   /** Convert this local checkpoint folder instead of downloading. */
   localCheckpoint?: string;
-  precision?: Precision;
+  /** Which text decoder to convert to (`convert --decoder`). With neither this nor `precision`, the server picks what
+   * this machine runs fastest: a llama.cpp GGUF (F16 on a GPU, Q4_K_M on the CPU) when the library loads, else
+   * ONNX fp16. */
+  decoder?: DecoderKind;
+  /** `convert --precision` for that decoder: fp32|fp16|int4 (onnx, the default decoder when only this is given) or
+   * fp32|fp16|q8_0|q4_0|q4_k_m (gguf, both). */
+  precision?: Precision | GgufType;
   /** Make the converted model the active one (default true). */
   activate?: boolean;
   workDoneToken?: ProgressToken;
@@ -243,6 +279,8 @@ export interface ServerSettings {
   /** Converted model folder (from `diffusionvl convert` or prepareModel). Empty: the embedded default model. */
   modelPath?: string;
   executionProvider: ExecutionProvider;
+  /** The text decoder's runtime (`auto`: llama.cpp when the model folder has a GGUF decoder, else ONNX Runtime). */
+  backend: DecoderBackend;
   /** ONNX Runtime intra-op threads (default: ORT's choice). */
   threads?: number;
   /** Unload the model after this many idle minutes; 0 = never. */
@@ -257,6 +295,14 @@ export interface ServerSettings {
   maxNewTokens?: number;
   hover: { enabled: boolean; prompt: string; maxNewTokens: number };
   altText: { prompt: string; maxChars: number; maxNewTokens: number };
+  /**
+   * A shared OpenAI-compatible server (e.g. `diffusionvl serve --http`) that answers instead of the local model
+   * while `url` is set (empty: the local model). `model` names the server's model to ask (empty: the first one its
+   * `/v1/models` lists). `allowed` is the user's consent to send images to it: the client
+   * asks once per URL; loopback URLs need none. Its API key is not a setting: it reaches the sidecar in the
+   * {@link SERVER_API_KEY_ENV} environment variable, so that it never appears in settings traffic or logs.
+   */
+  server: { url: string; model: string; allowed: boolean };
 }
 
 /** A partial settings update (any subset, nested objects too). */
@@ -315,6 +361,8 @@ export const ErrorCodes = {
   InvalidOptions: 1008,
   /** Converting a checkpoint to ONNX failed. */
   ConversionFailed: 1009,
+  /** The remote answering server (`server.url`) cannot be reached, refused the request, or is not allowed yet. */
+  RemoteUnavailable: 1010,
 } as const;
 
 export type ErrorCodeName = keyof typeof ErrorCodes;

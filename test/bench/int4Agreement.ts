@@ -15,7 +15,7 @@ import { ModelProtoSchema, type TensorProto } from '../../server/onnx/gen/onnx_p
 import { writeSafetensors, type TensorSource } from '../helpers/checkpoint/safetensorsWriter';
 import type { GenerationResult } from '../../server/engine/api';
 import { createEngine } from '../../server/engine/engine';
-import { asQwenVL, readManifest, type QwenVLManifest as ModelManifest } from '../../server/engine/manifest';
+import { asQwenVL, onnxDecoderFiles, readManifest, type QwenVLManifest as ModelManifest } from '../../server/engine/manifest';
 import { drawItems, isCorrect } from '../../server/synthetic/generator';
 import { renderPng } from '../../server/synthetic/render';
 import { repoRoot } from '../helpers/paths';
@@ -59,7 +59,7 @@ async function rebuildCheckpoint(m: ModelManifest, dir: string): Promise<void> {
     return t;
   };
   const t = m.text;
-  const dec = initializers(m.files.decoder);
+  const dec = initializers(onnxDecoderFiles(m).decoder);
   const q = t.numHeads * t.headDim;
   const kv = t.numKvHeads * t.headDim;
   for (let i = 0; i < t.numLayers; i++) {
@@ -80,7 +80,7 @@ async function rebuildCheckpoint(m: ModelManifest, dir: string): Promise<void> {
     for (const n of ['input_layernorm', 'post_attention_layernorm']) add(`${p}${n}.weight`, [t.hiddenSize], get(dec, `${p}${n}.weight`).data);
   }
   add('model.norm.weight', [t.hiddenSize], get(dec, 'model.norm.weight').data);
-  add('lm_head.weight', [t.vocabSize, t.hiddenSize], untranspose(get(initializers(m.files.lmHead), 'lm_head.T')));
+  add('lm_head.weight', [t.vocabSize, t.hiddenSize], untranspose(get(initializers(onnxDecoderFiles(m).lmHead), 'lm_head.T')));
   const emb = readFileSync(join(source, m.embeddings.file));
   if (m.embeddings.dtype !== 'float32') throw new Error('the default model is expected in fp32');
   add('model.embed_tokens.weight', [t.vocabSize, t.hiddenSize], new Float32Array(emb.buffer.slice(emb.byteOffset, emb.byteOffset + emb.byteLength)));
@@ -162,7 +162,7 @@ async function rebuildCheckpoint(m: ModelManifest, dir: string): Promise<void> {
 
 /** The rebuilt checkpoint converts back to exactly the committed weights (same graphs' data, same embeddings). */
 function checkRoundTrip(m: ModelManifest, dir: string): void {
-  for (const f of [m.files.decoder, m.files.lmHead, m.files.vision].map((x) => `${x}.data`).concat(m.embeddings.file)) {
+  for (const f of [onnxDecoderFiles(m).decoder, onnxDecoderFiles(m).lmHead, m.files.vision].map((x) => `${x}.data`).concat(m.embeddings.file)) {
     if (!readFileSync(join(source, f)).equals(readFileSync(join(dir, f)))) throw new Error(`round trip: ${f} differs from the committed model`);
   }
 }

@@ -15,7 +15,17 @@ const { chromium } = createRequire(path.join(CACHE, 'package.json'))('playwright
 const CODE_SERVER = path.join(CACHE, 'node_modules', 'code-server', 'out', 'node', 'entry.js');
 const PKG = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8'));
 const VSIX = process.env.E2E_VSIX || path.join(REPO, 'dist', `${PKG.name}-linux-x64-${PKG.version}.vsix`);
-const MODEL = process.env.E2E_MODEL || path.join(REPO, 'models', 'default');
+// The shipped demo model's folder. Chosen by path it is still the demo model (its label and marks stay): the
+// scenarios that need a real model which answers like the demo one use MODEL, the same trained weights under
+// another identity (a copy whose manifest says it is a copy, so it is not byte-for-byte the demo model's).
+const DEMO_DIR = path.join(REPO, 'models', 'default');
+const MODEL = process.env.E2E_MODEL || path.join(CACHE, 'fixtures', 'trained');
+if (!process.env.E2E_MODEL) {
+  fs.rmSync(MODEL, { recursive: true, force: true });
+  fs.cpSync(DEMO_DIR, MODEL, { recursive: true });
+  const manifest = JSON.parse(fs.readFileSync(path.join(DEMO_DIR, 'manifest.json'), 'utf8'));
+  fs.writeFileSync(path.join(MODEL, 'manifest.json'), JSON.stringify({ ...manifest, copiedFor: 'e2e: the demo weights as a user-chosen model' }, null, 2));
+}
 // The default model answers in a block or two; the restart and cancel scenarios need a generation that runs long
 // enough to interrupt, so they switch to the random-weight tiny model (it never emits EOS). setup.sh records it.
 const LONG_MODEL = process.env.E2E_LONG_MODEL || fs.readFileSync(path.join(CACHE, 'long-model.path'), 'utf8').trim();
@@ -351,6 +361,15 @@ try {
   });
   const context = await browser.newContext({ viewport: { width: 1400, height: 860 } });
   await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base });
+  // Every text the status bar item shows from the first frame on (the first-run scenario checks them).
+  await context.addInitScript(() => {
+    window.__statusTexts = [];
+    new MutationObserver(() => {
+      const el = document.querySelector('.statusbar-item[id$="diffusionvl.status"]');
+      const text = el?.innerText;
+      if (text && window.__statusTexts.at(-1) !== text) window.__statusTexts.push(text);
+    }).observe(document, { subtree: true, childList: true, characterData: true, attributes: true });
+  });
   page = await context.newPage();
   page.on('pageerror', (e) => log(`[pageerror] ${e.message}`));
   await page.goto(`${base}/?folder=${encodeURIComponent(dirs.workspace)}`);
@@ -360,6 +379,10 @@ try {
   await scenario('first-run', async () => {
     // Nothing configured: the .vsix's own demo model, labelled as such, and the walkthrough opens once by itself.
     await until(async () => /DiffusionVL demo/.test(await statusItem().innerText()), 'the status bar to name the demo model', 90_000);
+    // From its first frame the item names what will answer: never "no model" while the demo model ships inside.
+    const texts = await page.evaluate(() => window.__statusTexts);
+    log(`  status bar texts: ${JSON.stringify(texts)}`);
+    if (texts.some((t) => /no model|^\s*DiffusionVL\s*$/.test(t))) throw new Error(`the status bar said something other than what answers: ${JSON.stringify(texts)}`);
     await page.locator('.gettingStartedContainer', { hasText: 'Get started with DiffusionVL' }).waitFor({ timeout: 30_000 });
     await shot('00-first-run-walkthrough');
     await palette('DiffusionVL: Try an Example');
@@ -428,6 +451,9 @@ try {
     await useModel(MODEL);
     await until(async () => (await step.getAttribute('aria-checked')) === 'true', 'the "Get a real model" step to complete', 30_000);
     await shot('14-walkthrough');
+    // The shipped demo folder chosen by path is still the demo model: its label stays.
+    writeSettings({ ...everyday, 'diffusionvl.modelPath': DEMO_DIR });
+    await until(async () => /DiffusionVL demo/.test(await statusItem().innerText()), 'the demo label for the demo folder chosen by path', 60_000, 500);
     // Closed, as a user would: an open walkthrough re-renders (and takes the focus) whenever its context keys change.
     const tab = page.locator('.tab', { hasText: 'Walkthrough: DiffusionVL' }).first();
     await tab.hover();
@@ -712,6 +738,74 @@ try {
     await useModel(MODEL);
   });
 
+
+  await scenario('remote-server', async () => {
+    // A second `diffusionvl serve --http` on loopback, with an API key, answers instead of the local model: the
+    // long-generating model, so that a 16-token answer arrives in two blocks.
+    const keyFile = path.join(WORK, 'http.key');
+    const key = 'e2e-shared-server-key-0123456789';
+    fs.writeFileSync(keyFile, `${key}\n`);
+    const httpLog = fs.openSync(path.join(ARTIFACTS, 'serve-http.log'), 'w');
+    const http = spawn(process.execPath, [path.join(REPO, 'out', 'server', 'cli', 'main.js'), 'serve', '--http', '--port', '0', '--model', LONG_MODEL, '--api-key-file', keyFile], { stdio: ['ignore', 'pipe', httpLog] });
+    let httpOut = '';
+    http.stdout.on('data', (d) => (httpOut += d));
+    try {
+      const url = await until(() => /listening on (http:\/\/\S+?)[\s(]/.exec(httpOut)?.[1], 'serve --http to listen', 60_000);
+      const host = new URL(url).host;
+      const completed = async () => (await (await fetch(`${url}/health`, { headers: { authorization: `Bearer ${key}` } })).json()).queue.completed;
+      writeSettings({ ...everyday, 'diffusionvl.server.url': url, 'diffusionvl.maxNewTokens': 16, 'diffusionvl.hover.enabled': true });
+      await until(async () => (await statusItem().innerText()).includes(host), 'the status bar to name the server', 60_000, 500);
+      // The key goes into VS Code's secret storage (a password box), and from there to the sidecar only.
+      await palette('DiffusionVL: Set Server API Key…');
+      await quickInputBox().waitFor({ state: 'visible' });
+      await quickInputBox().fill(key);
+      await page.keyboard.press('Enter');
+      await page.locator('.notification-toast', { hasText: 'API key for' }).first().waitFor({ timeout: 30_000 });
+      // Toasts sit over the panel's Ask button.
+      await palette('Notifications: Clear All Notifications').catch(() => {});
+      const before = await completed();
+
+      await askViaPalette('flow.png', 'Describe the image.');
+      const frame = await answerFrameFor('images/flow.png');
+      await frame.locator('.exchange.done, .exchange.failed').last().waitFor({ timeout: 180_000 });
+      await frame.evaluate(() => {
+        window.__remoteStates = [];
+        const record = () => {
+          const last = [...document.querySelectorAll('.exchange')].pop();
+          if (last?.classList.contains('running')) window.__remoteStates.push(last.querySelector('.answer').textContent);
+        };
+        new MutationObserver(record).observe(document.getElementById('exchanges'), { subtree: true, childList: true, characterData: true });
+      });
+      const ex = await askInPanel(frame, 'Describe every detail of this picture.');
+      const states = [...new Set(await frame.evaluate(() => window.__remoteStates.filter((t) => t.trim())))];
+      log(`  partial states seen from the server: ${states.length}`);
+      if (states.length < 2) throw new Error(`expected the server's answer to form block by block, saw ${JSON.stringify(states)}`);
+      const stateLine = await ex.locator('.state').innerText();
+      log(`  answer line: ${stateLine}`);
+      if (!stateLine.includes(url)) throw new Error(`the answer does not say which server gave it: ${stateLine}`);
+      await shot('18-remote-ask');
+
+      const editor = await openFile('notes.md');
+      const hoverText = await hoverOver(editor.locator('.view-line span', { hasText: 'images/flow.png' }).first());
+      log(`  hover: ${JSON.stringify(hoverText.slice(0, 120))}`);
+      await page.keyboard.press('Escape');
+      const after = await completed();
+      if (after < before + 3) throw new Error(`serve --http finished ${after - before} requests, expected the two asks and the hover`);
+
+      await palette('DiffusionVL: Show Status');
+      const row = quickInput().locator('.monaco-list-row', { hasText: 'Answers from' });
+      await row.waitFor({ timeout: 30_000 });
+      if (!(await row.innerText()).includes(url)) throw new Error(`Show Status does not name the server: ${await row.innerText()}`);
+      await shot('19-remote-status');
+      await page.keyboard.press('Escape');
+      if (fs.readFileSync(path.join(ARTIFACTS, 'serve-http.log'), 'utf8').includes(key)) throw new Error('the key appears in the server log');
+    } finally {
+      http.kill('SIGTERM');
+      fs.closeSync(httpLog);
+      writeSettings(everyday);
+    }
+    await useModel(DEMO);
+  });
 
   // Last: it restarts code-server with workspace trust on and opens the workspace in Restricted Mode.
   await scenario('restricted', async () => {

@@ -35,6 +35,8 @@ export interface StartOptions {
   /** Script to run instead of out/server/lsp/main.js (e.g. dist/cli.js with `serve`). */
   entry?: string[];
   capabilities?: Record<string, unknown>;
+  /** Extra environment variables for the server process. */
+  env?: Record<string, string>;
 }
 
 export const DEFAULT_CAPABILITIES = {
@@ -47,7 +49,7 @@ export const DEFAULT_CAPABILITIES = {
 
 export async function startLspServer(opts: StartOptions = {}): Promise<LspClient> {
   const entry = opts.entry ?? [join(repoRoot, 'out', 'server', 'lsp', 'main.js'), '--stdio'];
-  const proc = spawn(process.execPath, [...entry, ...(opts.args ?? [])], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [...entry, ...(opts.args ?? [])], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   let err = '';
   proc.stderr!.on('data', (d: Buffer) => {
     err += d.toString();

@@ -24,9 +24,17 @@ export async function ensureTinyModel(precision: Precision = 'fp32'): Promise<st
 
 const memo = new Map<Precision, Promise<string>>();
 
+/** The regenerated golden tiny checkpoint (safetensors), cached under .cache/test. */
+export function ensureTinyCheckpoint(): Promise<string> {
+  ckptMemo ??= cached(join(cacheDir, `tiny-ckpt-${codeHash().slice(0, 16)}`), 'SHA256SUMS', (dir) => writeGoldenTinyCheckpoint(dir));
+  return ckptMemo;
+}
+
+let ckptMemo: Promise<string> | undefined;
+
 async function build(precision: Precision): Promise<string> {
   const code = codeHash();
-  const ckpt = await cached(join(cacheDir, `tiny-ckpt-${code.slice(0, 16)}`), 'SHA256SUMS', (dir) => writeGoldenTinyCheckpoint(dir));
+  const ckpt = await ensureTinyCheckpoint();
   const sums = await readFile(join(ckpt, 'SHA256SUMS'));
   const key = createHash('sha256').update(sums).update(code).update(precision).digest('hex').slice(0, 16);
   return cached(join(cacheDir, `tiny-model-${precision}-${key}`), 'manifest.json', async (dir) => {

@@ -4,7 +4,7 @@ import { defaultModelDir, isModelDir } from '../../engine/defaultModel';
 import { createEngine } from '../../engine/engine';
 import { parse, UsageError, type Command } from '../command';
 import { GENERATION_OPTIONS as G } from '../../engine/generationOptions';
-import { generationFlags, generationHelp, generationOptions, optionFlag, providerFlag, threadsFlag } from './generate';
+import { backendFlag, generationFlags, generationHelp, generationOptions, optionFlag, providerFlag, threadsFlag } from './generate';
 
 const usage = `Usage: diffusionvl ask <image> "<question>" [options]
 
@@ -39,8 +39,8 @@ export const askCommand: Command = {
     const status = (line: string) => (tty ? process.stderr.write(`\r\x1b[K${line}`) : process.stderr.write(`${line.replace(/\n$/, '')}\n`));
     const started = Date.now();
     status('loading model…');
-    const engine = await createEngine({ modelDir, provider: providerFlag(values.provider), threads: threadsFlag(values.threads) });
-    status(`provider: ${engine.info.provider} (${engine.info.providerReason})${tty ? '\n' : ''}`);
+    const engine = await createEngine({ modelDir, provider: providerFlag(values.provider), backend: backendFlag(values.backend), threads: threadsFlag(values.threads) });
+    status(`provider: ${engine.info.provider} (${engine.info.providerReason}); decoder: ${engine.info.backend} (${engine.info.backendReason})${tty ? '\n' : ''}`);
     const abort = new AbortController();
     const onSigint = () => abort.abort();
     process.once('SIGINT', onSigint);

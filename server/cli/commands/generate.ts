@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { createEngine } from '../../engine/engine';
-import { DEFAULT_PROVIDER, EXECUTION_PROVIDERS, type ExecutionProvider, type RunOptions } from '../../engine/api';
+import { DECODER_BACKENDS, DEFAULT_BACKEND, DEFAULT_PROVIDER, EXECUTION_PROVIDERS, type DecoderBackend, type ExecutionProvider, type RunOptions } from '../../engine/api';
 import { checkNumericOption, checkStrategy, describeRule, GENERATION_OPTIONS as G, type NumericOption } from '../../engine/generationOptions';
 import { intFlag, parse, UsageError, type Command } from '../command';
 
@@ -18,6 +18,7 @@ export const generationFlags = {
   seed: { type: 'string' },
   alpha: { type: 'string' },
   provider: { type: 'string' },
+  backend: { type: 'string' },
   threads: { type: 'string' },
 } as const;
 
@@ -68,6 +69,16 @@ export function providerFlag(value: string | undefined): ExecutionProvider {
   return p;
 }
 
+export function backendFlag(value: string | undefined): DecoderBackend {
+  const b = (value ?? DEFAULT_BACKEND) as DecoderBackend;
+  if (!DECODER_BACKENDS.includes(b)) throw new UsageError(`--backend must be one of ${DECODER_BACKENDS.join(', ')}, got "${value}"`);
+  return b;
+}
+
+/** Help line of --backend (generate, ask, serve, mcp). */
+export const backendHelp = `  --backend B            ${DECODER_BACKENDS.join('|')}: the text decoder's runtime (default ${DEFAULT_BACKEND}: llama.cpp when
+                         the model folder has a GGUF decoder, else ONNX Runtime; falls back to ONNX Runtime with a reason)`;
+
 /** Help lines for the shared flags, defaults and limits from the engine's table. */
 export const generationHelp = `  --steps S              denoising steps per block (default ${G.steps.default}, max ${G.steps.max})
   --strategy static|dynamic   remasking strategy (default static)
@@ -79,7 +90,8 @@ export const generationHelp = `  --steps S              denoising steps per bloc
   --alpha white|drop     transparency: composite over white or drop alpha like the official processor (default:
                          white for QwenVL models, drop — the official behaviour — for the SigLIP model)
   --provider P           ${EXECUTION_PROVIDERS.join('|')} (default ${DEFAULT_PROVIDER}; falls back to cpu with a reason)
-  --threads N            ONNX Runtime intra-op threads`;
+${backendHelp}
+  --threads N            ONNX Runtime intra-op threads (and llama.cpp's)`;
 
 export function threadsFlag(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
@@ -99,7 +111,7 @@ Options:
 ${generationHelp}
   --image-aspect-ratio pad|anyres_max_N   SigLIP model: override the config's image handling (the official
                          evaluation driver uses pad whenever a prompt has several images)
-  --json                 print one line: {"output_ids":[…],"forwards":{"prefill":n,"denoise":n,"commit":n}}`;
+  --json                 print one line: {"output_ids":[…],"forwards":{"prefill":n,"denoise":n,"commit":n},"backend":"onnx|llama.cpp"}`;
 
 export const generateCommand: Command = {
   name: 'generate',
@@ -132,6 +144,7 @@ export const generateCommand: Command = {
     const engine = await createEngine({
       modelDir: resolve(values.model),
       provider: providerFlag(values.provider),
+      backend: backendFlag(values.backend),
       threads: threadsFlag(values.threads),
     });
     try {
@@ -139,13 +152,13 @@ export const generateCommand: Command = {
       const r = await engine.generateIds({ promptIds: promptIds as number[], images, options });
       const { prefill, denoise, commit } = r.stats.forwards;
       if (values.json) {
-        // A contract with outside checks: exactly these keys, in this order, on one line.
-        console.log(JSON.stringify({ output_ids: r.outputIds, forwards: { prefill, denoise, commit } }));
+        // A contract with outside checks: exactly these keys, in this order, on one line (keys are only ever added).
+        console.log(JSON.stringify({ output_ids: r.outputIds, forwards: { prefill, denoise, commit }, backend: engine.info.backend }));
       } else {
         console.log(`output_ids: ${JSON.stringify(r.outputIds)}`);
         if (r.text) console.log(`text: ${JSON.stringify(r.text)}`);
         console.log(`forwards: prefill ${prefill}, denoise ${denoise}, commit ${commit}${r.stats.forwards.fusedCommits ? ` (${r.stats.forwards.fusedCommits} commits fused into denoising passes)` : ''}`);
-        console.log(`provider: ${engine.info.provider} (${engine.info.providerReason}); ${r.stats.timings.totalMs.toFixed(0)} ms`);
+        console.log(`provider: ${engine.info.provider} (${engine.info.providerReason}); decoder: ${engine.info.backend} (${engine.info.backendReason}); ${r.stats.timings.totalMs.toFixed(0)} ms`);
       }
       return 0;
     } finally {

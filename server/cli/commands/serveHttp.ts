@@ -6,11 +6,11 @@ import { ApiKey } from '../../http/auth';
 import { BODY_TIMEOUT_MS, DEFAULT_MAX_QUEUE, HEADERS_TIMEOUT_MS } from '../../http/limits';
 import { isLoopbackHost, startHttpServer } from '../../http/server';
 import { intFlag, UsageError } from '../command';
-import { providerFlag, threadsFlag } from './generate';
+import { backendFlag, backendHelp, providerFlag, threadsFlag } from './generate';
 
 export const DEFAULT_HTTP_PORT = 8642;
 
-export const serveHttpUsage = `Usage: diffusionvl serve --http [--host 127.0.0.1] [--port ${DEFAULT_HTTP_PORT}] [--model DIR] [--provider P] [--threads N]
+export const serveHttpUsage = `Usage: diffusionvl serve --http [--host 127.0.0.1] [--port ${DEFAULT_HTTP_PORT}] [--model DIR] [--provider P] [--backend B] [--threads N]
                         [--api-key-file F] [--cors-origin ORIGIN]... [--allow-image-urls] [--max-queue N]
 
 Serves the OpenAI chat-completions API over HTTP (POST /v1/chat/completions, GET /v1/models, GET /health), answered
@@ -22,6 +22,7 @@ Options:
   --port N               port (default ${DEFAULT_HTTP_PORT}; 0 = any free port, printed at start)
   --model DIR            converted model folder (default: models/default in the project)
   --provider P           ${EXECUTION_PROVIDERS.join('|')} (default ${DEFAULT_PROVIDER}; falls back to cpu with a reason)
+${backendHelp}
   --threads N            ONNX Runtime intra-op threads
   --api-key-file F       clients must send \`Authorization: Bearer <key>\`, the key being F's first line (16+ chars)
   --cors-origin ORIGIN   allow browser pages from ORIGIN (repeatable; default: no CORS)
@@ -35,6 +36,7 @@ export interface HttpFlags {
   port?: string;
   model?: string;
   provider?: string;
+  backend?: string;
   threads?: string;
   'api-key-file'?: string;
   'cors-origin'?: string[];
@@ -72,7 +74,7 @@ export async function serveHttp(values: HttpFlags): Promise<number> {
   console.info = console.log;
   const running = await startHttpServer({
     engineFactory: createEngine,
-    settings: { modelPath: modelDir, executionProvider: providerFlag(values.provider), threads: threadsFlag(values.threads) },
+    settings: { modelPath: modelDir, executionProvider: providerFlag(values.provider), backend: backendFlag(values.backend), threads: threadsFlag(values.threads) },
     host,
     port,
     apiKey,

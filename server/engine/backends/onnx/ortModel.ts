@@ -8,7 +8,7 @@ import type { DecodeRequest, DiffusionModel, HeadOutput, HiddenRows } from '../.
 import type { EmbeddingTable } from '../../embeddings';
 import type { KvCache } from '../../kvCache';
 import { HostKvCache, type KvArray } from './hostKvCache';
-import type { ModelManifest } from '../../manifest';
+import { onnxDecoderFiles, type ModelManifest } from '../../manifest';
 import type { ConcreteProvider } from '../../providers';
 import { range, ropeInvFreq, ropeTables } from '../../rope';
 import { additiveMask } from './masks';
@@ -27,6 +27,8 @@ export interface LoadOptions {
   auto?: boolean;
   /** WebGPU: keep the KV cache and decoder outputs on the device (default true). */
   kvOnDevice?: boolean;
+  /** Open the text decoder and head too (default true); false when another backend (llama.cpp) runs them. */
+  textDecoder?: boolean;
   /** Session options on top of the engine's (benchmarks: ORT's profiler, thread settings). */
   extra?: ort.InferenceSession.SessionOptions;
 }
@@ -55,8 +57,9 @@ export class OrtModel implements DiffusionModel {
 
   private constructor(
     private m: ModelManifest,
-    private decoder: ort.InferenceSession,
-    private lmHead: ort.InferenceSession,
+    /** Null when another backend runs the text decoder (the vision tower alone is opened). */
+    private decoder: ort.InferenceSession | null,
+    private lmHead: ort.InferenceSession | null,
     private visionSession: ort.InferenceSession,
     private embeddings: EmbeddingTable,
     /** WebGPU: the append graph of the device-resident KV cache (null: K/V live in host memory). */
@@ -94,15 +97,16 @@ export class OrtModel implements DiffusionModel {
       sessions.push(s);
       return s;
     };
+    const text = opts.textDecoder === false ? null : onnxDecoderFiles(m);
     try {
       // On the device, the decoder's outputs (hidden rows for the head, new K/V for the cache) stay there.
-      const decoder = await create(m.files.decoder, onDevice ? { preferredOutputLocation: 'gpu-buffer' } : {});
-      const lmHead = await create(m.files.lmHead);
+      const decoder = text && (await create(text.decoder, onDevice ? { preferredOutputLocation: 'gpu-buffer' } : {}));
+      const lmHead = text && (await create(text.lmHead));
       const vision = await create(m.files.vision);
-      const kvAppend = onDevice ? await createKvAppendSession(m.text.numLayers, m.text.numKvHeads * m.text.headDim, m.kvDtype) : null;
+      const kvAppend = text && onDevice ? await createKvAppendSession(m.text.numLayers, m.text.numKvHeads * m.text.headDim, m.kvDtype) : null;
       if (kvAppend) sessions.push(kvAppend);
       const model = new OrtModel(m, decoder, lmHead, vision, embeddings, kvAppend);
-      if (provider !== 'cpu') await model.warmUp();
+      if (provider !== 'cpu' && text) await model.warmUp();
       return model;
     } catch (err) {
       await Promise.all(sessions.map((s) => s.release().catch(() => undefined)));
@@ -143,7 +147,7 @@ export class OrtModel implements DiffusionModel {
     // the next is handed back to ORT as a stale pre-allocated value ("output OrtValue … has shape …").
     const onDevice = this.kvAppend !== null;
     const fetches = onDevice ? ['hidden', ...kvNames] : [...(wantHidden ? ['hidden'] : []), ...(req.commitRows > 0 ? kvNames : [])];
-    const out = await this.run(this.decoder, feeds, fetches);
+    const out = await this.run(this.textSession(this.decoder), feeds, fetches);
     try {
       if (req.commitRows > 0) {
         if (!cache) throw new Error('decode: commitRows needs a cache');
@@ -174,7 +178,7 @@ export class OrtModel implements DiffusionModel {
     const picked = onDevice ? h.outputRows : range(0, h.rows);
     const fetches = wantLogits ? ['token_ids', 'token_probs', 'logits'] : ['token_ids', 'token_probs'];
     try {
-      const out = await this.run(this.lmHead, { hidden: input }, fetches);
+      const out = await this.run(this.textSession(this.lmHead), { hidden: input }, fetches);
       const ids64 = out.token_ids.data as BigInt64Array;
       const allProbs = out.token_probs.data as Float32Array;
       const ids = new Int32Array(h.rows);
@@ -204,7 +208,7 @@ export class OrtModel implements DiffusionModel {
 
   /** Ends ORT profiling on every session (when enabled): each writes its JSON trace. */
   endProfiling(): void {
-    for (const s of [this.decoder, this.lmHead, this.visionSession]) s.endProfiling();
+    for (const s of [this.decoder, this.lmHead, this.visionSession]) s?.endProfiling();
   }
 
   embedRow(id: number, dst: Float32Array, offset: number): void {
@@ -230,6 +234,11 @@ export class OrtModel implements DiffusionModel {
     const hidden = await this.decode(embeds, [0], blockCausal(1), null, { commitRows: 0, outputRows: [0] });
     await this.head(hidden!, false);
     this.ortMs = 0;
+  }
+
+  private textSession(s: ort.InferenceSession | null): ort.InferenceSession {
+    if (!s) throw new Error('this ONNX Runtime model was opened for the vision tower only');
+    return s;
   }
 
   private pastFeeds(cache: KvCache | null, i: number): [ort.Tensor, ort.Tensor] {

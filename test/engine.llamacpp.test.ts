@@ -1,0 +1,203 @@
+/**
+ * The engine on the llama.cpp decoder backend (real library, F32 GGUF of the golden tiny checkpoints): every visible
+ * official generation case gives the official ids, fused and unfused, with the official forward counts unfused; and
+ * every way llama.cpp can be unavailable leaves ONNX Runtime running with the reason in EngineInfo.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import type { Engine } from '../server/engine/api';
+import { findLibraryDir } from '../server/engine/backends/llamacpp/library';
+import { LLAMA_LIBRARY_VERSION } from '../server/engine/backends/llamacpp/pinned';
+import { convertCheckpoint } from '../server/converter/convert';
+import { decoderPrecision } from '../server/converter/convertOptions';
+import { createEngine } from '../server/engine/engine';
+import { caseImagePath, caseOptions, goldenCases } from './helpers/goldenCases';
+import { cacheDir, fixturesDir, repoRoot } from './helpers/paths';
+import { ensureTinyLlamaModel } from './helpers/tinyLlamaModel';
+import { ensureTinyCheckpoint, ensureTinyModel } from './helpers/tinyModel';
+
+let engine: Engine;
+
+before(async () => {
+  engine = await createEngine({ modelDir: await ensureTinyLlamaModel('qwenvl'), provider: 'cpu', threads: 1, backend: 'llama.cpp' });
+});
+
+after(async () => {
+  await engine?.dispose();
+});
+
+test('the engine runs the decoder on llama.cpp and says so', () => {
+  assert.equal(engine.info.backend, 'llama.cpp');
+  assert.equal(engine.info.backendReason, 'llama.cpp requested: llama.cpp, cpu requested');
+  assert.equal(engine.info.provider, 'cpu');
+});
+
+for (const [name, c] of Object.entries(goldenCases())) {
+  for (const fused of [false, true]) {
+    test(`QwenVL ${name} on llama.cpp (${fused ? 'fused commit' : 'unfused, official call pattern'})`, async () => {
+      const images = caseImagePath(c).map((path) => ({ path }));
+      const r = await engine.generateIds({ promptIds: c.prompt_ids, images, options: { ...caseOptions(c), fusedCommit: fused, prefixCache: false } });
+      assert.deepEqual(r.outputIds, c.output_ids);
+      const f = r.stats.forwards;
+      if (!fused) assert.deepEqual({ prefill: f.prefill, denoise: f.denoise, commit: f.commit }, c.forwards);
+      else {
+        assert.equal(f.denoise, c.forwards.denoise);
+        assert.equal(f.commit, 0);
+        assert.equal(f.fusedCommits, c.forwards.commit - 1);
+      }
+    });
+  }
+}
+
+test('prompt-prefix reuse on llama.cpp: a second identical prompt reuses the cached blocks and gives the same ids', async () => {
+  const c = Object.values(goldenCases())[0];
+  const images = caseImagePath(c).map((path) => ({ path }));
+  const first = await engine.generateIds({ promptIds: c.prompt_ids, images, options: caseOptions(c) });
+  const second = await engine.generateIds({ promptIds: c.prompt_ids, images, options: caseOptions(c) });
+  assert.deepEqual(second.outputIds, first.outputIds);
+  assert.deepEqual(second.outputIds, c.output_ids);
+  if (first.stats.forwards.prefill > 0) assert.ok((second.stats.cache.prefixReusedTokens ?? 0) > 0);
+});
+
+interface SiglipCase {
+  prompt_ids: number[];
+  images: string[];
+  gen_kwargs: { gen_length: number; steps: number; remasking_strategy: string; confidence_threshold?: number };
+  block_size: number;
+  multi_image_mode?: string;
+  output_ids: number[];
+  forwards: { prefill: number; denoise: number; commit: number };
+}
+
+test('SigLIP: every official case on llama.cpp gives the official ids, fused and unfused; unfused forward counts equal', async () => {
+  const dir = join(fixturesDir, 'golden-siglip');
+  const gen = JSON.parse(readFileSync(join(dir, 'generate.json'), 'utf8')) as { cases: Record<string, SiglipCase> };
+  const e = await createEngine({ modelDir: await ensureTinyLlamaModel('siglip'), provider: 'cpu', threads: 1, backend: 'llama.cpp' });
+  try {
+    assert.equal(e.info.backend, 'llama.cpp');
+    for (const [name, c] of Object.entries(gen.cases)) {
+      for (const fusedCommit of [false, true]) {
+        const k = c.gen_kwargs;
+        const r = await e.generateIds({
+          promptIds: c.prompt_ids,
+          images: c.images.map((f) => ({ path: join(dir, 'images', f) })),
+          options: {
+            maxNewTokens: k.gen_length,
+            steps: k.steps,
+            strategy: k.remasking_strategy.endsWith('dynamic') ? 'dynamic' : 'static',
+            threshold: k.confidence_threshold ?? 0.85,
+            blockSize: c.block_size,
+            fusedCommit,
+            prefixCache: false,
+            imageAspectRatio: c.multi_image_mode === 'driver_multi_image_pad' ? 'pad' : undefined,
+          },
+        });
+        assert.deepEqual(r.outputIds, c.output_ids, `${name} (${fusedCommit ? 'fused' : 'unfused'}): output ids`);
+        if (!fusedCommit) {
+          const { prefill, denoise, commit } = r.stats.forwards;
+          assert.deepEqual({ prefill, denoise, commit }, c.forwards, `${name}: forward counts`);
+        }
+      }
+    }
+  } finally {
+    await e.dispose();
+  }
+});
+
+const textCase = () => Object.values(goldenCases()).find((c) => !c.image)!;
+
+/** Starts an engine in a child process (an abort there fails the test, not the runner) and returns its info and ids. */
+function engineInChild(modelDir: string, env: Record<string, string>): { status: number | null; signal: string | null; out: { backend: string; backendReason: string; ids: number[] } | null; stderr: string } {
+  const c = textCase();
+  const code = `
+    const { createEngine } = require(${JSON.stringify(join(repoRoot, 'out', 'server', 'engine', 'engine.js'))});
+    (async () => {
+      const e = await createEngine({ modelDir: ${JSON.stringify(modelDir)}, provider: 'cpu', threads: 1, backend: 'llama.cpp' });
+      const r = await e.generateIds({ promptIds: ${JSON.stringify(c.prompt_ids)}, images: [], options: ${JSON.stringify(caseOptions(c))} });
+      process.stdout.write(JSON.stringify({ backend: e.info.backend, backendReason: e.info.backendReason, ids: r.outputIds }));
+      await e.dispose();
+    })();`;
+  const r = spawnSync(process.execPath, ['-e', code], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, ...env } });
+  let out = null;
+  try {
+    out = JSON.parse(r.stdout) as { backend: string; backendReason: string; ids: number[] };
+  } catch {
+    out = null;
+  }
+  return { status: r.status, signal: r.signal, out, stderr: r.stderr };
+}
+
+test('a missing llama.cpp library: ONNX Runtime runs the decoder and the status says why', { skip: !textCase() && 'needs a text-only case' }, async () => {
+  const empty = join(cacheDir, 'llama-missing');
+  mkdirSync(empty, { recursive: true });
+  const r = engineInChild(await ensureTinyLlamaModel('qwenvl'), { DIFFUSIONVL_LLAMA_LIB_DIR: empty });
+  assert.equal(r.signal, null, r.stderr.slice(-400));
+  assert.equal(r.status, 0, r.stderr.slice(-400));
+  assert.equal(r.out?.backend, 'onnx');
+  assert.equal(r.out?.backendReason, `llama.cpp unavailable: the llama.cpp library folder ${empty} has no ggml-base library; fell back to ONNX Runtime`);
+});
+
+test('another build of the library: refused at load, ONNX Runtime runs the decoder, the status names both versions', { skip: process.platform !== 'linux' && 'patches a Linux .so' }, async () => {
+  const dir = join(cacheDir, 'llama-wrong-version-engine');
+  rmSync(dir, { recursive: true, force: true });
+  cpSync(findLibraryDir(true), dir, { recursive: true });
+  const lib = readdirSync(dir).find((n) => /^libllama\..*so$/.test(n))!;
+  const bytes = readFileSync(join(dir, lib));
+  Buffer.from('0.3.9-dev\0').copy(bytes, bytes.indexOf(Buffer.from(`${LLAMA_LIBRARY_VERSION}-dev\0`)));
+  writeFileSync(join(dir, lib), bytes);
+  const r = engineInChild(await ensureTinyLlamaModel('qwenvl'), { DIFFUSIONVL_LLAMA_LIB_DIR: dir });
+  assert.equal(r.signal, null, r.stderr.slice(-400));
+  assert.equal(r.status, 0, r.stderr.slice(-400));
+  assert.equal(r.out?.backend, 'onnx');
+  assert.match(r.out?.backendReason ?? '', /^llama\.cpp unavailable: the llama\.cpp library in .* is version 0\.3\.9-dev \(ggml 0\.23\.0\); this build of DiffusionVL needs 0\.4\.0 .*; fell back to ONNX Runtime$/);
+  assert.deepEqual(r.out?.ids, textCase().output_ids);
+});
+
+test('CLI `generate --backend llama.cpp --json` in its own process: the official ids and counts, and "backend"', async () => {
+  const c = textCase();
+  const cli = join(repoRoot, 'out', 'server', 'cli', 'main.js');
+  const o = caseOptions(c);
+  const args = ['generate', '--model', await ensureTinyLlamaModel('qwenvl'), '--prompt-ids', JSON.stringify(c.prompt_ids), '--gen-length', String(o.maxNewTokens), '--steps', String(o.steps), '--strategy', String(o.strategy), '--threshold', String(o.threshold), '--provider', 'cpu', '--threads', '1', '--no-fused-commit', '--backend', 'llama.cpp', '--json'];
+  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 120_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, `${JSON.stringify({ output_ids: c.output_ids, forwards: c.forwards, backend: 'llama.cpp' })}\n`);
+  const bad = spawnSync(process.execPath, [cli, ...args.slice(0, -3), '--backend', 'tensorrt', '--json'], { encoding: 'utf8', timeout: 60_000 });
+  assert.notEqual(bad.status, 0);
+  assert.match(bad.stderr, /--backend must be one of auto, onnx, llama\.cpp, got "tensorrt"/);
+});
+
+test('a model folder without a GGUF decoder runs on ONNX Runtime whatever the backend asked for, and says so', async () => {
+  const e = await createEngine({ modelDir: await ensureTinyModel('fp32'), provider: 'cpu', threads: 1, backend: 'llama.cpp' });
+  try {
+    assert.equal(e.info.backend, 'onnx');
+    assert.equal(e.info.backendReason, 'llama.cpp requested: this model folder has no GGUF decoder (convert it with --decoder gguf or both); ONNX Runtime');
+  } finally {
+    await e.dispose();
+  }
+});
+
+test('a GGUF-only model folder (convert --decoder gguf): llama.cpp runs the decoder and ONNX Runtime only the vision tower; no ONNX fallback is offered', async () => {
+  const c = Object.values(goldenCases()).find((x) => x.image)!;
+  const dir = join(cacheDir, 'gguf-only-qwenvl-fp32');
+  rmSync(dir, { recursive: true, force: true });
+  const m = await convertCheckpoint(await ensureTinyCheckpoint(), dir, { ...decoderPrecision('gguf', 'fp32'), decoder: 'gguf' });
+  assert.equal(m.decoders?.onnx, undefined);
+  const e = await createEngine({ modelDir: dir, provider: 'cpu', threads: 1 });
+  try {
+    assert.equal(e.info.backend, 'llama.cpp');
+    const r = await e.generateIds({ promptIds: c.prompt_ids, images: caseImagePath(c).map((path) => ({ path })), options: caseOptions(c) });
+    assert.deepEqual(r.outputIds, c.output_ids);
+  } finally {
+    await e.dispose();
+  }
+  await assert.rejects(createEngine({ modelDir: dir, provider: 'cpu', threads: 1, backend: 'onnx' }), /no ONNX decoder \(converted with --decoder gguf\)/);
+  const missing = join(cacheDir, 'llama-missing');
+  mkdirSync(missing, { recursive: true });
+  const r = engineInChild(dir, { DIFFUSIONVL_LLAMA_LIB_DIR: missing });
+  assert.equal(r.signal, null, r.stderr.slice(-400));
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /llama\.cpp cannot run this model folder's GGUF decoder \(.*no ggml-base library\), and the folder has no ONNX decoder to fall back to \(convert it with --decoder both\)/);
+});
