@@ -184,6 +184,8 @@ export function serverSettings(ctx: vscode.ExtensionContext): SettingsUpdate {
     remasking: cfg().get<RemaskingStrategy>('remasking'),
     confidenceThreshold: cfg().get<number>('confidenceThreshold'),
     maxNewTokens: cfg().get<number>('maxNewTokens'),
+    // `auto` or an integer as text; the server parses and checks it.
+    verifySteps: cfg().get<string>('verifySteps') as SettingsUpdate['verifySteps'],
     hover: { enabled: hoverEnabled(ctx) },
     server: (() => {
       const url = serverUrl() ?? '';
@@ -207,7 +209,7 @@ export function generationOptions(overrides: GenerationOptions = {}): Generation
 
 /** Settings whose change must reach the server. */
 export function affectsServer(e: vscode.ConfigurationChangeEvent): boolean {
-  return ['model', 'modelPath', 'executionProvider', 'backend', 'idleUnloadMinutes', 'steps', 'remasking', 'confidenceThreshold', 'maxNewTokens', 'hover.enabled', 'server.url', 'server.model'].some((k) =>
+  return ['model', 'modelPath', 'executionProvider', 'backend', 'idleUnloadMinutes', 'steps', 'remasking', 'confidenceThreshold', 'maxNewTokens', 'verifySteps', 'hover.enabled', 'server.url', 'server.model'].some((k) =>
     e.affectsConfiguration(`${SECTION}.${k}`),
   );
 }

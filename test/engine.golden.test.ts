@@ -6,7 +6,8 @@ import { caseImagePath, caseOptions, goldenCases } from './helpers/goldenCases';
 import { ensureTinyModel } from './helpers/tinyModel';
 
 // Every official generation case on the converted tiny model: identical ids with and without fused commit, and
-// the official forward-call pattern (counts) when commits are not fused.
+// the official forward-call pattern (counts) when commits are not fused, one denoising state per pass (the verified
+// multi-step strategy has its own golden suite).
 let engine: Engine;
 
 before(async () => {
@@ -22,7 +23,7 @@ for (const [name, c] of Object.entries(goldenCases())) {
     test(`${name} (${fused ? 'fused commit' : 'unfused, official call pattern'})`, async () => {
       const images = caseImagePath(c).map((path) => ({ path }));
       // No prefix reuse here: each case must pay its own prefill for the counts to be comparable.
-      const r = await engine.generateIds({ promptIds: c.prompt_ids, images, options: { ...caseOptions(c), fusedCommit: fused, prefixCache: false } });
+      const r = await engine.generateIds({ promptIds: c.prompt_ids, images, options: { ...caseOptions(c), fusedCommit: fused, prefixCache: false, verifySteps: 1 } });
       assert.deepEqual(r.outputIds, c.output_ids);
       assert.equal(r.outputIds.length, c.gen_kwargs.gen_length);
       const f = r.stats.forwards;

@@ -75,6 +75,7 @@ test('block and step events stream while generating', async () => {
   const blocks = events.filter((e) => e.kind === 'block');
   const steps = events.filter((e) => e.kind === 'step');
   assert.equal(blocks.length, 5);
+  // One event per real step, whatever K auto chose: each step is a pass's own state or an accepted draft.
   assert.equal(steps.length, a.forwards.denoise);
   const last = blocks[blocks.length - 1];
   assert.deepEqual(last.kind === 'block' && last.ids, a.output_ids);
@@ -106,11 +107,27 @@ test('bad input is an error of the right kind with a clear message', async () =>
 
 test('CLI `generate --json` in its own process reproduces case a and the official counts', async () => {
   const cli = join(repoRoot, 'out', 'server', 'cli', 'main.js');
-  const args = ['generate', '--model', modelDir, '--prompt-ids', JSON.stringify(a.prompt_ids), '--gen-length', '32', '--steps', '8', '--strategy', 'static', '--threads', '1', '--json'];
+  const common = ['generate', '--model', modelDir, '--prompt-ids', JSON.stringify(a.prompt_ids), '--gen-length', '32', '--steps', '8', '--strategy', 'static', '--threads', '1', '--json'];
+  const args = [...common, '--verify-steps', '1'];
   const unfused = await promisify(execFile)(process.execPath, [cli, ...args, '--no-fused-commit']);
   const lines = unfused.stdout.trim().split('\n');
   assert.equal(lines.length, 1);
-  assert.deepEqual(JSON.parse(lines[0]), { output_ids: a.output_ids, forwards: a.forwards, backend: 'onnx' });
+  // The contract's keys first, in order; later keys are only ever added.
+  const one = JSON.parse(lines[0]) as Record<string, unknown>;
+  assert.deepEqual(Object.keys(one).slice(0, 3), ['output_ids', 'forwards', 'backend']);
+  assert.equal(one.backend, 'onnx');
+  assert.deepEqual({ output_ids: one.output_ids, forwards: one.forwards }, { output_ids: a.output_ids, forwards: a.forwards });
   const fused = JSON.parse((await promisify(execFile)(process.execPath, [cli, ...args])).stdout) as { output_ids: number[] };
   assert.deepEqual(fused.output_ids, a.output_ids);
+  // Verified multi-step decoding: same ids, fewer verifying forwards, the drafts accepted reported.
+  type Out = { output_ids: number[]; forwards: { denoise: number }; drafts: { verified: number; accepted: number }; verify_steps: number; tokens_per_forward: number };
+  const k1 = JSON.parse((await promisify(execFile)(process.execPath, [cli, ...args])).stdout) as Out;
+  const k4 = JSON.parse((await promisify(execFile)(process.execPath, [cli, ...common, '--verify-steps', '4'])).stdout) as Out;
+  assert.deepEqual(k4.output_ids, a.output_ids);
+  assert.equal(k1.verify_steps, 1);
+  assert.equal(k4.verify_steps, 4);
+  assert.deepEqual(k1.drafts, { verified: 0, accepted: 0 });
+  assert.equal(k4.forwards.denoise + k4.drafts.accepted, k1.forwards.denoise);
+  assert.ok(k4.drafts.accepted > 0 && k4.tokens_per_forward > k1.tokens_per_forward);
+  await assert.rejects(promisify(execFile)(process.execPath, [cli, ...common, '--verify-steps', '0']), (e: { code: number; stderr: string }) => e.code === 2 && /--verify-steps must be "auto" or an integer in \[1, 16\], got "0"/.test(e.stderr));
 });

@@ -261,3 +261,89 @@ test('loop: fused mode feeds [finished block, next block] once per block and sav
   assert.deepEqual(r.forwards, { prefill: 1, denoise: 12, commit: 0, fusedCommits: 2 });
   assert.deepEqual(model.calls.filter((c) => c.rows === 8).length, 2);
 });
+
+/**
+ * A scripted model whose predictions depend on the state each group of a pass holds (the ids in its block rows), so
+ * drafts made from one state's predictions are accepted while they hold and rejected once they change: row r
+ * predicts 10 + r, plus 20 on odd rows once `flipAt` rows are unmasked; confidence falls with r (lowest first) except
+ * on rows ≥ `lateRows`, which rank first once half the block is unmasked.
+ */
+function stateModel(blockLen: number, flipAt: number, lateRows: number): DiffusionModel & { passes: { shared: number; groups: number }[] } {
+  const passes: { shared: number; groups: number }[] = [];
+  const mask = 99;
+  return {
+    hiddenSize: 1,
+    passes,
+    async decode(embeds, _positions, pattern, cache, req) {
+      if (req.commitRows > 0) {
+        const z = new Float32Array(req.commitRows);
+        (cache as HostKvCache).append([z], [z], req.commitRows);
+      }
+      if (pattern.kind !== 'open') return null;
+      passes.push({ shared: pattern.shared, groups: pattern.groups.length });
+      const out = req.outputRows.map((row) => {
+        const g = Math.floor((row - pattern.shared) / blockLen);
+        const r = (row - pattern.shared) % blockLen;
+        const first = pattern.shared + g * blockLen;
+        let unmasked = 0;
+        for (let i = 0; i < blockLen; i++) if (embeds[first + i] !== mask) unmasked++;
+        const id = 10 + r + (unmasked >= flipAt && r % 2 === 1 ? 20 : 0);
+        const prob = unmasked * 2 >= blockLen && r >= lateRows ? 0.99 - r * 0.001 : 0.9 - r * 0.05;
+        return { id, prob };
+      });
+      return out.length > 0 ? ({ rows: out.length, out } as HiddenRows) : null;
+    },
+    async head(hidden) {
+      const o = (hidden as HiddenRows & { out: { id: number; prob: number }[] }).out;
+      return { ids: Int32Array.from(o, (x) => x.id), probs: Float32Array.from(o, (x) => x.prob) };
+    },
+    embedRow(id, dst, offset) {
+      dst[offset] = id;
+    },
+  };
+}
+
+test('verified steps: drafts partly rejected by a state-dependent model; same ids and step events as one state per pass', async () => {
+  for (const strategy of ['static', 'dynamic'] as const) {
+    for (const fusedCommit of [false, true]) {
+      const run = async (verifySteps: number) => {
+        const model = stateModel(8, 3, 6);
+        const steps: string[] = [];
+        const r = await runBlockDiffusion(model, new Float32Array(8).fill(1), 8, params({ genLen: 24, blockSize: 8, steps: 8, strategy, threshold: 0.8, fusedCommit, verifySteps }), new HostKvCache(1, 1, 'float32'), 0, {
+          checkCancel() {},
+          onStep: (b, s, ids) => steps.push(`${b}/${s}:${ids.join(',')}`),
+        });
+        return { r, steps, passes: model.passes };
+      };
+      const one = await run(1);
+      assert.equal(one.r.forwards.draftsAccepted, undefined);
+      for (const k of [2, 3, 4, 8]) {
+        const what = `${strategy}, ${fusedCommit ? 'fused' : 'unfused'}, K=${k}`;
+        const v = await run(k);
+        assert.deepEqual(v.r.outputIds, one.r.outputIds, what);
+        assert.deepEqual(v.steps, one.steps, `${what}: step events once per real step, in order`);
+        const f = v.r.forwards;
+        assert.ok(f.draftsAccepted! > 0, `${what}: some drafts accepted`);
+        assert.ok(f.draftsAccepted! < f.draftsVerified!, `${what}: some drafts rejected`);
+        assert.equal(f.denoise + f.draftsAccepted!, one.r.forwards.denoise, `${what}: every step is a pass's own state or an accepted draft`);
+        assert.ok(v.passes.every((p) => p.groups <= k), `${what}: at most K states per pass`);
+        assert.ok(v.passes.some((p) => p.groups > 1), `${what}: some passes verify drafts`);
+      }
+    }
+  }
+});
+
+test('verified steps: cancellation is checked before every pass', async () => {
+  let checks = 0;
+  const model = stateModel(8, 3, 6);
+  await assert.rejects(
+    runBlockDiffusion(model, new Float32Array(8).fill(1), 8, params({ genLen: 24, blockSize: 8, steps: 8, verifySteps: 4 }), new HostKvCache(1, 1, 'float32'), 0, {
+      checkCancel() {
+        if (++checks === 4) throw new Error('cancelled');
+      },
+    }),
+    /cancelled/,
+  );
+  // The prefill's check and two denoising passes ran; the third pass never started.
+  assert.equal(model.passes.filter((p) => p.groups > 0).length, 2);
+});

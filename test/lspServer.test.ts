@@ -72,7 +72,7 @@ test('ask returns the engine’s own answer, streaming partials before the respo
   assert.ok(partials.length >= 2, 'block partials streamed');
   assert.ok(partials.every((p) => p.token === 'ask-1'));
   const steps = partials.filter((p) => p.kind === 'step');
-  assert.equal(steps.length, res.stats!.forwards.denoise, 'one step state per denoising pass, on request');
+  assert.equal(steps.length, res.stats!.forwards.denoise + res.stats!.drafts.accepted, 'one step state per real step (a pass of its own or an accepted draft), on request');
   assert.ok(steps[0].blockText?.includes(MASK_TEXT), `the first step still shows masked positions: ${steps[0].blockText}`);
   assert.equal(partials.filter((p) => p.kind === 'block').at(-1)?.text, reference);
   assert.ok(progress.length >= 2, '$/progress partial results');

@@ -79,6 +79,19 @@ test('generation settings (user names) are the defaults of asks that leave them 
   await change({ maxNewTokens: null, steps: null, remasking: null });
 });
 
+test('verifySteps: the setting takes auto or an integer (as text too) into the generation defaults; a pinned value (serve --verify-steps) wins over client updates', () => {
+  const store = new SettingsStore();
+  assert.deepEqual(store.update({ verifySteps: '4' }).problems, []);
+  assert.equal(generationDefaults(store.current).verifySteps, 4);
+  assert.deepEqual(store.update({ verifySteps: 'auto' }).problems, []);
+  assert.equal(generationDefaults(store.current).verifySteps, 'auto');
+  assert.deepEqual(store.update({ verifySteps: 0 }).problems, ['diffusionvl.verifySteps must be "auto" or an integer in [1, 16], got 0']);
+  const pinned = new SettingsStore(undefined, { verifySteps: '2' as unknown as number });
+  assert.deepEqual(pinned.update({ verifySteps: 8, steps: 4 }).problems, []);
+  assert.equal(pinned.current.verifySteps, 2);
+  assert.equal(pinned.current.steps, 4);
+});
+
 test('the settings store applies updates over what it holds and names the real setting in every message', () => {
   const store = new SettingsStore();
   assert.deepEqual(store.update({ modelPath: '/m', hover: { enabled: false } }), { model: true, problems: [] });

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { DECODER_BACKENDS, DEFAULT_BACKEND, DEFAULT_PROVIDER } from '../server/engine/api';
-import { checkGenerationOptions, DEFAULT_STRATEGY, GENERATION_OPTIONS, REMASKING_STRATEGIES } from '../server/engine/generationOptions';
+import { checkGenerationOptions, DEFAULT_STRATEGY, GENERATION_OPTIONS, parseVerifySteps, REMASKING_STRATEGIES, VERIFY_STEPS } from '../server/engine/generationOptions';
 import { resolveOptions } from '../server/engine/options';
 import { errorKind } from '../server/engine/errors';
 import { DEFAULT_SETTINGS } from '../server/lsp/settings';
@@ -45,6 +45,8 @@ test("package.json's generation settings carry the engine's defaults and limits"
     assert.equal(p.type, rule.integer ? 'integer' : 'number', `${setting} type`);
   }
   assert.deepEqual(props['diffusionvl.remasking'].enum, [...REMASKING_STRATEGIES]);
+  assert.equal(props['diffusionvl.verifySteps'].default, VERIFY_STEPS.default);
+  for (const v of props['diffusionvl.verifySteps'].enum as string[]) assert.doesNotThrow(() => parseVerifySteps(v), v);
   assert.equal(props['diffusionvl.remasking'].default, DEFAULT_STRATEGY);
 });
 

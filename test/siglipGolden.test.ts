@@ -278,6 +278,7 @@ test('generated ids identical to the official code on every case, fused and unfu
             blockSize: c.block_size,
             fusedCommit,
             prefixCache: false,
+            verifySteps: 1,
             imageAspectRatio: c.multi_image_mode === 'driver_multi_image_pad' ? 'pad' : undefined,
           },
         });

@@ -334,5 +334,6 @@ function statsLine(r: AskResult): string {
   const where = r.server ? `${r.model} on ${r.server}` : '';
   if (!s) return where;
   const secs = (s.timings.totalMs / 1000).toFixed(1);
-  return `${where ? `${where} · ` : ''}${s.generatedTokens} tokens in ${secs} s · ${s.tokensPerForward.toFixed(2)} tokens/forward`;
+  const drafts = s.verifySteps > 1 ? ` · ${s.drafts.accepted} of ${s.drafts.verified} drafted steps accepted (K = ${s.verifySteps})` : '';
+  return `${where ? `${where} · ` : ''}${s.generatedTokens} tokens in ${secs} s · ${s.tokensPerForward.toFixed(2)} tokens/forward${drafts}`;
 }

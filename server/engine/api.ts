@@ -105,6 +105,14 @@ export interface ForwardCounts {
   commit: number;
   /** Denoising passes that also committed the previous block (fused commit). */
   fusedCommits?: number;
+  /**
+   * Verified multi-step decoding: drafted states sent along in denoising passes, those the real steps reached, and
+   * those the steps checked (the accepted ones and each pass's first rejected one, which drops the rest):
+   * accepted / checked is the acceptance rate.
+   */
+  draftsVerified?: number;
+  draftsAccepted?: number;
+  draftsChecked?: number;
 }
 
 export interface GenerationStats {
@@ -113,6 +121,8 @@ export interface GenerationStats {
   generatedTokens: number;
   forwards: ForwardCounts;
   tokensPerForward: number;
+  /** States per denoising forward this run used (verified multi-step decoding; 1 = one state) and why. */
+  verify: { k: number; reason: string };
   timings: { visionMs: number; prefillMs: number; decodeMs: number; totalMs: number; ortRunMs: number };
   cache: {
     visionHit: boolean;

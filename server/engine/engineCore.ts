@@ -34,6 +34,7 @@ import { withFallback } from './providers';
 import { Xoshiro128 } from './rng';
 import { blockLayout } from './schedule';
 import { TextTokenizer } from './tokenizer';
+import { AcceptanceRate, chooseVerifySteps, DEFAULT_MODEL_ACCEPTANCE, measureRowCost, type RowCost, type VerifyChoice } from './verifySteps';
 
 export interface RunContext {
   /** True once the caller cancelled this run. */
@@ -54,6 +55,9 @@ export class EngineCore {
   private visionCache = new LruCache<string, Float32Array>(8);
   private fileToPixelKey = new LruCache<string, string>(64);
   private tokenizer?: TextTokenizer;
+  /** c(K) of this model on this device, per block size, measured on first use (verifySteps auto). */
+  private rowCost = new Map<number, Promise<RowCost>>();
+  private acceptance = new AcceptanceRate(DEFAULT_MODEL_ACCEPTANCE);
 
   private constructor(
     readonly info: EngineInfo,
@@ -124,8 +128,10 @@ export class EngineCore {
     const prompt = this.splice(ids, vision.features);
     const prefix = this.reusablePrefix(ids, vision.keys, prompt, o);
     const timing = { prefillMs: 0, decodeMs: 0 };
-    const result = await this.runLoop(prompt, prefix, o, ctx, check, timing);
-    return this.report(result, o, { t0, ort0, io0, visionMs: vision.ms, visionHit: vision.hit, reused: prefix.reused, promptTokens: prompt.promptLen, ...timing });
+    const verify = await this.verifySteps(o);
+    const result = await this.runLoop(prompt, prefix, o, verify.k, ctx, check, timing);
+    this.acceptance.add(result.forwards.draftsAccepted ?? 0, result.forwards.draftsChecked ?? 0);
+    return this.report(result, verify, { t0, ort0, io0, visionMs: vision.ms, visionHit: vision.hit, reused: prefix.reused, promptTokens: prompt.promptLen, ...timing });
   }
 
   /** Prompt ids checked against the vocabulary and the images, as the architecture's official code splices them. */
@@ -191,6 +197,7 @@ export class EngineCore {
     prompt: { embeds: Float32Array; promptLen: number },
     prefix: { reused: number; digests: string[] },
     o: ResolvedOptions,
+    verifySteps: number,
     ctx: RunContext,
     check: () => void,
     timing: { prefillMs: number; decodeMs: number },
@@ -209,6 +216,7 @@ export class EngineCore {
       rng: o.temperature > 0 ? new Xoshiro128(o.seed) : undefined,
       fusedCommit: o.fusedCommit,
       noKvCache: o.noKvCache,
+      verifySteps,
       ...this.arch.loop,
     };
     return runBlockDiffusion(this.decoder, prompt.embeds, prompt.promptLen, loop, o.noKvCache ? null : this.cache, prefix.reused, {
@@ -224,13 +232,27 @@ export class EngineCore {
     });
   }
 
+  /**
+   * States per verifying forward for this run: the option when forced, else what this device makes cheap (c(K)
+   * measured once per block size for this loaded model, the acceptance rate this process has seen).
+   */
+  private async verifySteps(o: ResolvedOptions): Promise<VerifyChoice> {
+    if (o.verifySteps !== 'auto') return { k: o.verifySteps, reason: 'set' };
+    if (o.noKvCache) return { k: 1, reason: 'auto: no KV cache, one state per forward' };
+    let cost = this.rowCost.get(o.blockSize);
+    if (!cost) {
+      cost = measureRowCost(this.decoder, o.blockSize, this.m.tokens.mask);
+      this.rowCost.set(o.blockSize, cost);
+    }
+    return chooseVerifySteps(await cost, this.acceptance.value);
+  }
+
   /** The result with its statistics. */
   private report(
     result: Awaited<ReturnType<typeof runBlockDiffusion>>,
-    o: ResolvedOptions,
+    verify: VerifyChoice,
     t: { t0: number; ort0: number; io0: IoCounters; visionMs: number; visionHit: boolean; reused: number; promptTokens: number; prefillMs: number; decodeMs: number },
   ): GenerationResult {
-    void o;
     const out = result.outputIds;
     const generatedTokens = out.filter((id) => id !== this.m.tokens.mask).length;
     const f = result.forwards;
@@ -242,6 +264,7 @@ export class EngineCore {
         generatedTokens,
         forwards: f,
         tokensPerForward: generatedTokens / Math.max(1, f.prefill + f.denoise + f.commit),
+        verify,
         timings: { visionMs: t.visionMs, prefillMs: t.prefillMs, decodeMs: t.decodeMs, totalMs: performance.now() - t.t0, ortRunMs: this.model.ortMs - t.ort0 },
         cache: { visionHit: t.visionHit, prefixHit: t.reused > 0, prefixReusedTokens: t.reused },
         io: {

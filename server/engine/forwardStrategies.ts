@@ -1,6 +1,6 @@
 import type { ForwardCounts } from './api';
 import type { DiffusionModel, HiddenRows } from './diffusionModel';
-import { blockCausal, open } from './attention';
+import { blockCausal, open, type AttentionPattern } from './attention';
 import type { KvCache } from './kvCache';
 import { range } from './rope';
 
@@ -18,10 +18,20 @@ export interface ForwardStrategy {
   readonly name: string;
   /** Brings the prompt's full blocks, positions [0, prefillLen), into the context. */
   prefill(): Promise<void>;
-  /** One denoising pass of block [s0, s1): the head's input for the block's rows `want` (offsets in the block, ascending). */
-  denoise(s0: number, s1: number, want: readonly number[]): Promise<HiddenRows>;
+  /**
+   * One denoising pass of block [s0, s1) over one or more states of it (verified multi-step decoding sends the
+   * current state and its drafts): each state's rows see the context and themselves only. Returns the head's input
+   * for every state's rows `want` (offsets in the block, ascending), state after state.
+   */
+  denoise(s0: number, s1: number, states: readonly BlockState[]): Promise<HiddenRows>;
   /** Block [s0, s1) has no mask left: make its K/V part of the context (now or with the next pass). */
   finish(s0: number, s1: number): Promise<void>;
+}
+
+/** One denoising state of a block: its rows' embeddings ([s1 - s0, hidden]) and the rows whose outputs are wanted. */
+export interface BlockState {
+  embeds: Float32Array;
+  want: readonly number[];
 }
 
 export interface StrategyContext {
@@ -43,11 +53,14 @@ export function fullRecompute(c: StrategyContext): ForwardStrategy {
   return {
     name: 'full recompute',
     async prefill() {},
-    async denoise(s0, s1, want) {
+    async denoise(s0, s1, states) {
+      // Its block-causal pattern has no groups: one state per pass (the loop never drafts without a cache).
+      if (states.length !== 1) throw new Error('full recompute denoises one state per pass');
       const pos = context.concat(range(s0, s1));
       const embeds = new Float32Array(pos.length * h);
-      pos.forEach((q, r) => embeds.set(c.x.subarray(q * h, (q + 1) * h), r * h));
-      const outputRows = shifted(want, context.length);
+      context.forEach((q, r) => embeds.set(c.x.subarray(q * h, (q + 1) * h), r * h));
+      embeds.set(states[0].embeds, context.length * h);
+      const outputRows = shifted(states[0].want, context.length);
       return denoised(await c.timed('decodeMs', () => c.model.decode(embeds, pos, blockCausal(c.blockLen), null, { commitRows: 0, outputRows })));
     },
     async finish(s0, s1) {
@@ -65,8 +78,9 @@ export function cachedUnfused(c: StrategyContext, cache: KvCache, reusedLen: num
   return {
     name: 'cached',
     prefill: () => prefillCache(c, cache, reusedLen),
-    async denoise(s0, s1, want) {
-      return denoised(await c.timed('decodeMs', () => c.model.decode(c.x.subarray(s0 * h, s1 * h), range(s0, s1), open(0, s1 - s0), cache, { commitRows: 0, outputRows: want })));
+    async denoise(s0, s1, states) {
+      const pass = statesPass(s0, s1, states, h, null, c.x);
+      return denoised(await c.timed('decodeMs', () => c.model.decode(pass.embeds, pass.positions, pass.pattern, cache, { commitRows: 0, outputRows: pass.outputRows })));
     },
     async finish(s0, s1) {
       c.checkCancel();
@@ -88,13 +102,11 @@ export function fusedCommit(c: StrategyContext, cache: KvCache, reusedLen: numbe
   return {
     name: 'cached, fused commit',
     prefill: unfused.prefill,
-    async denoise(s0, s1, want) {
-      if (!pending) return unfused.denoise(s0, s1, want);
-      const done = pending.end - pending.start;
-      const pos = range(pending.start, pending.end).concat(range(s0, s1));
-      const embeds = pending.end === s0 ? c.x.subarray(pending.start * h, s1 * h) : concatRows(c.x, h, pending, s0, s1);
-      const req = { commitRows: done, outputRows: shifted(want, done) };
-      const hidden = await c.timed('decodeMs', () => c.model.decode(embeds, pos, open(done, s1 - s0), cache, req));
+    async denoise(s0, s1, states) {
+      if (!pending) return unfused.denoise(s0, s1, states);
+      const pass = statesPass(s0, s1, states, h, pending, c.x);
+      const req = { commitRows: pending.end - pending.start, outputRows: pass.outputRows };
+      const hidden = await c.timed('decodeMs', () => c.model.decode(pass.embeds, pass.positions, pass.pattern, cache, req));
       c.forwards.fusedCommits = (c.forwards.fusedCommits ?? 0) + 1;
       pending = null;
       return denoised(hidden);
@@ -127,9 +139,28 @@ function denoised(hidden: HiddenRows | null): HiddenRows {
   return hidden;
 }
 
-function concatRows(x: Float32Array, h: number, a: { start: number; end: number }, s0: number, s1: number): Float32Array {
-  const out = new Float32Array((a.end - a.start + s1 - s0) * h);
-  out.set(x.subarray(a.start * h, a.end * h));
-  out.set(x.subarray(s0 * h, s1 * h), (a.end - a.start) * h);
-  return out;
+/**
+ * The rows of one cached denoising pass: the finished block being committed (`shared`, when a fused commit is
+ * pending), then one group of B rows per state at the block's positions. One state without shared rows is fed as
+ * a view (no copy).
+ */
+function statesPass(
+  s0: number,
+  s1: number,
+  states: readonly BlockState[],
+  h: number,
+  shared: { start: number; end: number } | null,
+  x: Float32Array,
+): { embeds: Float32Array; positions: number[]; pattern: AttentionPattern; outputRows: number[] } {
+  const B = s1 - s0;
+  const done = shared ? shared.end - shared.start : 0;
+  const blockPos = range(s0, s1);
+  const positions = (shared ? range(shared.start, shared.end) : []).concat(...states.map(() => blockPos));
+  const outputRows = states.flatMap((st, g) => shifted(st.want, done + g * B));
+  const pattern = open(done, ...states.map(() => B));
+  if (!shared && states.length === 1) return { embeds: states[0].embeds, positions, pattern, outputRows };
+  const embeds = new Float32Array(positions.length * h);
+  if (shared) embeds.set(x.subarray(shared.start * h, shared.end * h));
+  states.forEach((st, g) => embeds.set(st.embeds, (done + g * B) * h));
+  return { embeds, positions, pattern, outputRows };
 }

@@ -29,9 +29,18 @@ export interface GenerationOptions {
   topP?: number;
   /** Sampling seed (used when temperature > 0). */
   seed?: number;
+  /**
+   * Verified multi-step decoding: denoising states per forward (the current one and drafts of the next steps, each
+   * kept only when the real step reaches it; same tokens as 1). `auto`: what this device makes cheap.
+   */
+  verifySteps?: VerifySteps;
 }
 
-export type NumericOption = Exclude<keyof GenerationOptions, 'strategy'>;
+export type VerifySteps = number | 'auto';
+/** Limits of {@link GenerationOptions.verifySteps}: `auto` or an integer in [min, max] (1 = one state per forward). */
+export const VERIFY_STEPS = { default: 'auto' as VerifySteps, min: 1, max: 16 } as const;
+
+export type NumericOption = Exclude<keyof GenerationOptions, 'strategy' | 'verifySteps'>;
 
 export interface NumericRule {
   /** Absent for blockSize: the model's own block size applies. */
@@ -79,6 +88,16 @@ export function checkStrategy(value: unknown): RemaskingStrategy {
   return value as RemaskingStrategy;
 }
 
+export function checkVerifySteps(value: unknown): VerifySteps {
+  if (value === 'auto' || (typeof value === 'number' && Number.isInteger(value) && value >= VERIFY_STEPS.min && value <= VERIFY_STEPS.max)) return value;
+  throw new DiffusionVLError('options', `verifySteps must be "auto" or an integer in [${VERIFY_STEPS.min}, ${VERIFY_STEPS.max}], got ${JSON.stringify(value) ?? String(value)}`);
+}
+
+/** A verifySteps value from text (a flag, a setting): `auto` or an integer; anything else is an `options` error. */
+export function parseVerifySteps(value: unknown): VerifySteps {
+  return checkVerifySteps(typeof value === 'string' && value !== 'auto' ? (value.trim() === '' ? NaN : Number(value)) : value);
+}
+
 /**
  * Checks untrusted options (a wire request) field by field. Unknown fields are refused so a typo does not pass
  * silently; null/undefined fields mean "default".
@@ -90,8 +109,9 @@ export function checkGenerationOptions(raw: unknown): GenerationOptions {
   for (const [key, value] of Object.entries(raw as Record<string, unknown>)) {
     if (value === undefined || value === null) continue;
     if (key === 'strategy') out.strategy = checkStrategy(value);
+    else if (key === 'verifySteps') out.verifySteps = checkVerifySteps(value);
     else if (Object.hasOwn(GENERATION_OPTIONS, key)) out[key as NumericOption] = checkNumericOption(key as NumericOption, value);
-    else throw new DiffusionVLError('options', `${key}: unknown option (known: ${['strategy', ...Object.keys(GENERATION_OPTIONS)].join(', ')})`);
+    else throw new DiffusionVLError('options', `${key}: unknown option (known: ${['strategy', 'verifySteps', ...Object.keys(GENERATION_OPTIONS)].join(', ')})`);
   }
   return out;
 }

@@ -1,6 +1,6 @@
 import type { RunOptions } from './api';
 import { DiffusionVLError } from './errors';
-import { checkNumericOption, checkStrategy, DEFAULT_STRATEGY, GENERATION_OPTIONS as G, type RemaskingStrategy } from './generationOptions';
+import { checkNumericOption, checkStrategy, checkVerifySteps, DEFAULT_STRATEGY, GENERATION_OPTIONS as G, VERIFY_STEPS, type RemaskingStrategy, type VerifySteps } from './generationOptions';
 
 /** Generation options with defaults applied and checked against GENERATION_OPTIONS (bad values: an `options` error). */
 export interface ResolvedOptions {
@@ -13,6 +13,7 @@ export interface ResolvedOptions {
   topK: number;
   topP: number;
   seed: number;
+  verifySteps: VerifySteps;
   fusedCommit: boolean;
   noKvCache: boolean;
   prefixCache: boolean;
@@ -32,6 +33,7 @@ export function resolveOptions(o: RunOptions = {}, modelBlockSize: number): Reso
     topK: checkNumericOption('topK', o.topK ?? G.topK.default),
     topP: checkNumericOption('topP', o.topP ?? G.topP.default),
     seed: checkNumericOption('seed', o.seed ?? G.seed.default),
+    verifySteps: checkVerifySteps(o.verifySteps ?? VERIFY_STEPS.default),
     fusedCommit: o.fusedCommit ?? true,
     noKvCache: o.noKvCache ?? false,
     prefixCache: o.prefixCache ?? true,

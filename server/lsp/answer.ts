@@ -49,6 +49,8 @@ function toResult(a: SourceAnswer, queueMs: number, loadMs: number): AskResult {
       generatedTokens: r.stats.generatedTokens,
       forwards: { prefill: f.prefill, denoise: f.denoise, commit: f.commit, total: f.prefill + f.denoise + f.commit },
       tokensPerForward: r.stats.tokensPerForward,
+      verifySteps: r.stats.verify.k,
+      drafts: { verified: f.draftsVerified ?? 0, accepted: f.draftsAccepted ?? 0 },
       timings: { queueMs, loadMs, visionMs: t.visionMs, prefillMs: t.prefillMs, decodeMs: t.decodeMs, totalMs: t.totalMs },
       cache: r.stats.cache,
     },
@@ -87,5 +89,6 @@ export async function answer(deps: AnswerDeps, req: AnswerRequest, signal: Abort
     queueMs = performance.now() - received;
     return deps.models.ask({ images, question, options }, { signal, steps: req.streamSteps === true, onEvent });
   });
+  if (value.source === 'local') deps.models.noteDecoding(value.result.stats);
   return toResult(value, queueMs, loadMs);
 }

@@ -1,8 +1,8 @@
-import type { Engine, EngineOptions, GenerationResult, ImageInput, RunControls, RunOptions } from '../engine/api';
+import type { Engine, EngineOptions, GenerationResult, GenerationStats, ImageInput, RunControls, RunOptions } from '../engine/api';
 import { isModelDir } from '../engine/defaultModel';
 import { DiffusionVLError, errorKind } from '../engine/errors';
 import { MANIFEST_FILE } from '../engine/manifest';
-import type { ModelState, ServerSettings, StatusResult } from '../protocol';
+import type { DecodingStatus, ModelState, ServerSettings, StatusResult } from '../protocol';
 import type { ChatAnswer } from '../remote/chatClient';
 import { RemoteSource } from '../remote/remoteSource';
 import { message } from './errors';
@@ -37,6 +37,7 @@ export class ModelManager {
   private engine?: Engine;
   private loading?: Promise<Engine>;
   private leases = 0;
+  private decoding?: DecodingStatus;
   private idleTimer?: NodeJS.Timeout;
   private state: ModelState = 'unloaded';
   private lastError?: { message: string; at: number; dir?: string };
@@ -169,7 +170,13 @@ export class ModelManager {
     await e?.dispose().catch(() => {});
   }
 
-  status(): Pick<StatusResult, 'model' | 'provider' | 'backend' | 'remote'> {
+  /** The last answer's decoding, for the status (verified multi-step decoding's K and yield). */
+  noteDecoding(s: GenerationStats): void {
+    const f = s.forwards;
+    this.decoding = { verifySteps: s.verify.k, reason: s.verify.reason, tokensPerForward: s.tokensPerForward, draftsVerified: f.draftsVerified ?? 0, draftsAccepted: f.draftsAccepted ?? 0 };
+  }
+
+  status(): Pick<StatusResult, 'model' | 'provider' | 'backend' | 'remote' | 'decoding'> {
     const info = this.engine?.info;
     const { dir, source } = this.model();
     return {
@@ -188,6 +195,7 @@ export class ModelManager {
         inUse: info?.provider,
         reason: info?.providerReason,
       },
+      decoding: this.decoding,
       backend: {
         requested: this.settings.backend,
         inUse: info?.backend,

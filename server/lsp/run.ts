@@ -2,6 +2,7 @@ import { createConnection, ProposedFeatures } from 'vscode-languageserver/node';
 import type { DecoderBackend } from '../engine/api';
 import { defaultModelDir } from '../engine/defaultModel';
 import { createEngine } from '../engine/engine';
+import type { VerifySteps } from '../engine/generationOptions';
 import { SERVER_API_KEY_ENV } from '../protocol';
 import { startServer } from './server';
 
@@ -12,6 +13,12 @@ function argValue(argv: string[], name: string): string | undefined {
     if (argv[i].startsWith(`--${name}=`)) return argv[i].slice(name.length + 3);
   }
   return undefined;
+}
+
+/** `--verify-steps <K|auto>` on the command line pins the `verifySteps` setting (client settings do not change it). */
+function verifyStepsArg(argv: string[]): string | undefined {
+  const at = argv.indexOf('--verify-steps');
+  return at >= 0 ? argv[at + 1] : undefined;
 }
 
 /** Starts the server on the transport named in argv; stdout belongs to the protocol from here on. */
@@ -28,6 +35,10 @@ export function runServer(argv: string[] = process.argv): void {
   const remoteApiKey = process.env[SERVER_API_KEY_ENV] || undefined;
   delete process.env[SERVER_API_KEY_ENV];
   // Nothing configured: the embedded default model, exactly as `diffusionvl ask` does.
-  startServer(connection, { engineFactory: createEngine, settings: Object.keys(settings).length ? settings : undefined, defaultModelDir: defaultModelDir(), remoteApiKey });
+  const verifySteps = verifyStepsArg(argv);
+  startServer(connection, { engineFactory: createEngine, settings: Object.keys(settings).length ? settings : undefined, defaultModelDir: defaultModelDir(), remoteApiKey,
+    // Checked by the serve command; the store parses it (a string, as the setting's values are).
+    pinned: verifySteps !== undefined ? { verifySteps: verifySteps as unknown as VerifySteps } : undefined,
+  });
 }
 

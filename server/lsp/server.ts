@@ -26,6 +26,8 @@ export interface ServerOptions {
   engineFactory: EngineFactory;
   /** Start-up values that client settings override (e.g. `serve --model`). */
   settings?: SettingsUpdate;
+  /** Values that override client settings (e.g. `serve --verify-steps`). */
+  pinned?: SettingsUpdate;
   /** The embedded default model, used while no `modelPath` is set (`serve` passes models/default). */
   defaultModelDir?: string;
   /** API key for the `server.url` remote server (sent as a Bearer token; never logged). */
@@ -36,7 +38,7 @@ export interface ServerOptions {
 export function startServer(connection: Connection, opts: ServerOptions): void {
   const documents = new TextDocuments(TextDocument);
   const guard = new WorkspaceGuard();
-  const store = new SettingsStore();
+  const store = new SettingsStore(undefined, opts.pinned);
   const log = (msg: string, level: 'info' | 'warning' | 'error' = 'info'): void => {
     if (level === 'error') connection.console.error(msg);
     else if (level === 'warning') connection.console.warn(msg);

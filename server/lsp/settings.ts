@@ -1,6 +1,6 @@
 import { DECODER_BACKENDS, DEFAULT_BACKEND, DEFAULT_PROVIDER, EXECUTION_PROVIDERS, type DecoderBackend, type ExecutionProvider } from '../engine/api';
-import { checkNumericOption, checkStrategy, GENERATION_OPTIONS as G, type GenerationOptions, type NumericOption, type RemaskingStrategy } from '../engine/generationOptions';
-import { DefaultPrompts, SETTINGS_SECTION, type ServerSettings } from '../protocol';
+import { checkNumericOption, checkStrategy, parseVerifySteps, GENERATION_OPTIONS as G, type GenerationOptions, type NumericOption, type RemaskingStrategy, type VerifySteps } from '../engine/generationOptions';
+import { DefaultPrompts, SETTINGS_SECTION, type ServerSettings, type SettingsUpdate } from '../protocol';
 import { normalizeServerUrl } from '../protocol/remoteServer';
 
 /** Defaults of the server's settings; package.json's `contributes.configuration` is checked against these by a test. */
@@ -66,6 +66,13 @@ const remasking: Rule<RemaskingStrategy> = (v, setting) => {
     throw new Error(`${setting}${(err as Error).message.slice('strategy'.length)}`);
   }
 };
+const verifySteps: Rule<VerifySteps> = (v, setting) => {
+  try {
+    return parseVerifySteps(v);
+  } catch (err) {
+    throw new Error(`${setting}${(err as Error).message.slice('verifySteps'.length)}`);
+  }
+};
 /** Optional settings: null or '' clears them (back to the default behaviour). */
 function optional<T>(rule: Rule<T>): Rule<T | undefined> {
   return (v, name) => (v === null || v === '' ? undefined : rule(v, name));
@@ -81,6 +88,7 @@ const RULES = {
   remasking: optional(remasking),
   confidenceThreshold: optional(option('threshold')),
   maxNewTokens: optional(option('maxNewTokens')),
+  verifySteps: optional(verifySteps),
   hover: { enabled: bool, prompt: text, maxNewTokens: num(G.maxNewTokens.min, G.maxNewTokens.max, true) },
   altText: { prompt: text, maxChars: num(16, 1000, true), maxNewTokens: num(G.maxNewTokens.min, G.maxNewTokens.max, true) },
   server: { url: serverUrl, model: (v, name) => (v === null ? '' : typeof v === 'string' ? v.trim() : text(v, name)), allowed: bool },
@@ -102,8 +110,13 @@ export interface SettingsChange {
 export class SettingsStore {
   private value: ServerSettings;
 
-  constructor(initial: ServerSettings = DEFAULT_SETTINGS) {
+  /** `pinned` values win over every update (command-line overrides of the client's settings). */
+  constructor(
+    initial: ServerSettings = DEFAULT_SETTINGS,
+    private readonly pinned?: SettingsUpdate,
+  ) {
     this.value = structuredClone(initial);
+    if (pinned) for (const problem of this.update(pinned).problems) throw new Error(problem);
   }
 
   get current(): ServerSettings {
@@ -114,6 +127,9 @@ export class SettingsStore {
     const problems: string[] = [];
     if (raw === undefined || raw === null) return { model: false, problems };
     if (!isObject(raw)) return { model: false, problems: [`${SETTINGS_SECTION} settings must be an object`] };
+    const pinned = this.pinned;
+    if (pinned && raw !== pinned) raw = Object.fromEntries(Object.entries(raw).filter(([key]) => !Object.hasOwn(pinned, key)));
+    if (!isObject(raw)) return { model: false, problems };
     const prev = this.value;
     const next = structuredClone(prev) as unknown as Record<string, unknown>;
     for (const [key, rule] of Object.entries(RULES)) {
@@ -155,7 +171,7 @@ export function modelSettingsChanged(a: ServerSettings, b: ServerSettings): bool
 
 /** The generation defaults the settings hold, as request options (setting names → the engine's option names). */
 export function generationDefaults(s: ServerSettings): GenerationOptions {
-  const o: GenerationOptions = { steps: s.steps, strategy: s.remasking, threshold: s.confidenceThreshold, maxNewTokens: s.maxNewTokens };
+  const o: GenerationOptions = { steps: s.steps, strategy: s.remasking, threshold: s.confidenceThreshold, maxNewTokens: s.maxNewTokens, verifySteps: s.verifySteps };
   for (const key of Object.keys(o) as (keyof GenerationOptions)[]) if (o[key] === undefined) delete o[key];
   return o;
 }

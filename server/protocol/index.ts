@@ -11,7 +11,7 @@
  */
 import type { ErrorKind } from '../engine/errors';
 import type { DecoderBackend, ExecutionProvider } from '../engine/api';
-import type { GenerationOptions, RemaskingStrategy } from '../engine/generationOptions';
+import type { GenerationOptions, RemaskingStrategy, VerifySteps } from '../engine/generationOptions';
 import type { DecoderKind, GgufType, Precision } from '../engine/manifest';
 
 export type { DecoderBackend, DecoderKind, ErrorKind, ExecutionProvider, GenerationOptions, GgufType, Precision, RemaskingStrategy };
@@ -112,6 +112,9 @@ export interface AskStats {
   generatedTokens: number;
   forwards: { prefill: number; denoise: number; commit: number; total: number };
   tokensPerForward: number;
+  /** Verified multi-step decoding: states per denoising forward, drafted states sent along and those accepted. */
+  verifySteps: number;
+  drafts: { verified: number; accepted: number };
   timings: { queueMs: number; loadMs: number; visionMs: number; prefillMs: number; decodeMs: number; totalMs: number };
   cache: { visionHit: boolean; prefixHit: boolean };
 }
@@ -180,7 +183,18 @@ export interface StatusResult {
   };
   memory: { rssBytes: number; heapUsedBytes: number; externalBytes: number };
   queue: QueueStats;
+  /** How the last answer decoded (absent before the first): verified multi-step decoding's K and why, its yield. */
+  decoding?: DecodingStatus;
   download?: DownloadStatus;
+}
+
+export interface DecodingStatus {
+  verifySteps: number;
+  /** `set`, or auto's measured costs and acceptance rate. */
+  reason: string;
+  tokensPerForward: number;
+  draftsVerified: number;
+  draftsAccepted: number;
 }
 
 export interface RemoteStatus {
@@ -293,6 +307,11 @@ export interface ServerSettings {
   confidenceThreshold?: number;
   /** Longest answer, in tokens (hovers and alt text have their own budgets below). */
   maxNewTokens?: number;
+  /**
+   * Denoising states per forward, verified multi-step decoding (`options.verifySteps`): `auto` or K (1 = one state
+   * per forward); integers may come as strings, as the `diffusionvl.verifySteps` setting's values are.
+   */
+  verifySteps?: VerifySteps;
   hover: { enabled: boolean; prompt: string; maxNewTokens: number };
   altText: { prompt: string; maxChars: number; maxNewTokens: number };
   /**

@@ -18,6 +18,8 @@ export interface EvalConfig {
   kind: 'ar' | 'diffusion';
   strategy?: RemaskingStrategy;
   threshold?: number;
+  /** Denoising states per forward (verified multi-step decoding); absent: the engine's default. */
+  verifySteps?: number;
 }
 
 export interface EvalRow {
@@ -38,6 +40,13 @@ export interface EvalRow {
   forwardsPerItem: number;
   /** Mean wall time per question, vision encoder included. */
   msPerItem: number;
+  /** Verified multi-step decoding (`--verify-steps`): K, and its drafts accepted per question. */
+  verifySteps?: number;
+  draftsAcceptedPerItem?: number;
+  /** Drafts accepted per draft the real steps checked (see ForwardCounts.draftsChecked). */
+  acceptance?: number;
+  /** Questions whose output ids equal those of the first K listed, same remasking (that K's own row: all). */
+  identicalToFirstK?: number;
 }
 
 export interface EvalReport {
@@ -57,6 +66,8 @@ export interface EvalOptions {
   thresholds?: number[];
   maxNewTokens?: number;
   threads?: number;
+  /** Run each diffusion configuration at each of these K (the first is the reference others are compared to). */
+  verifySteps?: number[];
   onProgress?: (line: string) => void;
 }
 
@@ -75,8 +86,14 @@ export async function evaluateSynthetic(o: EvalOptions): Promise<EvalReport> {
   const blockSize = readManifest(o.modelDir).blockSize;
   const configs: EvalConfig[] = [];
   if (o.arModelDir) configs.push({ name: 'AR (block size 1)', kind: 'ar' });
-  configs.push({ name: 'diffusion, static', kind: 'diffusion', strategy: 'static' });
-  for (const t of o.thresholds ?? DEFAULT_THRESHOLDS) configs.push({ name: `diffusion, dynamic ${t}`, kind: 'diffusion', strategy: 'dynamic', threshold: t });
+  const diffusion: EvalConfig[] = [{ name: 'diffusion, static', kind: 'diffusion', strategy: 'static' }];
+  for (const t of o.thresholds ?? DEFAULT_THRESHOLDS) diffusion.push({ name: `diffusion, dynamic ${t}`, kind: 'diffusion', strategy: 'dynamic', threshold: t });
+  for (const cfg of diffusion) {
+    if (!o.verifySteps) configs.push(cfg);
+    else for (const k of o.verifySteps) configs.push({ ...cfg, name: `${cfg.name}, K=${k}`, verifySteps: k });
+  }
+  // Output ids of the first K's run of each remasking configuration, per question.
+  const reference = new Map<string, number[][]>();
 
   const rows: EvalRow[] = [];
   let engine: Engine | undefined;
@@ -96,15 +113,27 @@ export async function evaluateSynthetic(o: EvalOptions): Promise<EvalReport> {
         rows.push(acc.row(cfg, 1));
       } else {
         engine ??= await createEngine({ modelDir: o.modelDir, provider: 'cpu', threads: o.threads });
-        const options: GenerationOptions = { maxNewTokens, steps: blockSize, strategy: cfg.strategy, threshold: cfg.threshold };
+        const options: GenerationOptions = { maxNewTokens, steps: blockSize, strategy: cfg.strategy, threshold: cfg.threshold, verifySteps: cfg.verifySteps };
+        const key = `${cfg.strategy} ${cfg.threshold}`;
+        const ref = reference.get(key);
+        const outputs: number[][] = [];
+        let identical = 0;
+        let drafts = 0;
+        let checked = 0;
         for (const [i, it] of items.entries()) {
           const r = await engine.ask({ images: [{ bytes: pngs[i] }], question: it.question, options });
           const f = r.stats.forwards;
           const eos = r.outputIds.indexOf(readEos(o.modelDir));
           const answerTokens = eos < 0 ? r.stats.generatedTokens : eos + 1;
           acc.add(it, r.text, r.stats.generatedTokens, answerTokens, f.prefill + f.denoise + f.commit, r.stats.timings.totalMs);
+          outputs.push(r.outputIds);
+          if (!ref || r.outputIds.every((id, j) => id === ref[i][j])) identical++;
+          drafts += f.draftsAccepted ?? 0;
+          checked += f.draftsChecked ?? 0;
         }
-        rows.push({ ...acc.row(cfg, blockSize), steps: blockSize });
+        if (!ref) reference.set(key, outputs);
+        const verify = cfg.verifySteps === undefined ? {} : { verifySteps: cfg.verifySteps, draftsAcceptedPerItem: drafts / items.length, acceptance: checked ? drafts / checked : undefined, identicalToFirstK: identical };
+        rows.push({ ...acc.row(cfg, blockSize), steps: blockSize, ...verify });
       }
       o.onProgress?.(`${cfg.name}: ${(rows[rows.length - 1].accuracy * 100).toFixed(1)} %`);
     }
@@ -172,9 +201,25 @@ export function reportTable(r: EvalReport): string {
     '| decoder | accuracy | tokens / forward | answer tokens / forward | forwards / question | ms / question |',
     '|---|---:|---:|---:|---:|---:|',
   ];
+  if (r.rows.some((row) => row.verifySteps !== undefined)) return verifyTable(r);
   for (const row of r.rows) {
     lines.push(
       `| ${row.name} | ${(row.accuracy * 100).toFixed(1)} % | ${row.tokensPerForward.toFixed(2)} | ${row.answerTokensPerForward.toFixed(2)} | ${row.forwardsPerItem.toFixed(2)} | ${row.msPerItem.toFixed(1)} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+/** Markdown table of a `--verify-steps` report: forwards per answer token and agreement with the first K. */
+function verifyTable(r: EvalReport): string {
+  const lines = [
+    '| decoder | K | accuracy | forwards / answer token | forwards / question | drafts accepted / question | acceptance | ids identical to the first K |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const row of r.rows) {
+    if (row.verifySteps === undefined) continue;
+    lines.push(
+      `| ${row.name.replace(/, K=\d+$/, '')} | ${row.verifySteps} | ${(row.accuracy * 100).toFixed(1)} % | ${(1 / row.answerTokensPerForward).toFixed(3)} | ${row.forwardsPerItem.toFixed(2)} | ${row.draftsAcceptedPerItem!.toFixed(2)} | ${row.acceptance === undefined ? '–' : row.acceptance.toFixed(2)} | ${row.identicalToFirstK} / ${row.count} |`,
     );
   }
   return lines.join('\n');

@@ -23,7 +23,8 @@ after(async () => {
 const request = (c: GoldenCase, over: GenerateIdsRequest['options'] = {}): GenerateIdsRequest => ({
   promptIds: c.prompt_ids,
   images: caseImagePath(c).map((path) => ({ path })),
-  options: { ...caseOptions(c), ...over },
+  // One denoising state per pass: these tests check the official call pattern on the device.
+  options: { ...caseOptions(c), verifySteps: 1, ...over },
 });
 
 /** No past K/V tensor reached ONNX Runtime from host memory in this run, though the cache was in use. */

@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { arBaselineDir, DEFAULT_THRESHOLDS, evaluateSynthetic, reportTable } from '../../synthetic/evaluate';
 import { intFlag, parse, UsageError, type Command } from '../command';
 import { defaultModelDir, isModelDir } from '../../engine/defaultModel';
-import { threadsFlag } from './generate';
+import { threadsFlag, verifyStepsFlag } from './generate';
 
 const usage = `Usage: diffusionvl eval-synthetic [--seed N] [--count K] [--json] [options]
 
@@ -20,6 +20,8 @@ Options:
   --no-ar                skip the AR baseline
   --thresholds LIST      dynamic-remasking thresholds, comma-separated (default ${DEFAULT_THRESHOLDS.join(',')})
   --max-tokens N         generation budget per answer (default 16)
+  --verify-steps LIST    run each diffusion configuration at each K of the list (e.g. 1,2,4,8): denoising states
+                         per forward, output ids compared question by question with the first K's
   --threads N            ONNX Runtime intra-op threads`;
 
 export const evalSyntheticCommand: Command = {
@@ -38,6 +40,7 @@ export const evalSyntheticCommand: Command = {
         'no-ar': { type: 'boolean' },
         thresholds: { type: 'string' },
         'max-tokens': { type: 'string' },
+        'verify-steps': { type: 'string' },
         threads: { type: 'string' },
       },
       false,
@@ -59,7 +62,13 @@ export const evalSyntheticCommand: Command = {
       thresholds = values.thresholds.split(',').map((s) => Number(s.trim()));
       if (thresholds.some((t) => !(t >= 0 && t <= 1))) throw new UsageError('--thresholds must be numbers between 0 and 1');
     }
+    let verifySteps: number[] | undefined;
+    if (values['verify-steps'] !== undefined) {
+      verifySteps = values['verify-steps'].split(',').map((v) => verifyStepsFlag(v.trim())).map((k) => (k === 'auto' ? NaN : k!));
+      if (verifySteps.some((k) => Number.isNaN(k))) throw new UsageError('--verify-steps takes integers here (auto is the default when the flag is absent)');
+    }
     const report = await evaluateSynthetic({
+      verifySteps,
       modelDir,
       arModelDir,
       seed,

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { createEngine } from '../../engine/engine';
 import { DECODER_BACKENDS, DEFAULT_BACKEND, DEFAULT_PROVIDER, EXECUTION_PROVIDERS, type DecoderBackend, type ExecutionProvider, type RunOptions } from '../../engine/api';
-import { checkNumericOption, checkStrategy, describeRule, GENERATION_OPTIONS as G, type NumericOption } from '../../engine/generationOptions';
+import { checkNumericOption, checkStrategy, parseVerifySteps, describeRule, GENERATION_OPTIONS as G, VERIFY_STEPS, type NumericOption, type VerifySteps } from '../../engine/generationOptions';
 import { intFlag, parse, UsageError, type Command } from '../command';
 
 /** Flags shared by `generate` and `ask` (sampling, schedule, provider). */
@@ -20,6 +20,7 @@ export const generationFlags = {
   provider: { type: 'string' },
   backend: { type: 'string' },
   threads: { type: 'string' },
+  'verify-steps': { type: 'string' },
 } as const;
 
 type FlagValues = { [K in keyof typeof generationFlags]?: (typeof generationFlags)[K]['type'] extends 'boolean' ? boolean : string };
@@ -55,12 +56,23 @@ export function generationOptions(v: FlagValues, maxNewTokens: number | undefine
     topK: optionFlag('topK', 'top-k', v['top-k']),
     topP: optionFlag('topP', 'top-p', v['top-p']),
     seed: optionFlag('seed', 'seed', v.seed),
+    verifySteps: verifyStepsFlag(v['verify-steps']),
     fusedCommit: !v['no-fused-commit'],
     noKvCache: !!v['no-kv-cache'],
     alpha,
   };
   for (const k of Object.keys(opts) as (keyof RunOptions)[]) if (opts[k] === undefined) delete opts[k];
   return opts;
+}
+
+/** `--verify-steps auto|K`; absent means the engine's default (auto). */
+export function verifyStepsFlag(raw: string | undefined): VerifySteps | undefined {
+  if (raw === undefined) return undefined;
+  try {
+    return parseVerifySteps(raw);
+  } catch {
+    throw new UsageError(`--verify-steps must be "auto" or an integer in [${VERIFY_STEPS.min}, ${VERIFY_STEPS.max}], got "${raw}"`);
+  }
 }
 
 export function providerFlag(value: string | undefined): ExecutionProvider {
@@ -87,6 +99,9 @@ export const generationHelp = `  --steps S              denoising steps per bloc
   --no-fused-commit      run each block's commit as its own forward pass (the official call pattern)
   --no-kv-cache          recompute the whole sequence every pass (slow; for comparisons)
   --temperature T, --top-k K, --top-p P, --seed N   sampling (default greedy; top-p in (0, 1])
+  --verify-steps auto|K  denoising states per forward: the current one and drafts of the next K-1 steps, each kept
+                         only if the real step reaches it (same tokens as 1 = one state per forward; default auto:
+                         what this device makes cheap, measured once per model)
   --alpha white|drop     transparency: composite over white or drop alpha like the official processor (default:
                          white for QwenVL models, drop — the official behaviour — for the SigLIP model)
   --provider P           ${EXECUTION_PROVIDERS.join('|')} (default ${DEFAULT_PROVIDER}; falls back to cpu with a reason)
@@ -104,14 +119,15 @@ const usage = `Usage: diffusionvl generate --model <converted-dir> --prompt-ids 
 
 Runs block-diffusion generation on raw prompt ids (-200 marks where each --image goes, in order) and prints the
 generated ids: exactly --gen-length of them, MASK ids kept where generation stopped early, as the official code
-returns them.
+returns them. It runs one denoising state per forward (the official call pattern) unless --verify-steps is given.
 
 Options:
   --gen-length N         tokens to generate (default ${G.maxNewTokens.default}, max ${G.maxNewTokens.max})
 ${generationHelp}
   --image-aspect-ratio pad|anyres_max_N   SigLIP model: override the config's image handling (the official
                          evaluation driver uses pad whenever a prompt has several images)
-  --json                 print one line: {"output_ids":[…],"forwards":{"prefill":n,"denoise":n,"commit":n},"backend":"onnx|llama.cpp"}`;
+  --json                 print one line: {"output_ids":[…],"forwards":{"prefill":n,"denoise":n,"commit":n},"backend":"onnx|llama.cpp",
+                         "drafts":{"verified":n,"accepted":n},"verify_steps":K,"tokens_per_forward":x}`;
 
 export const generateCommand: Command = {
   name: 'generate',
@@ -141,6 +157,8 @@ export const generateCommand: Command = {
     }
     const options = generationOptions(values, optionFlag('maxNewTokens', 'gen-length', values['gen-length']));
     if (values['image-aspect-ratio'] !== undefined) options.imageAspectRatio = values['image-aspect-ratio'];
+    // A replay counts the official call pattern's forwards unless drafts are asked for: never a measured choice.
+    options.verifySteps ??= 1;
     const engine = await createEngine({
       modelDir: resolve(values.model),
       provider: providerFlag(values.provider),
@@ -150,14 +168,17 @@ export const generateCommand: Command = {
     try {
       const images = (values.image ?? []).map((p) => ({ path: resolve(p) }));
       const r = await engine.generateIds({ promptIds: promptIds as number[], images, options });
-      const { prefill, denoise, commit } = r.stats.forwards;
+      const { prefill, denoise, commit, draftsVerified = 0, draftsAccepted = 0 } = r.stats.forwards;
+      const verify = r.stats.verify;
       if (values.json) {
-        // A contract with outside checks: exactly these keys, in this order, on one line (keys are only ever added).
-        console.log(JSON.stringify({ output_ids: r.outputIds, forwards: { prefill, denoise, commit }, backend: engine.info.backend }));
+        // A contract with outside checks: these keys, in this order, on one line (keys are only ever added).
+        const drafts = { verified: draftsVerified, accepted: draftsAccepted };
+        console.log(JSON.stringify({ output_ids: r.outputIds, forwards: { prefill, denoise, commit }, backend: engine.info.backend, drafts, verify_steps: verify.k, tokens_per_forward: r.stats.tokensPerForward }));
       } else {
         console.log(`output_ids: ${JSON.stringify(r.outputIds)}`);
         if (r.text) console.log(`text: ${JSON.stringify(r.text)}`);
         console.log(`forwards: prefill ${prefill}, denoise ${denoise}, commit ${commit}${r.stats.forwards.fusedCommits ? ` (${r.stats.forwards.fusedCommits} commits fused into denoising passes)` : ''}`);
+        console.log(`verify steps: K = ${verify.k} (${verify.reason}); drafts accepted ${draftsAccepted} of ${draftsVerified}; ${r.stats.tokensPerForward.toFixed(2)} tokens per forward`);
         console.log(`provider: ${engine.info.provider} (${engine.info.providerReason}); decoder: ${engine.info.backend} (${engine.info.backendReason}); ${r.stats.timings.totalMs.toFixed(0)} ms`);
       }
       return 0;

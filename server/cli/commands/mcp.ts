@@ -6,9 +6,9 @@ import { createMcpServer } from '../../mcp/server';
 import { parse, UsageError, type Command } from '../command';
 import { defaultModelDir, isModelDir } from '../../engine/defaultModel';
 import { DEFAULT_PROVIDER, EXECUTION_PROVIDERS } from '../../engine/api';
-import { backendFlag, backendHelp, providerFlag, threadsFlag } from './generate';
+import { backendFlag, backendHelp, providerFlag, threadsFlag, verifyStepsFlag } from './generate';
 
-const usage = `Usage: diffusionvl mcp [--root DIR]... [--model DIR] [--provider P] [--backend B] [--threads N]
+const usage = `Usage: diffusionvl mcp [--root DIR]... [--model DIR] [--provider P] [--backend B] [--threads N] [--verify-steps K]
 
 Runs a Model Context Protocol server over stdin/stdout with the tools ask_image and describe_image, answered by the
 model on this machine. Image paths must lie under the allowed roots: the --root folders when given, otherwise the
@@ -19,14 +19,15 @@ Options:
   --model DIR            converted model folder (default: models/default in the project)
   --provider P           ${EXECUTION_PROVIDERS.join('|')} (default ${DEFAULT_PROVIDER}; falls back to cpu with a reason)
 ${backendHelp}
-  --threads N            ONNX Runtime intra-op threads`;
+  --threads N            ONNX Runtime intra-op threads
+  --verify-steps K       denoising states per forward: auto (default) or an integer (1 = one state per forward)`;
 
 export const mcpCommand: Command = {
   name: 'mcp',
   summary: 'Run an MCP server (stdio) with image tools for agents',
   usage,
   async run(argv) {
-    const { values } = parse(argv, { root: { type: 'string', multiple: true }, model: { type: 'string' }, provider: { type: 'string' }, backend: { type: 'string' }, threads: { type: 'string' } }, false);
+    const { values } = parse(argv, { root: { type: 'string', multiple: true }, model: { type: 'string' }, provider: { type: 'string' }, backend: { type: 'string' }, threads: { type: 'string' }, 'verify-steps': { type: 'string' } }, false);
     const modelDir = values.model ? resolve(values.model) : defaultModelDir();
     if (!isModelDir(modelDir)) {
       if (values.model) throw new UsageError(`${modelDir} is not a converted model folder (no manifest.json)`);
@@ -40,7 +41,7 @@ export const mcpCommand: Command = {
     console.info = console.log;
     const { server, dispose } = createMcpServer({
       engineFactory: createEngine,
-      settings: { modelPath: modelDir, executionProvider: providerFlag(values.provider), backend: backendFlag(values.backend), threads: threadsFlag(values.threads) },
+      settings: { modelPath: modelDir, executionProvider: providerFlag(values.provider), backend: backendFlag(values.backend), threads: threadsFlag(values.threads), verifySteps: verifyStepsFlag(values['verify-steps']) },
       roots,
       log,
     });

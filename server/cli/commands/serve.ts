@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { runServer } from '../../lsp/run';
 import { parse, type Command } from '../command';
 import { DECODER_BACKENDS, DEFAULT_BACKEND } from '../../engine/api';
-import { backendFlag } from './generate';
+import { backendFlag, verifyStepsFlag } from './generate';
 import { serveHttp, serveHttpUsage } from './serveHttp';
 
 export const serveCommand: Command = {
@@ -22,6 +22,8 @@ export const serveCommand: Command = {
     '                     neither, the embedded default model (models/default) answers, as in `diffusionvl ask`.',
     `  --backend B        ${DECODER_BACKENDS.join('|')}: the text decoder's runtime (default ${DEFAULT_BACKEND}); the client's`,
     '                     diffusionvl.backend setting overrides it.',
+    '',
+    '  --verify-steps K   denoising states per forward (auto or an integer; overrides diffusionvl.verifySteps)',
     '',
     serveHttpUsage,
   ].join('\n'),
@@ -43,11 +45,13 @@ export const serveCommand: Command = {
       }, false);
       return serveHttp(values);
     }
-    const { values } = parse(argv, { stdio: { type: 'boolean' }, 'node-ipc': { type: 'boolean' }, socket: { type: 'string' }, model: { type: 'string' }, backend: { type: 'string' }, clientProcessId: { type: 'string' } }, false);
+    const { values } = parse(argv, { stdio: { type: 'boolean' }, 'node-ipc': { type: 'boolean' }, socket: { type: 'string' }, model: { type: 'string' }, backend: { type: 'string' }, clientProcessId: { type: 'string' }, 'verify-steps': { type: 'string' } }, false);
     const transport = values.stdio ? ['--stdio'] : values['node-ipc'] ? ['--node-ipc'] : values.socket ? [`--socket=${values.socket}`] : ['--stdio'];
     const extra = values.clientProcessId ? [`--clientProcessId=${values.clientProcessId}`] : [];
     const model = values.model ? ['--model', resolve(values.model)] : [];
     if (values.backend !== undefined) model.push('--backend', backendFlag(values.backend));
+    const verify = verifyStepsFlag(values['verify-steps']);
+    if (verify !== undefined) model.push('--verify-steps', String(verify));
     // createConnection reads the transport from process.argv, so present exactly what it expects.
     process.argv = [process.argv[0], process.argv[1], ...transport, ...extra, ...model];
     runServer(process.argv);

@@ -38,7 +38,12 @@ export interface ForwardResult {
   /** Median ms of decoder + head for a block of 8 rows and for 1 row; the head alone; process CPU ms (all threads). */
   rows8: ForwardTiming;
   rows1: ForwardTiming;
+  /** Verified multi-step decoding: a forward over K states of 8 rows (block-diagonal groups), K = 1, 2, 4, 8. */
+  states: { k: number; timing: ForwardTiming }[];
 }
+
+/** The K of the states forwards. */
+export const STATE_COUNTS = [1, 2, 4, 8];
 
 /**
  * The two forwards block diffusion and one-token decoding run, on the same graphs and the same cache depth: the
@@ -54,13 +59,17 @@ export async function measureForwards(job: ForwardJob): Promise<ForwardResult> {
   const rssAfterLoad = process.memoryUsage().rss;
   try {
     const h = m.text.hiddenSize;
-    const embeds = new Float32Array(8 * h);
-    for (let r = 0; r < 8; r++) emb.copyRow(m.tokens.mask, embeds, r * h);
+    const maxRows = 8 * Math.max(...STATE_COUNTS);
+    const embeds = new Float32Array(maxRows * h);
+    for (let r = 0; r < maxRows; r++) emb.copyRow(m.tokens.mask, embeds, r * h);
     const cache = await cacheAtDepth(model, m, job.past, embeds.subarray(0, h));
-    const once = async (rows: number): Promise<ForwardTiming> => {
+    // `states` groups of `rows` rows at the same positions, each seeing the cache and itself (one is a plain step).
+    const once = async (rows: number, states = 1): Promise<ForwardTiming> => {
       const c = process.cpuUsage();
       const t = performance.now();
-      const out = await model.decode(embeds.subarray(0, rows * h), range(job.past, job.past + rows), open(0, rows), cache, { commitRows: 0, outputRows: range(0, rows) });
+      const positions = range(0, states).flatMap(() => range(job.past, job.past + rows));
+      const groups = range(0, states).map(() => rows);
+      const out = await model.decode(embeds.subarray(0, rows * states * h), positions, open(0, ...groups), cache, { commitRows: 0, outputRows: range(0, rows * states) });
       const th = performance.now();
       await model.head(out!, false);
       const end = performance.now();
@@ -81,7 +90,12 @@ export async function measureForwards(job: ForwardJob): Promise<ForwardResult> {
       headMs: median(xs.map((x) => x.headMs)),
       cpuMs: median(xs.map((x) => x.cpuMs)),
     });
-    return { loadMs, rssAfterLoad, past: job.past, rows8: med(r8), rows1: med(r1) };
+    // Verified multi-step decoding: K states of 8 rows against one, side by side, alternated within each round.
+    for (const k of STATE_COUNTS) await once(8, k);
+    const byK = new Map<number, ForwardTiming[]>(STATE_COUNTS.map((k) => [k, []]));
+    for (let i = 0; i < job.repeats; i++) for (const k of STATE_COUNTS) byK.get(k)!.push(await once(8, k));
+    const states = STATE_COUNTS.map((k) => ({ k, timing: med(byK.get(k)!) }));
+    return { loadMs, rssAfterLoad, past: job.past, rows8: med(r8), rows1: med(r1), states };
   } finally {
     await model.release();
   }

@@ -13,6 +13,7 @@ import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { ExecutionProvider } from '../../../server/engine/api';
 import { readManifest, type ModelManifest, type Precision } from '../../../server/engine/manifest';
+import { DEFAULT_MODEL_ACCEPTANCE, expectedSteps } from '../../../server/engine/verifySteps';
 import { checkpointDir, converterKey, ensureCheckpoint, realBenchDir } from './cache';
 import type { ChildJob } from './child';
 import { decoderFlopsPerRow, headFlopsPerRow, visionFlops } from './flops';
@@ -171,6 +172,7 @@ async function main(): Promise<void> {
       ...ask.vision.map((v, i) => ({ ...v, image: shape.visionImages[i].join('x') })),
     ],
     forwards: { past: fwd.past, rows8: fwd.rows8, rows1: fwd.rows1, ratio: fwd.rows8.forwardMs / fwd.rows1.forwardMs },
+    verifySteps: verifyFigures(fwd),
     decode: { staticTokensPerSecond: tokS, impliedAt2: implied(2), impliedAt3: implied(3) },
     micro,
     fractionOfMicroRate: frac,
@@ -192,6 +194,10 @@ async function main(): Promise<void> {
   line('8-row forward', ms(fwd.rows8.forwardMs), `decoder + head (head ${ms(fwd.rows8.headMs)}), ${fwd.past} cached positions; ${ms(fwd.rows8.cpuMs)} process CPU`);
   line('1-row forward', ms(fwd.rows1.forwardMs), `decoder + head (head ${ms(fwd.rows1.headMs)}); ${ms(fwd.rows1.cpuMs)} process CPU`);
   line('8-row / 1-row', `${result.forwards.ratio.toFixed(2)}×`, 'block diffusion pays this per forward over one-token decoding');
+  console.log(`verified multi-step decoding: a forward over K states of 8 rows against one (acceptance ${DEFAULT_MODEL_ACCEPTANCE} assumed, the default model's)`);
+  for (const v of result.verifySteps) {
+    line(`  K = ${v.k} (${8 * v.k} rows)`, ms(v.forwardMs), `c(K) = ${v.cost.toFixed(2)}; ${v.stepsPerPass.toFixed(2)} steps per forward → ${v.speedup.toFixed(2)}× the steps per second of K = 1`);
+  }
   line('decode, static remasking', `${tokS.toFixed(2)} tok/s`, `${a.generatedTokens} tokens in ${(a.decodeMs / 1000).toFixed(1)} s, ${decForwards} forwards (${ms(perForwardMs)} each)`);
   line('  implied at 2 tokens/forward', `${implied(2).toFixed(2)} tok/s`, 'from the 8-row forward');
   line('  implied at 3 tokens/forward', `${implied(3).toFixed(2)} tok/s`, `(1-row decoding: ${(1000 / fwd.rows1.forwardMs).toFixed(2)} tok/s)`);
@@ -206,6 +212,16 @@ async function main(): Promise<void> {
   line('  8-row forward', pct(frac.rows8), 'vs M = 8');
   line('  1-row forward', pct(frac.rows1), 'vs M = 1');
   console.log(`\ntotal ${result.seconds.toFixed(0)} s`);
+}
+
+/** c(K) per K and what it implies at the default model's acceptance rate (see server/engine/verifySteps.ts). */
+function verifyFigures(fwd: ForwardResult): { k: number; forwardMs: number; cost: number; stepsPerPass: number; speedup: number }[] {
+  const one = fwd.states.find((s) => s.k === 1)!.timing.forwardMs;
+  return fwd.states.map((s) => {
+    const cost = s.timing.forwardMs / one;
+    const stepsPerPass = expectedSteps(s.k, DEFAULT_MODEL_ACCEPTANCE);
+    return { k: s.k, forwardMs: s.timing.forwardMs, cost, stepsPerPass, speedup: stepsPerPass / cost };
+  });
 }
 
 main().catch((err: unknown) => {
