@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['out/**', 'dist/**', 'node_modules/**', 'server/converter/onnx/gen/**', '.cache/**', 'test-artifacts/**', 'models/**'] },
+  { ignores: ['out/**', 'dist/**', 'node_modules/**', 'server/onnx/gen/**', '.cache/**', 'test-artifacts/**', 'models/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

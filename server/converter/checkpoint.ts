@@ -1,7 +1,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { checkModelIdentity, parseQwenVLConfig, type QwenVLCheckpointConfig } from './checkpointConfig';
-import { expectedTensors } from './expectedTensors';
+import { checkLayerCounts, expectedTensors, qwenVLLayerCounts } from './expectedTensors';
 import { fmtShape, readSafetensorsHeader, tensorReader, type SafetensorsHeader, type TensorInfo, type UnsupportedTensor } from './safetensors';
 
 export type { QwenVLCheckpointConfig, QwenVLTextConfig, QwenVLVisionConfig } from './checkpointConfig';
@@ -205,6 +205,7 @@ export async function openCheckpoint(dirIn: string): Promise<Checkpoint> {
     throw new Error(`tensor ${name} not found in ${searched(name).join(', ')}${why}`);
   };
 
+  checkLayerCounts(qwenVLLayerCounts(parsed), (name) => tensors.has(name) || unsupported.has(name), 'config.json');
   for (const exp of expectedTensors(parsed)) {
     const t = info(exp.name);
     const same = t.shape.length === exp.shape.length && t.shape.every((d, i) => d === exp.shape[i]);

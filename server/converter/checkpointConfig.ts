@@ -96,7 +96,7 @@ export class FieldReader {
       this.out.defaulted.push(`${key}=${fallback}`);
       return fallback;
     }
-    if (typeof f.value !== 'number' || !Number.isInteger(f.value)) {
+    if (typeof f.value !== 'number' || !Number.isSafeInteger(f.value)) {
       throw new Error(`${this.where(key, f.label)} must be an integer, got ${JSON.stringify(f.value)}`);
     }
     if (f.value <= 0) throw new Error(`${this.where(key, f.label)} must be positive, got ${f.value}`);
@@ -106,7 +106,7 @@ export class FieldReader {
   optionalInt(key: string): number | undefined {
     const f = this.find(key);
     if (!f) return undefined;
-    if (typeof f.value !== 'number' || !Number.isInteger(f.value)) {
+    if (typeof f.value !== 'number' || !Number.isSafeInteger(f.value)) {
       throw new Error(`${this.where(key, f.label)} must be an integer, got ${JSON.stringify(f.value)}`);
     }
     return f.value;
@@ -280,8 +280,11 @@ export function parseTextConfig(config: Json, hasLmHead: boolean, log: ConfigLog
 /** Special ids: EOS from the config (<|im_end|> preferred), MASK hard-coded by the Qwen releases unless stated. */
 export function parseSpecialTokens(t: FieldReader, top: FieldReader, vocabSize: number): QwenVLCheckpointConfig['tokens'] {
   const eosRaw = t.raw('eos_token_id')?.value;
+  if (Array.isArray(eosRaw) && (eosRaw.length === 0 || !eosRaw.every((x) => Number.isSafeInteger(x)))) {
+    throw new Error(`config.json: eos_token_id must be an integer or a non-empty list of integers, got ${JSON.stringify(eosRaw)}`);
+  }
   // Some configs list several stop ids; the generator stops on <|im_end|>, which must be among them.
-  const eos = Array.isArray(eosRaw) ? (eosRaw.includes(DEFAULT_EOS) ? DEFAULT_EOS : Number(eosRaw[0])) : t.optionalInt('eos_token_id') ?? DEFAULT_EOS;
+  const eos = Array.isArray(eosRaw) ? (eosRaw.includes(DEFAULT_EOS) ? DEFAULT_EOS : (eosRaw[0] as number)) : t.optionalInt('eos_token_id') ?? DEFAULT_EOS;
   // MASK is an embedding row, not a tokenizer token: the Qwen releases hard-code 151671 in their generate loop;
   // models with their own tokenizer name theirs in config.json.
   const mask = top.optionalInt('mask_token_id') ?? DEFAULT_MASK;

@@ -74,3 +74,29 @@ export function expectedTensors(config: QwenVLCheckpointConfig): ExpectedTensor[
   add('projector.mlp.2.bias', [O]);
   return out;
 }
+
+/** A repeated block of tensors whose count the config states: `probe(i)` names a tensor every block i holds. */
+export interface LayerCount {
+  field: string;
+  count: number;
+  probe: (i: number) => string;
+}
+
+/**
+ * Checks that the last block each count implies is stored, before the expected tensors are listed: a corrupt count
+ * (num_hidden_layers: 1e9) would otherwise build billions of names before the first missing tensor is reported.
+ */
+export function checkLayerCounts(counts: LayerCount[], has: (name: string) => boolean, file: string): void {
+  for (const { field, count, probe } of counts) {
+    const last = probe(count - 1);
+    if (!has(last)) throw new Error(`${file}: ${field}=${count}, but the checkpoint does not store ${last}`);
+  }
+}
+
+/** The layer counts of a QwenVL checkpoint, named as canonical tensors. */
+export function qwenVLLayerCounts(config: QwenVLCheckpointConfig): LayerCount[] {
+  return [
+    { field: 'num_hidden_layers', count: config.text.numLayers, probe: (i) => `model.layers.${i}.input_layernorm.weight` },
+    { field: 'vision_config depth', count: config.vision.depth, probe: (i) => `vision.blocks.${i}.norm1.weight` },
+  ];
+}

@@ -12,7 +12,7 @@ import { mergeEntries, modelHeaders, readJson, type Entry } from './checkpoint';
 import { detectArchitecture, type Json } from './checkpointConfig';
 import { fmtShape, readSafetensorsHeader, tensorReader, type SafetensorsHeader, type TensorInfo } from './safetensors';
 import { KNOWN_SIGLIP_TOWERS, parseSiglipConfig, type SiglipCheckpointConfig } from './siglipConfig';
-import type { ExpectedTensor } from './expectedTensors';
+import { checkLayerCounts, type ExpectedTensor } from './expectedTensors';
 
 export interface SiglipCheckpoint {
   dir: string;
@@ -171,6 +171,7 @@ export async function openSiglipCheckpoint(dirIn: string, opts: SiglipOpenOption
     throw new Error(`tensor ${name} not found in ${used.map((h) => basename(h.file)).join(', ')}`);
   };
 
+  checkLayerCounts([{ field: 'num_hidden_layers', count: parsed.text.numLayers, probe: (i) => `model.layers.${i}.input_layernorm.weight` }], (name) => canonical.has(name), 'config.json');
   // The tower config must agree with the weights: hub layers − 1 stored, and nothing beyond.
   const stored = new Set([...tensors.keys()].filter((k) => k.startsWith('siglip.encoder.layers.')).map((k) => Number(k.split('.')[3])));
   const storedLayers = towerWeights === 'checkpoint' ? stored.size : stored.size - 1;

@@ -4,7 +4,7 @@
  * config from the repo named by `mm_vision_tower` (SigLipVisionConfig, class defaults for missing fields), never from
  * config.json; the grid assembly always uses 384-px views of 14-px patches (a default SigLipVisionConfig()).
  */
-import type { AnyresConfig, SiglipVisionDims } from '../engine/manifest';
+import { MAX_PINPOINT_SIDE, type AnyresConfig, type SiglipVisionDims } from '../engine/manifest';
 import {
   FieldReader,
   isObject,
@@ -62,6 +62,9 @@ export const KNOWN_SIGLIP_TOWERS: Record<string, Json> = {
 /** The fixed view geometry of the grid assembly (a default SigLipVisionConfig(): 384 / 14 → 27 patches per side). */
 export const ANYRES_VIEW = { imageSize: 384, patchSize: 14 } as const;
 
+/** Most grid candidates a config may list (the releases use 36: 1x1 to 6x6). */
+const MAX_GRID_PINPOINTS = 1024;
+
 /** `image_grid_pinpoints` as a list of [w, h], or the "(1x1),...,(6x6)" string form expanded as train.py/mm_utils do. */
 export function parseGridPinpoints(value: unknown, patch: number): [number, number][] {
   if (typeof value === 'string') {
@@ -70,14 +73,20 @@ export function parseGridPinpoints(value: unknown, patch: number): [number, numb
     if (m.length < 2) throw new Error(`config.json: image_grid_pinpoints ${JSON.stringify(value)} is not of the form "(1x1),...,(6x6)"`);
     const [a, b] = m[0];
     const [c, d] = m[m.length - 1];
+    // A corrupt range would expand to billions of candidates (or to none, which leaves anyres nothing to pick).
+    if (a < 1 || b < 1 || a > c || b > d || (c - a + 1) * (d - b + 1) > MAX_GRID_PINPOINTS || Math.max(c, d) * patch > MAX_PINPOINT_SIDE) {
+      throw new Error(`config.json: image_grid_pinpoints ${JSON.stringify(value)} must run from (1x1) or more to at most ${MAX_GRID_PINPOINTS} grids of at most ${MAX_PINPOINT_SIDE} px, first to last`);
+    }
     const out: [number, number][] = [];
     for (let i = a; i <= c; i++) for (let j = b; j <= d; j++) out.push([i * patch, j * patch]);
     return out;
   }
-  if (!Array.isArray(value) || value.length === 0) throw new Error('config.json: image_grid_pinpoints must be a non-empty list of [width, height]');
+  if (!Array.isArray(value) || value.length === 0 || value.length > MAX_GRID_PINPOINTS) {
+    throw new Error(`config.json: image_grid_pinpoints must be a list of 1 to ${MAX_GRID_PINPOINTS} [width, height] pairs`);
+  }
   return value.map((p, i) => {
-    if (!Array.isArray(p) || p.length !== 2 || !p.every((x) => Number.isInteger(x) && x > 0)) {
-      throw new Error(`config.json: image_grid_pinpoints[${i}] must be [width, height] in pixels, got ${JSON.stringify(p)}`);
+    if (!Array.isArray(p) || p.length !== 2 || !p.every((x) => Number.isSafeInteger(x) && x > 0 && x <= MAX_PINPOINT_SIDE)) {
+      throw new Error(`config.json: image_grid_pinpoints[${i}] must be [width, height] in pixels up to ${MAX_PINPOINT_SIDE}, got ${JSON.stringify(p)}`);
     }
     if (p[0] % patch !== 0 || p[1] % patch !== 0) throw new Error(`config.json: image_grid_pinpoints[${i}] ${JSON.stringify(p)} is not a multiple of the ${patch}-px view`);
     return [p[0], p[1]] as [number, number];

@@ -23,12 +23,16 @@ export class EmbeddingTable {
   ) {
     this.cols = cols;
     this.rowBytes = cols * (dtype === 'float16' ? 2 : 4);
-    this.fd = openSync(path, 'r');
-    // Rows are read on demand, so a cut-short table would only fail at the first question that needs a missing row.
+    try {
+      this.fd = openSync(path, 'r');
+    } catch (err) {
+      throw new DiffusionVLError('model', `${path}: cannot open the embedding table (${(err as Error).message})`);
+    }
+    // The manifest's shape must match the file: a short table would fail in the middle of a run, a long one is not it.
     const size = fstatSync(this.fd).size;
     if (size !== rows * this.rowBytes) {
       closeSync(this.fd);
-      throw new DiffusionVLError('model', `${path}: ${size} bytes, expected ${rows * this.rowBytes} (${rows} rows × ${cols} ${dtype} values): the embedding table is truncated or damaged`);
+      throw new DiffusionVLError('model', `${path}: ${size} bytes, but the manifest says ${rows}×${cols} ${dtype} (${rows * this.rowBytes} bytes); truncated or not this model's table`);
     }
     this.scratch = Buffer.alloc(this.rowBytes);
     for (const id of keep) this.cachedRows.set(id, this.readRow(id));

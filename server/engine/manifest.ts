@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { DiffusionVLError } from './errors';
 import { MANIFEST_FILE } from './manifestFile';
 
 /**
@@ -164,42 +165,151 @@ export function onnxDecoderFiles(m: Pick<ManifestCommon, 'decoders' | 'files'>):
 function checkDecoders(path: string, m: ModelManifest): void {
   const d: unknown = m.decoders;
   if (d === undefined) {
-    if (typeof m.files?.decoder !== 'string' || typeof m.files.lmHead !== 'string') throw new Error(`${path}: names no decoder (files.decoder/lmHead or decoders)`);
+    if (typeof m.files?.decoder !== 'string' || typeof m.files.lmHead !== 'string') throw new DiffusionVLError('model', `${path}: names no decoder (files.decoder/lmHead or decoders)`);
     return;
   }
-  if (d === null || typeof d !== 'object' || Array.isArray(d)) throw new Error(`${path}: decoders must be an object`);
+  if (d === null || typeof d !== 'object' || Array.isArray(d)) throw new DiffusionVLError('model', `${path}: decoders must be an object`);
   const { onnx, gguf } = d as Record<string, unknown>;
-  if (onnx === undefined && gguf === undefined) throw new Error(`${path}: decoders names neither an onnx nor a gguf decoder`);
+  if (onnx === undefined && gguf === undefined) throw new DiffusionVLError('model', `${path}: decoders names neither an onnx nor a gguf decoder`);
   if (onnx !== undefined) {
     const o = onnx as Record<string, unknown> | null;
-    if (o === null || typeof o !== 'object' || typeof o.decoder !== 'string' || typeof o.lmHead !== 'string') throw new Error(`${path}: decoders.onnx needs decoder and lmHead file names`);
+    if (o === null || typeof o !== 'object' || typeof o.decoder !== 'string' || typeof o.lmHead !== 'string') throw new DiffusionVLError('model', `${path}: decoders.onnx needs decoder and lmHead file names`);
   }
   if (gguf !== undefined) {
     const g = gguf as Record<string, unknown> | null;
-    if (g === null || typeof g !== 'object' || typeof g.file !== 'string' || g.file === '') throw new Error(`${path}: decoders.gguf needs a file name`);
-    if (!GGUF_TYPES.includes(g.type as GgufType)) throw new Error(`${path}: decoders.gguf.type ${JSON.stringify(g.type)} is not one of ${GGUF_TYPES.join(', ')}`);
+    if (g === null || typeof g !== 'object' || typeof g.file !== 'string' || g.file === '') throw new DiffusionVLError('model', `${path}: decoders.gguf needs a file name`);
+    if (!GGUF_TYPES.includes(g.type as GgufType)) throw new DiffusionVLError('model', `${path}: decoders.gguf.type ${JSON.stringify(g.type)} is not one of ${GGUF_TYPES.join(', ')}`);
   }
 }
 
+/**
+ * Reads and checks a model folder's manifest. Every field the engine reads is checked here, so that a corrupt or
+ * hand-edited manifest is refused with a message naming the field instead of failing somewhere inside a run.
+ */
 export function readManifest(modelDir: string): ModelManifest {
   const path = join(modelDir, MANIFEST_FILE);
   let raw: string;
   try {
     raw = readFileSync(path, 'utf8');
   } catch {
-    throw new Error(`${path}: no manifest; is this a folder written by \`diffusionvl convert\`?`);
+    throw new DiffusionVLError('model', `${path}: no manifest; is this a folder written by \`diffusionvl convert\`?`);
   }
-  let m: ModelManifest;
+  let m: unknown;
   try {
-    m = JSON.parse(raw) as ModelManifest;
+    m = JSON.parse(raw);
   } catch (err) {
-    throw new Error(`${path}: not valid JSON (${(err as Error).message})`);
+    throw new DiffusionVLError('model', `${path}: not valid JSON (${(err as Error).message})`);
   }
-  if (m.format !== 'diffusionvl-onnx') throw new Error(`${path}: not a DiffusionVL ONNX manifest (format ${String(m.format)})`);
-  if (m.formatVersion !== 1) throw new Error(`${path}: manifest format version ${m.formatVersion} is not supported`);
-  if (!ARCHITECTURES.includes(m.architecture)) throw new Error(`${path}: architecture ${JSON.stringify(m.architecture)} is not supported by this version`);
-  checkDecoders(path, m);
-  return m;
+  if (!isRecord(m)) throw new DiffusionVLError('model', `${path}: not a JSON object`);
+  if (m.format !== 'diffusionvl-onnx') throw new DiffusionVLError('model', `${path}: not a DiffusionVL ONNX manifest (format ${JSON.stringify(m.format)})`);
+  if (m.formatVersion !== 1) throw new DiffusionVLError('model', `${path}: manifest format version ${JSON.stringify(m.formatVersion)} is not supported`);
+  if (!ARCHITECTURES.includes(m.architecture as Architecture)) {
+    throw new DiffusionVLError('model', `${path}: architecture ${JSON.stringify(m.architecture)} is not supported by this version`);
+  }
+  checkDecoders(path, m as unknown as ModelManifest);
+  checkManifest(m, path);
+  return m as unknown as ModelManifest;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/** Longest side of an anyres grid candidate, in pixels: the releases use 2304; a view is resized to it, so it bounds memory. */
+export const MAX_PINPOINT_SIDE = 16384;
+
+/** Largest dimension a manifest may state: far above any real model, low enough that products stay exact. */
+const MAX_DIM = 1 << 24;
+
+function checkManifest(m: Record<string, unknown>, path: string): void {
+  const fail = (field: string, what: string): never => {
+    throw new DiffusionVLError('model', `${path}: ${field} ${what}`);
+  };
+  const obj = (v: unknown, field: string): Record<string, unknown> => (isRecord(v) ? v : fail(field, 'must be an object'));
+  const int = (o: Record<string, unknown>, key: string, field: string, min = 1): number => {
+    const v = o[key];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > MAX_DIM) fail(`${field}.${key}`, `must be an integer from ${min} to ${MAX_DIM}, got ${JSON.stringify(v)}`);
+    return v as number;
+  };
+  const num = (o: Record<string, unknown>, key: string, field: string): number => {
+    const v = o[key];
+    if (typeof v !== 'number' || !Number.isFinite(v)) fail(`${field}.${key}`, `must be a number, got ${JSON.stringify(v)}`);
+    return v as number;
+  };
+  const oneOf = <T>(v: unknown, allowed: readonly T[], field: string): T => (allowed.includes(v as T) ? (v as T) : fail(field, `must be one of ${allowed.join(', ')}, got ${JSON.stringify(v)}`));
+  // A file inside the model folder: a plain name, never a path that leads out of it.
+  const fileName = (o: Record<string, unknown>, key: string, field: string): string => {
+    const v = o[key];
+    if (typeof v !== 'string' || v === '' || v === '.' || v === '..' || /[/\\\0]/.test(v)) fail(`${field}.${key}`, `must be a file name in the model folder, got ${JSON.stringify(v)}`);
+    return v as string;
+  };
+  const triple = (o: Record<string, unknown>, key: string, field: string, positive: boolean): void => {
+    const v = o[key];
+    if (!Array.isArray(v) || v.length !== 3 || !v.every((x) => typeof x === 'number' && Number.isFinite(x) && (!positive || x > 0))) {
+      fail(`${field}.${key}`, `must be 3 ${positive ? 'positive ' : ''}numbers, got ${JSON.stringify(v)}`);
+    }
+  };
+
+  oneOf(m.precision, PRECISIONS, 'precision');
+  oneOf(m.kvDtype, ['float32', 'float16'], 'kvDtype');
+  int(m, 'blockSize', 'manifest');
+  const text = obj(m.text, 'text');
+  for (const k of ['hiddenSize', 'numLayers', 'numHeads', 'numKvHeads', 'headDim', 'intermediateSize', 'vocabSize']) int(text, k, 'text');
+  const vocab = text.vocabSize as number;
+  if ((text.numHeads as number) % (text.numKvHeads as number) !== 0) fail('text.numKvHeads', 'must divide text.numHeads');
+  if (!(num(text, 'ropeTheta', 'text') > 0)) fail('text.ropeTheta', 'must be positive');
+  if (!(num(text, 'rmsNormEps', 'text') > 0)) fail('text.rmsNormEps', 'must be positive');
+  if (typeof text.tiedLmHead !== 'boolean') fail('text.tiedLmHead', 'must be true or false');
+
+  const tokens = obj(m.tokens, 'tokens');
+  for (const k of ['mask', 'eos', 'pad']) {
+    const id = int(tokens, k, 'tokens', 0);
+    if (id >= vocab) fail(`tokens.${k}`, `${id} is outside the vocabulary (text.vocabSize ${vocab})`);
+  }
+  const placeholder = tokens.imagePlaceholder;
+  if (typeof placeholder !== 'number' || !Number.isInteger(placeholder) || placeholder >= 0) fail('tokens.imagePlaceholder', `must be a negative integer, got ${JSON.stringify(placeholder)}`);
+
+  const files = obj(m.files, 'files');
+  fileName(files, 'vision', 'files');
+  for (const k of ['decoder', 'lmHead']) if (files[k] !== undefined) fileName(files, k, 'files');
+  if (files.tokenizer !== undefined) fileName(files, 'tokenizer', 'files');
+
+  const emb = obj(m.embeddings, 'embeddings');
+  fileName(emb, 'file', 'embeddings');
+  oneOf(emb.dtype, ['float32', 'float16'], 'embeddings.dtype');
+  if (int(emb, 'rows', 'embeddings') !== vocab) fail('embeddings.rows', `must equal text.vocabSize ${vocab}`);
+  if (int(emb, 'cols', 'embeddings') !== text.hiddenSize) fail('embeddings.cols', `must equal text.hiddenSize ${String(text.hiddenSize)}`);
+
+  const vision = obj(m.vision, 'vision');
+  const image = obj(m.image, 'image');
+  if (vision.outHiddenSize !== text.hiddenSize) fail('vision.outHiddenSize', `must equal text.hiddenSize ${String(text.hiddenSize)}`);
+  if (m.architecture === 'diffusionvl_qwenvl') {
+    for (const k of ['depth', 'hiddenSize', 'numHeads', 'headDim', 'intermediateSize', 'patchSize', 'temporalPatchSize', 'spatialMergeSize', 'windowSize', 'outHiddenSize', 'inChannels']) {
+      int(vision, k, 'vision');
+    }
+    const blocks = vision.fullAttentionBlocks;
+    if (!Array.isArray(blocks) || !blocks.every((b) => Number.isInteger(b) && b >= 0 && b < (vision.depth as number))) {
+      fail('vision.fullAttentionBlocks', `must list block indices below vision.depth, got ${JSON.stringify(blocks)}`);
+    }
+    const minPixels = int(image, 'minPixels', 'image');
+    if (int(image, 'maxPixels', 'image') < minPixels) fail('image.maxPixels', 'must be at least image.minPixels');
+    triple(image, 'mean', 'image', false);
+    triple(image, 'std', 'image', true);
+  } else {
+    for (const k of ['numLayers', 'hiddenSize', 'numHeads', 'headDim', 'intermediateSize', 'patchSize', 'imageSize', 'outHiddenSize']) int(vision, k, 'vision');
+    if (!(num(vision, 'layerNormEps', 'vision') > 0)) fail('vision.layerNormEps', 'must be positive');
+    if (typeof image.aspectRatio !== 'string' || !(image.aspectRatio === 'pad' || /^anyres_max_[1-9]\d*$/.test(image.aspectRatio))) {
+      fail('image.aspectRatio', `must be "pad" or "anyres_max_N", got ${JSON.stringify(image.aspectRatio)}`);
+    }
+    const pins = image.gridPinpoints;
+    if (!Array.isArray(pins) || !pins.every((p) => Array.isArray(p) && p.length === 2 && p.every((x) => Number.isInteger(x) && x > 0 && x <= MAX_PINPOINT_SIDE))) {
+      fail('image.gridPinpoints', `must be a list of [width, height] pairs of integers from 1 to ${MAX_PINPOINT_SIDE}`);
+    }
+    if (image.aspectRatio !== 'pad' && (pins as unknown[]).length === 0) fail('image.gridPinpoints', 'must not be empty with anyres');
+    oneOf(image.mergeType, ['spatial_unpad'], 'image.mergeType');
+    fileName(image, 'newlineFile', 'image');
+    if (m.maxPromptRows !== undefined) int(m, 'maxPromptRows', 'manifest');
+  }
 }
 
 /** Narrows a manifest to the QwenVL family (for code that only makes sense there: its tests, the synthetic trainer). */

@@ -15,32 +15,35 @@ const { Tokenizer } = require('@huggingface/tokenizers') as { Tokenizer: typeof 
 export class TextTokenizer {
   private tok: TokenizerType;
 
-  constructor(tokenizerJson: object, tokenizerConfig: object = {}) {
-    this.tok = new Tokenizer(tokenizerJson, tokenizerConfig);
+  /** `label` names the file in errors: a tokenizer the library cannot build or run is a broken model, not a bug. */
+  constructor(tokenizerJson: object, tokenizerConfig: object = {}, private readonly label = 'tokenizer.json') {
+    checkIds(tokenizerJson, label);
+    this.tok = this.guard('cannot be loaded', () => new Tokenizer(tokenizerJson, tokenizerConfig));
   }
 
   static fromFile(path: string): TextTokenizer {
+    const json = readJsonObject(path);
     const configPath = join(dirname(path), 'tokenizer_config.json');
-    const json = readJsonFile(path);
-    const config = existsSync(configPath) ? readJsonFile(configPath) : {};
-    try {
-      return new TextTokenizer(json, config);
-    } catch (err) {
-      throw new DiffusionVLError('model', `${path}: not a tokenizer this build can read (${(err as Error).message})`);
-    }
+    const config = existsSync(configPath) ? readJsonObject(configPath) : {};
+    return new TextTokenizer(json, config, path);
   }
 
   encode(text: string): number[] {
     if (text === '') return [];
-    return this.tok.encode(text, { add_special_tokens: false }).ids;
+    const ids = this.guard('cannot encode the prompt', () => this.tok.encode(text, { add_special_tokens: false }).ids);
+    const bad = ids.find((id: number) => !isId(id));
+    if (bad !== undefined) throw new DiffusionVLError('model', `${this.label}: encoding gave the id ${bad}, which is not a token id`);
+    return ids;
   }
 
   decode(ids: ArrayLike<number>): string {
     const known: number[] = [];
-    for (let i = 0; i < ids.length; i++) if (this.tok.id_to_token(ids[i]) !== undefined) known.push(ids[i]);
+    this.guard('cannot decode the answer', () => {
+      for (let i = 0; i < ids.length; i++) if (this.tok.id_to_token(ids[i]) !== undefined) known.push(ids[i]);
+    });
     // The library throws on an empty list.
     if (known.length === 0) return '';
-    return this.tok.decode(known, { skip_special_tokens: true });
+    return this.guard('cannot decode the answer', () => this.tok.decode(known, { skip_special_tokens: true }));
   }
 
   /**
@@ -58,13 +61,46 @@ export class TextTokenizer {
     }
     return out + this.decode(run);
   }
-}
 
-/** A model file's JSON, or a `model` error naming the file (a truncated or damaged download or copy). */
-function readJsonFile(path: string): object {
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as object;
-  } catch (err) {
-    throw new DiffusionVLError('model', `${path}: cannot be read as JSON, the file is truncated or damaged (${(err as Error).message})`);
+  private guard<T>(what: string, run: () => T): T {
+    try {
+      return run();
+    } catch (err) {
+      if (err instanceof DiffusionVLError) throw err;
+      throw new DiffusionVLError('model', `${this.label}: ${what} (${err instanceof Error ? err.message : String(err)})`);
+    }
   }
 }
+
+/** A JSON object from a model file, or a model error naming the file. */
+function readJsonObject(path: string): object {
+  let v: unknown;
+  try {
+    v = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new DiffusionVLError('model', `${path}: cannot be read as JSON (${(err as Error).message})`);
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new DiffusionVLError('model', `${path}: not a JSON object`);
+  return v;
+}
+
+function isId(v: unknown): boolean {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+/** Token ids are embedding rows: the vocabulary and the added tokens must map to non-negative integers. */
+function checkIds(json: object, label: string): void {
+  const j = json as { model?: { vocab?: unknown }; added_tokens?: unknown };
+  const vocab = j.model?.vocab;
+  if (vocab !== null && typeof vocab === 'object' && !Array.isArray(vocab)) {
+    for (const [token, id] of Object.entries(vocab)) {
+      if (!isId(id)) throw new DiffusionVLError('model', `${label}: the vocabulary maps ${JSON.stringify(token)} to ${JSON.stringify(id)}, which is not a token id`);
+    }
+  }
+  if (Array.isArray(j.added_tokens)) {
+    for (const t of j.added_tokens as { id?: unknown; content?: unknown }[]) {
+      if (!isId(t?.id)) throw new DiffusionVLError('model', `${label}: added token ${JSON.stringify(t?.content)} has id ${JSON.stringify(t?.id)}, which is not a token id`);
+    }
+  }
+}
+

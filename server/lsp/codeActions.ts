@@ -13,6 +13,7 @@ import type { ServerContext } from './context';
 import { clip } from './describe';
 import { RequestError, toResponseError } from './errors';
 import { findImageRefs, needsAltText, type ImageRef } from './imageRefs';
+import { checkCodeActionParams, checkCommandParams, isRecord } from './requestParams';
 import { resolveRefPath } from './resolveRef';
 
 const TITLES: Record<CodeActionData['kind'], string> = {
@@ -30,11 +31,11 @@ function escapeAttribute(text: string): string {
 
 /** Lists actions for image references touching the selection. No model work happens here: only on resolve. */
 async function provide(ctx: ServerContext, params: CodeActionParams): Promise<CodeAction[]> {
-  const doc = ctx.documents.get(params.textDocument.uri);
+  const { uri, range, only } = checkCodeActionParams(params);
+  const doc = ctx.documents.get(uri);
   if (!doc) return [];
-  const only = params.context.only;
-  const from = doc.offsetAt(params.range.start);
-  const to = doc.offsetAt(params.range.end);
+  const from = doc.offsetAt(range.start);
+  const to = doc.offsetAt(range.end);
   const actions: CodeAction[] = [];
   for (const ref of findImageRefs(doc.getText(), doc.languageId)) {
     if (ref.end < from || ref.start > to) continue;
@@ -114,15 +115,23 @@ async function computeEdit(ctx: ServerContext, data: CodeActionData, token: Canc
 }
 
 export function registerCodeActions(ctx: ServerContext): void {
-  ctx.connection.onCodeAction((params) => provide(ctx, params));
+  ctx.connection.onCodeAction(async (params) => {
+    try {
+      return await provide(ctx, params);
+    } catch (err) {
+      throw toResponseError(err);
+    }
+  });
   ctx.connection.onCodeActionResolve(async (action, token) => {
+    if (!isRecord(action)) throw toResponseError(new RequestError('params', 'params must be a code action'), token);
     if (!isData(action.data)) return action;
     action.edit = await computeEdit(ctx, action.data, token);
     return action;
   });
   ctx.connection.onExecuteCommand(async (params, token) => {
     try {
-      return await applyDescription(ctx, params.command, params.arguments, token);
+      const { command, args } = checkCommandParams(params);
+      return await applyDescription(ctx, command, args, token);
     } catch (err) {
       throw toResponseError(err, token);
     }

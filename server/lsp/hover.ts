@@ -3,6 +3,7 @@ import { CancelledError } from '../engine/api';
 import type { ServerContext } from './context';
 import { codeOf, message, toResponseError } from './errors';
 import { findImageRefs, refAt } from './imageRefs';
+import { checkHoverParams } from './requestParams';
 import { resolveRefPath } from './resolveRef';
 
 function escapeMarkdown(text: string): string {
@@ -17,10 +18,16 @@ export function registerHover(ctx: ServerContext): void {
   let current: AbortController | undefined;
 
   ctx.connection.onHover(async (params: HoverParams, token: CancellationToken): Promise<Hover | null> => {
+    let checked;
+    try {
+      checked = checkHoverParams(params);
+    } catch (err) {
+      throw toResponseError(err, token);
+    }
     if (!ctx.settings.hover.enabled) return null;
-    const doc = ctx.documents.get(params.textDocument.uri);
+    const doc = ctx.documents.get(checked.uri);
     if (!doc) return null;
-    const ref = refAt(findImageRefs(doc.getText(), doc.languageId), doc.offsetAt(params.position));
+    const ref = refAt(findImageRefs(doc.getText(), doc.languageId), doc.offsetAt(checked.position));
     if (!ref) return null;
     const path = await resolveRefPath(ref, doc.uri, ctx.guard);
     if (!path || token.isCancellationRequested) return null;

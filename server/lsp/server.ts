@@ -17,6 +17,7 @@ import { notify } from './handlers';
 import { ModelManager, type EngineFactory } from './modelLifecycle';
 import { WorkspaceGuard, uriToPath } from './pathGuard';
 import { registerPrepareModel } from './prepareModel';
+import { isDidChangeParams, isDidOpenParams } from './requestParams';
 import { InferenceQueue } from './queue';
 import { SettingsStore } from './settings';
 import { buildStatus, registerStatus, StatusNotifier } from './status';
@@ -136,6 +137,12 @@ export function startServer(connection: Connection, opts: ServerOptions): void {
     void models.dispose();
   });
 
-  documents.listen(connection);
+  // The document store takes notifications as they come; a malformed one (text not a string) would sit in it and
+  // break every later hover or code action on that document, so those are dropped (notifications have no reply).
+  documents.listen({
+    ...connection,
+    onDidOpenTextDocument: (h) => connection.onDidOpenTextDocument((p) => (isDidOpenParams(p) ? h(p) : log('textDocument/didOpen: malformed params ignored', 'warning'))),
+    onDidChangeTextDocument: (h) => connection.onDidChangeTextDocument((p) => (isDidChangeParams(p) ? h(p) : log('textDocument/didChange: malformed params ignored', 'warning'))),
+  } as Connection);
   connection.listen();
 }

@@ -1,4 +1,5 @@
 import { InputError } from '../api';
+import { MAX_IMAGE_SIDE } from './limits';
 
 /**
  * A small BMP decoder: sharp (libvips without ImageMagick) cannot read BMP. Covers what real files use:
@@ -64,6 +65,7 @@ export function decodeBmp(bytes: Uint8Array, label: string, maxPixels: number): 
   const topDown = height < 0;
   height = Math.abs(height);
   if (width <= 0 || height <= 0) fail(`invalid BMP dimensions ${width}×${height}`);
+  if (Math.max(width, height) > MAX_IMAGE_SIDE) fail(`${width}×${height} pixels; sides longer than ${MAX_IMAGE_SIDE} pixels are refused`);
   if (width * height > maxPixels) fail(`image is ${width}×${height} = ${width * height} pixels, over the limit of ${maxPixels}`);
 
   let masks: [number, number, number, number] | undefined;

@@ -4,7 +4,7 @@ import sharp, { type SharpOptions } from 'sharp';
 import { InputError, type ImageInput } from '../api';
 import { decodeBmp, isBmp } from './bmp';
 import type { RgbImage } from './pillowResize';
-import { DOWNSCALE_ABOVE_PIXELS, DOWNSCALED_PIXELS } from './limits';
+import { DOWNSCALE_ABOVE_PIXELS, DOWNSCALED_PIXELS, MAX_IMAGE_SIDE } from './limits';
 import { looksLikeSvg, sanitizeSvg } from './svg';
 
 export type AlphaMode = 'white' | 'drop';
@@ -81,6 +81,10 @@ function sharpError(err: unknown, label: string, maxPixels: number): InputError 
   if (/pixel limit/i.test(msg)) return tooManyPixels(label, undefined, maxPixels);
   if (/unsupported image format/i.test(msg)) return new InputError(`${label}: not an image, or an unsupported image format`);
   return new InputError(`${label}: cannot decode image (${msg.trim()})`);
+}
+
+function tooLong(label: string, size: { width: number; height: number }): InputError {
+  return new InputError(`${label}: ${size.width}×${size.height} pixels; sides longer than ${MAX_IMAGE_SIDE} pixels are refused`);
 }
 
 function tooManyPixels(label: string, size: { width: number; height: number } | undefined, maxPixels: number): InputError {
@@ -198,6 +202,7 @@ export async function decodeImageRaw(input: ImageInput | Uint8Array, opts: Omit<
     const width = meta.autoOrient?.width ?? meta.width;
     const height = meta.autoOrient?.height ?? meta.height;
     if (width * height > opts.maxInputPixels) throw tooManyPixels(label, { width, height }, opts.maxInputPixels);
+    if (Math.max(width, height) > MAX_IMAGE_SIDE) throw tooLong(label, { width, height });
     const shrink = width * height > (opts.downscaleAbovePixels ?? DOWNSCALE_ABOVE_PIXELS) ? Math.min(1, Math.sqrt(DOWNSCALED_PIXELS / (width * height))) : 1;
     // PIL ignores ICC profiles, so RGB/grey values are taken as stored. CMYK has no such reference (PIL's own
     // conversion is naive), so there the embedded profile, or sharp's default CMYK profile, gives real colours.

@@ -14,6 +14,12 @@ export const MAX_IMAGE_BYTES = 32 * 1024 * 1024;
 export const MAX_IMAGE_PIXELS = 200_000_000;
 
 /**
+ * Longest side accepted, in pixels (JPEG's own limit). Within the pixel limit a side can still be absurd: a 96-byte PNG
+ * declaring 25 million × 3 pixels took libvips 20 s and 4 GB before it failed; nothing real is that thin.
+ */
+export const MAX_IMAGE_SIDE = 65_535;
+
+/**
  * Above this many pixels the decoder shrinks the image as it reads it (libvips streams the rows through the resize;
  * JPEG and WebP shrink on load), to at most {@link DOWNSCALED_PIXELS}. The model sees at most a few hundred thousand
  * pixels, so nothing it could use is lost; smaller images decode at full size, exactly as the reference processor.

@@ -28,14 +28,38 @@ export function sanitizeSvg(bytes: Uint8Array, label: string): Buffer {
     /(<!DOCTYPE\s+[\w:.-]+)\s+(?:PUBLIC\s+(?:"[^"]*"|'[^']*')(?:\s+(?:"[^"]*"|'[^']*'))?|SYSTEM\s+(?:"[^"]*"|'[^']*'))/gi,
     '$1',
   );
-  // href / xlink:href / src on any element (image, use, xi:include, feImage, xml-stylesheet PI, …).
-  text = text.replace(/(\s(?:[\w.-]+:)?(?:href|src)\s*=\s*)("[^"]*"|'[^']*')/gi, (m, attr: string, quoted: string) =>
+  // href / xlink:href / src on any element (image, use, xi:include, feImage, xml-stylesheet PI, …), wherever the name
+  // starts (a malformed attribute glued to the previous value included).
+  text = text.replace(/((?<![\w.:-])(?:[\w.-]+:)?(?:href|src)\s*=\s*)("[^"]*"|'[^']*')/gi, (m, attr: string, quoted: string) =>
     isLocalRef(quoted.slice(1, -1)) ? m : `${attr}""`,
   );
-  // CSS: url(...) in style attributes and <style>, and @import.
-  text = text.replace(/url\(\s*(?:"([^"]*)"|'([^']*)'|([^)]*))\s*\)/gi, (m, a?: string, b?: string, c?: string) =>
+  // CSS: url(...) in style attributes and <style>, and @import; CSS closes an unterminated url( at the end of a style.
+  text = text.replace(/url\(\s*(?:"([^"]*)"|'([^']*)'|([^)"']*))\s*\)?/gi, (m, a?: string, b?: string, c?: string) =>
     isLocalRef(a ?? b ?? c ?? '') ? m : 'none',
   );
   text = text.replace(/@import\b[^;]*;?/gi, '');
+  // Entities that carry markup or further references could build a reference the rewriting above never saw.
+  if (/<!ENTITY\s+[^>]*?(?:"[^"]*[<&%][^"]*"|'[^']*[<&%][^']*')/i.test(text)) {
+    throw new InputError(`${label}: SVG declares entities that contain markup or references, which are not allowed`);
+  }
+  // CSS reads `\75 rl(` and `&#117;rl(` as url(: whatever still names an outside resource once those are undone is
+  // refused rather than guessed at.
+  if (escapedExternalReference(text)) throw new InputError(`${label}: SVG refers to an outside resource through escaped text, which is not allowed`);
   return Buffer.from(text, 'utf8');
+}
+
+function fromCode(code: number): string {
+  return code > 0 && code <= 0x10ffff ? String.fromCodePoint(code) : '\ufffd';
+}
+
+function escapedExternalReference(text: string): boolean {
+  if (!text.includes('\\') && !text.includes('&#')) return false;
+  const plain = text
+    .replace(/&#x([0-9a-f]{1,8});/gi, (_, h: string) => fromCode(parseInt(h, 16)))
+    .replace(/&#(\d{1,10});/g, (_, d: string) => fromCode(Number(d)))
+    .replace(/\\([0-9a-f]{1,6})\s?/gi, (_, h: string) => fromCode(parseInt(h, 16)))
+    .replace(/\\(.)/g, '$1');
+  if (/@import\b/i.test(plain)) return true;
+  for (const m of plain.matchAll(/url\(\s*(?:"([^"]*)"|'([^']*)'|([^)"']*))/gi)) if (!isLocalRef(m[1] ?? m[2] ?? m[3] ?? '')) return true;
+  return false;
 }

@@ -4,6 +4,7 @@
  * Pillow does, alpha dropped without compositing, black canvas for tiles, grey 127 squares for "pad".
  */
 import type { RawImage } from '../../image/decode';
+import { DOWNSCALE_ABOVE_PIXELS, DOWNSCALED_PIXELS } from '../../image/limits';
 import { resizeBicubic, resizeNearest, type RgbImage } from '../../image/pillowResize';
 import { resizeAndPadGeometry, selectBestResolution } from './anyres';
 
@@ -118,8 +119,16 @@ export const PAD_GREY = 127;
  * scrambling its colours; that is not imitated.)
  */
 export function padView(img: PilImage, size: number): RgbImage {
-  const { width, height } = img.rgb;
   let rgb = img.rgb;
+  // The square canvas is (longer side)²: for a long banner (28,000 × 500) that is 2.4 GB before the resize. As the
+  // decoder does for huge images, shrink first so that the canvas holds DOWNSCALED_PIXELS; the official code pads at
+  // full size, so only images whose square would exceed DOWNSCALE_ABOVE_PIXELS differ from it.
+  const longer = Math.max(rgb.width, rgb.height);
+  if (longer * longer > DOWNSCALE_ABOVE_PIXELS) {
+    const scale = Math.floor(Math.sqrt(DOWNSCALED_PIXELS)) / longer;
+    rgb = resizeBicubic(rgb, Math.max(1, Math.round(rgb.width * scale)), Math.max(1, Math.round(rgb.height * scale)));
+  }
+  const { width, height } = rgb;
   if (width !== height) {
     const s = Math.max(width, height);
     const square: RgbImage = { width: s, height: s, data: new Uint8Array(s * s * 3).fill(PAD_GREY) };
