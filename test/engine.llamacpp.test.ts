@@ -92,6 +92,7 @@ test('SigLIP: every official case on llama.cpp gives the official ids, fused and
             blockSize: c.block_size,
             fusedCommit,
             prefixCache: false,
+            verifySteps: 1,
             imageAspectRatio: c.multi_image_mode === 'driver_multi_image_pad' ? 'pad' : undefined,
           },
         });
@@ -163,7 +164,11 @@ test('CLI `generate --backend llama.cpp --json` in its own process: the official
   const args = ['generate', '--model', await ensureTinyLlamaModel('qwenvl'), '--prompt-ids', JSON.stringify(c.prompt_ids), '--gen-length', String(o.maxNewTokens), '--steps', String(o.steps), '--strategy', String(o.strategy), '--threshold', String(o.threshold), '--provider', 'cpu', '--threads', '1', '--no-fused-commit', '--backend', 'llama.cpp', '--json'];
   const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 120_000 });
   assert.equal(r.status, 0, r.stderr);
-  assert.equal(r.stdout, `${JSON.stringify({ output_ids: c.output_ids, forwards: c.forwards, backend: 'llama.cpp' })}\n`);
+  // The contract's keys come first and in this order; later keys are only ever added (see generate.ts).
+  const out = JSON.parse(r.stdout) as Record<string, unknown>;
+  assert.deepEqual(Object.keys(out).slice(0, 3), ['output_ids', 'forwards', 'backend']);
+  assert.deepEqual({ output_ids: out.output_ids, forwards: out.forwards, backend: out.backend }, { output_ids: c.output_ids, forwards: c.forwards, backend: 'llama.cpp' });
+  assert.equal(out.verify_steps, 1);
   const bad = spawnSync(process.execPath, [cli, ...args.slice(0, -3), '--backend', 'tensorrt', '--json'], { encoding: 'utf8', timeout: 60_000 });
   assert.notEqual(bad.status, 0);
   assert.match(bad.stderr, /--backend must be one of auto, onnx, llama\.cpp, got "tensorrt"/);

@@ -31,5 +31,7 @@ export function caseOptions(c: GoldenCase): RunOptions {
     threshold: k.confidence_threshold ?? 0.85,
     blockSize: c.block_size,
     temperature: k.temperature,
+    // The official call pattern: one denoising state per forward (the forward counts are compared).
+    verifySteps: 1,
   };
 }
