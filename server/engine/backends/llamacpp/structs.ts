@@ -116,6 +116,8 @@ export const LLAMA_FTYPE_MOSTLY_Q8_0 = 7;
 export const LLAMA_FLASH_ATTN_TYPE_AUTO = -1;
 export const LLAMA_SPLIT_MODE_NONE = 0;
 export const LLAMA_SPLIT_MODE_LAYER = 1;
+/** `llama_load_mode`: read the weights into the backend's buffers, no memory map. */
+export const LLAMA_LOAD_MODE_NONE = 0;
 export const GGML_BACKEND_DEVICE_TYPE = { cpu: 0, gpu: 1, igpu: 2, accel: 3, meta: 4 } as const;
 export const GGML_LOG_LEVEL = { none: 0, debug: 1, info: 2, warn: 3, error: 4, cont: 5 } as const;
 
