@@ -14,8 +14,8 @@ import { LLAMA_LIBRARY_VERSION } from '../server/engine/backends/llamacpp/pinned
 import { convertCheckpoint } from '../server/converter/convert';
 import { decoderPrecision } from '../server/converter/convertOptions';
 import { createEngine } from '../server/engine/engine';
-import { caseImagePath, caseOptions, goldenCases } from './helpers/goldenCases';
-import { cacheDir, fixturesDir, repoRoot } from './helpers/paths';
+import { caseImagePath, caseOptions, goldenCases, siglipCaseImages, siglipCaseOptions, siglipGoldenCases } from './helpers/goldenCases';
+import { cacheDir, repoRoot } from './helpers/paths';
 import { ensureTinyLlamaModel } from './helpers/tinyLlamaModel';
 import { ensureTinyCheckpoint, ensureTinyModel } from './helpers/tinyModel';
 
@@ -62,40 +62,14 @@ test('prompt-prefix reuse on llama.cpp: a second identical prompt reuses the cac
   if (first.stats.forwards.prefill > 0) assert.ok((second.stats.cache.prefixReusedTokens ?? 0) > 0);
 });
 
-interface SiglipCase {
-  prompt_ids: number[];
-  images: string[];
-  gen_kwargs: { gen_length: number; steps: number; remasking_strategy: string; confidence_threshold?: number };
-  block_size: number;
-  multi_image_mode?: string;
-  output_ids: number[];
-  forwards: { prefill: number; denoise: number; commit: number };
-}
 
 test('SigLIP: every official case on llama.cpp gives the official ids, fused and unfused; unfused forward counts equal', async () => {
-  const dir = join(fixturesDir, 'golden-siglip');
-  const gen = JSON.parse(readFileSync(join(dir, 'generate.json'), 'utf8')) as { cases: Record<string, SiglipCase> };
   const e = await createEngine({ modelDir: await ensureTinyLlamaModel('siglip'), provider: 'cpu', threads: 1, backend: 'llama.cpp' });
   try {
     assert.equal(e.info.backend, 'llama.cpp');
-    for (const [name, c] of Object.entries(gen.cases)) {
+    for (const [name, c] of Object.entries(siglipGoldenCases())) {
       for (const fusedCommit of [false, true]) {
-        const k = c.gen_kwargs;
-        const r = await e.generateIds({
-          promptIds: c.prompt_ids,
-          images: c.images.map((f) => ({ path: join(dir, 'images', f) })),
-          options: {
-            maxNewTokens: k.gen_length,
-            steps: k.steps,
-            strategy: k.remasking_strategy.endsWith('dynamic') ? 'dynamic' : 'static',
-            threshold: k.confidence_threshold ?? 0.85,
-            blockSize: c.block_size,
-            fusedCommit,
-            prefixCache: false,
-            verifySteps: 1,
-            imageAspectRatio: c.multi_image_mode === 'driver_multi_image_pad' ? 'pad' : undefined,
-          },
-        });
+        const r = await e.generateIds({ promptIds: c.prompt_ids, images: siglipCaseImages(c), options: { ...siglipCaseOptions(c), fusedCommit } });
         assert.deepEqual(r.outputIds, c.output_ids, `${name} (${fusedCommit ? 'fused' : 'unfused'}): output ids`);
         if (!fusedCommit) {
           const { prefill, denoise, commit } = r.stats.forwards;

@@ -17,6 +17,7 @@ import { sha256OfFloat32 } from '../server/engine/image';
 import { onnxDecoderFiles, readManifest, type SiglipManifest } from '../server/engine/manifest';
 import { ropeInvFreq, ropeTables } from '../server/engine/rope';
 import { maxAbsDiff, readNpyF32 } from './helpers/npy';
+import { siglipCaseImages, siglipCaseOptions } from './helpers/goldenCases';
 import { fixturesDir } from './helpers/paths';
 import { SIGLIP_GOLDEN_SAFETENSORS_SHA256 } from './helpers/checkpoint/tinySiglipCheckpoint';
 import { ensureTinySiglipCheckpoint, ensureTinySiglipModel } from './helpers/tinySiglipModel';
@@ -266,22 +267,7 @@ test('generated ids identical to the official code on every case, fused and unfu
   try {
     for (const [name, c] of Object.entries(gen.cases)) {
       for (const fusedCommit of [false, true]) {
-        const k = c.gen_kwargs;
-        const r = await engine.generateIds({
-          promptIds: c.prompt_ids,
-          images: c.images.map((f) => ({ path: image(f) })),
-          options: {
-            maxNewTokens: k.gen_length,
-            steps: k.steps,
-            strategy: k.remasking_strategy.endsWith('dynamic') ? 'dynamic' : 'static',
-            threshold: k.confidence_threshold ?? 0.85,
-            blockSize: c.block_size,
-            fusedCommit,
-            prefixCache: false,
-            verifySteps: 1,
-            imageAspectRatio: c.multi_image_mode === 'driver_multi_image_pad' ? 'pad' : undefined,
-          },
-        });
+        const r = await engine.generateIds({ promptIds: c.prompt_ids, images: siglipCaseImages(c), options: { ...siglipCaseOptions(c), fusedCommit } });
         assert.deepEqual(r.outputIds, c.output_ids, `${name} (${fusedCommit ? 'fused' : 'unfused'}): output ids`);
         if (!fusedCommit) {
           const { prefill, denoise, commit } = r.stats.forwards;

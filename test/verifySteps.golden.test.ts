@@ -1,11 +1,8 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Engine, GenerationResult, RunOptions } from '../server/engine/api';
 import { createEngine } from '../server/engine/engine';
-import { caseImagePath, caseOptions, goldenCases } from './helpers/goldenCases';
-import { fixturesDir } from './helpers/paths';
+import { caseImagePath, caseOptions, goldenCases, siglipCaseImages, siglipCaseOptions, siglipGoldenCases } from './helpers/goldenCases';
 import { ensureTinyModel } from './helpers/tinyModel';
 import { ensureTinyLlamaModel } from './helpers/tinyLlamaModel';
 import { ensureTinySiglipModel } from './helpers/tinySiglipModel';
@@ -19,18 +16,8 @@ const KS = [2, 4, 8];
 const FULL = process.env.DIFFUSIONVL_VERIFY_FULL === '1';
 const matrix = (backend: string) => (backend === 'onnx' || FULL ? { ks: KS, fused: [false, true] } : { ks: [8], fused: [true] });
 
-interface SiglipCase {
-  prompt_ids: number[];
-  images: string[];
-  multi_image_mode: string | null;
-  gen_kwargs: { gen_length: number; steps: number; remasking_strategy: string; confidence_threshold?: number };
-  block_size: number;
-  output_ids: number[];
-  forwards: { prefill: number; denoise: number; commit: number };
-}
 
-const siglipDir = join(fixturesDir, 'golden-siglip');
-const siglipCases = (JSON.parse(readFileSync(join(siglipDir, 'generate.json'), 'utf8')) as { cases: Record<string, SiglipCase> }).cases;
+const siglipCases = siglipGoldenCases();
 
 const BACKENDS = ['onnx', 'llama.cpp'] as const;
 const engines: Record<string, Engine> = {};
@@ -84,17 +71,8 @@ for (const backend of BACKENDS) {
 
   for (const [name, c] of Object.entries(siglipCases)) {
     test(`${backend}, SigLIP ${name}: official ids at K = ${ks}`, async () => {
-      const k = c.gen_kwargs;
-      const options: RunOptions = {
-        maxNewTokens: k.gen_length,
-        steps: k.steps,
-        strategy: k.remasking_strategy.endsWith('dynamic') ? 'dynamic' : 'static',
-        threshold: k.confidence_threshold ?? 0.85,
-        blockSize: c.block_size,
-        prefixCache: false,
-        imageAspectRatio: c.multi_image_mode === 'driver_multi_image_pad' ? 'pad' : undefined,
-      };
-      const images = c.images.map((f) => ({ path: join(siglipDir, 'images', f) }));
+      const options = siglipCaseOptions(c); // its verifySteps is overridden by each run's K
+      const images = siglipCaseImages(c);
       await checkCase(backend, (o) => engines[`${backend} siglip`].generateIds({ promptIds: c.prompt_ids, images, options: { ...options, ...o } }), name, c);
     });
   }
