@@ -402,9 +402,18 @@ try {
   });
 
   await scenario('status', async () => {
-    await palette('DiffusionVL: Show Status');
     const row = quickInput().locator('.monaco-list-row', { hasText: 'Runs on' });
-    await row.waitFor({ timeout: 30_000 });
+    await palette('DiffusionVL: Show Status');
+    try {
+      await row.waitFor({ timeout: 15_000 });
+    } catch {
+      // A quick pick closes when focus moves (the first-run answer panel finishing its drawing can take it): once
+      // more, so that what is checked is the status, not the race. Seen once in a full run, never alone.
+      log('  the status pick closed before it was read; opening it again');
+      await page.keyboard.press('Escape');
+      await palette('DiffusionVL: Show Status');
+      await row.waitFor({ timeout: 15_000 });
+    }
     const text = (await row.innerText()).replace(/\s+/g, ' ');
     log(`  runs on: ${text}`);
     // In the user's words: no developer commands, no bare provider jargon.
