@@ -6,13 +6,14 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { crc32, deflateSync } from 'node:zlib';
+import { deflateSync } from 'node:zlib';
 import { after, before, test } from 'node:test';
 import OpenAI from 'openai';
 import { MAX_BODY_BYTES } from '../server/http/limits';
 import { postJson, raw, startServe, type Served } from './helpers/httpServe';
 import { repoRoot } from './helpers/paths';
 import { ensureTinyModel } from './helpers/tinyModel';
+import { PNG_SIGNATURE, pngChunk } from './helpers/png';
 
 // `diffusionvl serve --http` as its users run it: the built CLI in its own process, spoken to over loopback by the
 // official `openai` SDK and by raw HTTP.
@@ -270,19 +271,11 @@ async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
 
 /** A PNG whose header declares `w`×`h` (pixel data for almost nothing): a decompression bomb by its claim. */
 function pngWithSize(w: number, h: number): Buffer {
-  const chunk = (type: string, data: Buffer) => {
-    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(data.length);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(crc32(body));
-    return Buffer.concat([len, body, crc]);
-  };
   const ihdr = Buffer.alloc(13);
   ihdr.writeUInt32BE(w, 0);
   ihdr.writeUInt32BE(h, 4);
   ihdr.set([8, 2, 0, 0, 0], 8);
-  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.from([0, 1, 2, 3]))), chunk('IEND', Buffer.alloc(0))]);
+  return Buffer.concat([PNG_SIGNATURE, pngChunk('IHDR', ihdr), pngChunk('IDAT', deflateSync(Buffer.from([0, 1, 2, 3]))), pngChunk('IEND', Buffer.alloc(0))]);
 }
 
 test('≥ 30 malformed requests are each answered with their error; the server stays up', async () => {

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { crc32, deflateSync, gzipSync } from 'node:zlib';
+import { deflateSync, gzipSync } from 'node:zlib';
 import sharp from 'sharp';
 import { InputError } from '../server/engine/api';
 import { decodeImage, type DecodeOptions } from '../server/engine/image';
@@ -13,6 +13,7 @@ import { QWEN_IMAGE_DEFAULTS, preprocessImage } from '../server/engine/arch/qwen
 import { sanitizeSvg } from '../server/engine/image/svg';
 import { DOWNSCALED_PIXELS, MAX_IMAGE_PIXELS } from '../server/engine/image/limits';
 import { goldenDir } from './helpers/paths';
+import { pngChunk } from './helpers/png';
 
 const opts: DecodeOptions = { alpha: 'white', maxInputPixels: MAX_IMAGE_PIXELS, maxInputBytes: 64 * 1024 * 1024 };
 const golden = (f: string) => join(goldenDir, 'images', f);
@@ -197,20 +198,12 @@ test('SVG with external entities is refused', async () => {
 
 /** A PNG that declares width×height in IHDR and carries one tiny IDAT (what a decompression bomb's header looks like). */
 function pngHeaderOnly(width: number, height: number): Buffer {
-  const chunk = (type: string, data: Buffer) => {
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(data.length);
-    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(crc32(body));
-    return Buffer.concat([len, body, crc]);
-  };
   const ihdr = Buffer.alloc(13);
   ihdr.writeUInt32BE(width, 0);
   ihdr.writeUInt32BE(height, 4);
   ihdr[8] = 8; // bit depth
   ihdr[9] = 2; // RGB
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.alloc(64))), chunk('IEND', Buffer.alloc(0))]);
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), pngChunk('IHDR', ihdr), pngChunk('IDAT', deflateSync(Buffer.alloc(64))), pngChunk('IEND', Buffer.alloc(0))]);
 }
 
 const isInputError = (pattern: RegExp) => (e: Error) => {

@@ -9,6 +9,7 @@ import { ErrorCodes, MAX_IMAGE_BYTES, Methods, type AskResult, type PartialAnswe
 import { CancellationTokenSource, startLspServer, type LspClient } from './helpers/lspClient';
 import { fixturesDir } from './helpers/paths';
 import { ensureTinyModel } from './helpers/tinyModel';
+import { PNG_SIGNATURE, pngChunk } from './helpers/png';
 
 let ws: string;
 let model: string;
@@ -33,31 +34,13 @@ async function server(settings: Record<string, unknown> = {}, args = ['--model',
   return s;
 }
 
-const crcTable = Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
-function crc32(buf: Buffer): number {
-  let c = 0xffffffff;
-  for (const b of buf) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-function chunk(type: string, data: Buffer): Buffer {
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(data.length);
-  const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(body));
-  return Buffer.concat([len, body, crc]);
-}
 /** A well-formed PNG with the given header dimensions (pixel data for 1×1 only). */
 function pngWithSize(w: number, h: number): Buffer {
   const ihdr = Buffer.alloc(13);
   ihdr.writeUInt32BE(w, 0);
   ihdr.writeUInt32BE(h, 4);
   ihdr.set([8, 2, 0, 0, 0], 8);
-  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.from([0, 1, 2, 3]))), chunk('IEND', Buffer.alloc(0))]);
+  return Buffer.concat([PNG_SIGNATURE, pngChunk('IHDR', ihdr), pngChunk('IDAT', deflateSync(Buffer.from([0, 1, 2, 3]))), pngChunk('IEND', Buffer.alloc(0))]);
 }
 function flip(buf: Buffer, at: number): Buffer {
   const b = Buffer.from(buf);

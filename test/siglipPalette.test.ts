@@ -11,30 +11,13 @@ import { decodeImageRaw } from '../server/engine/image/decode';
 import { resizeBicubic } from '../server/engine/image/pillowResize';
 import type { SiglipManifest } from '../server/engine/manifest';
 import { Xoshiro128 } from '../server/engine/rng';
+import { pngChunk } from './helpers/png';
 
 const PINPOINTS: [number, number][] = [];
 for (let i = 1; i <= 6; i++) for (let j = 1; j <= 6; j++) PINPOINTS.push([384 * i, 384 * j]);
 const M = { image: { gridPinpoints: PINPOINTS } as SiglipManifest['image'], vision: { imageSize: 384, patchSize: 14 } as SiglipManifest['vision'] };
 const LIMITS = { maxInputPixels: 1e8, maxInputBytes: 1e8 };
 
-const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
-function crc32(b: Uint8Array): number {
-  let c = 0xffffffff;
-  for (const x of b) c = CRC_TABLE[(c ^ x) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-function chunk(type: string, data: Uint8Array): Buffer {
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(data.length);
-  const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(body));
-  return Buffer.concat([len, body, crc]);
-}
 /** A minimal PNG writer: 8-bit palette (colour type 3, with optional tRNS) or 1-bit grey (colour type 0). */
 function png(width: number, height: number, kind: 'palette' | 'bilevel', rows: Uint8Array[], plte?: Uint8Array, trns?: Uint8Array): Buffer {
   const ihdr = Buffer.alloc(13);
@@ -45,11 +28,11 @@ function png(width: number, height: number, kind: 'palette' | 'bilevel', rows: U
   const raw = Buffer.concat(rows.map((r) => Buffer.concat([Buffer.from([0]), r])));
   return Buffer.concat([
     Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', ihdr),
-    ...(plte ? [chunk('PLTE', plte)] : []),
-    ...(trns ? [chunk('tRNS', trns)] : []),
-    chunk('IDAT', deflateSync(raw)),
-    chunk('IEND', new Uint8Array(0)),
+    pngChunk('IHDR', ihdr),
+    ...(plte ? [pngChunk('PLTE', plte)] : []),
+    ...(trns ? [pngChunk('tRNS', trns)] : []),
+    pngChunk('IDAT', deflateSync(raw)),
+    pngChunk('IEND', new Uint8Array(0)),
   ]);
 }
 
