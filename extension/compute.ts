@@ -68,3 +68,34 @@ export function explainCompute(s: StatusResult | undefined): ComputeExplanation 
     details,
   };
 }
+
+const BACKEND_NAMES: Record<string, string> = { onnx: 'ONNX Runtime', 'llama.cpp': 'llama.cpp' };
+
+/**
+ * Which runtime runs the text decoder (the vision tower is always ONNX Runtime's), and why: the engine's reason names
+ * the device llama.cpp picked or why it could not run, so it is shown as it is, after the plain sentence.
+ */
+export function explainBackend(s: StatusResult | undefined): ComputeExplanation {
+  if (!s) return { short: '', what: 'The DiffusionVL server has not reported yet.' };
+  const { requested, inUse, reason } = s.backend;
+  const setting = 'the setting DiffusionVL › Backend (diffusionvl.backend)';
+  if (!inUse) {
+    return {
+      short: requested === 'auto' ? 'llama.cpp or ONNX Runtime' : BACKEND_NAMES[requested] ?? requested,
+      what:
+        requested === 'auto'
+          ? 'Chosen when the model loads: llama.cpp if the model folder has a GGUF text decoder, otherwise ONNX Runtime.'
+          : `The text decoder will run on ${BACKEND_NAMES[requested] ?? requested} (chosen in ${setting}).`,
+      details: reason,
+    };
+  }
+  const fellBack = inUse === 'onnx' && requested === 'llama.cpp';
+  return {
+    short: BACKEND_NAMES[inUse] ?? inUse,
+    what: fellBack
+      ? 'The text decoder runs on ONNX Runtime: llama.cpp could not run it here.'
+      : `The text decoder runs on ${BACKEND_NAMES[inUse] ?? inUse}${requested === 'auto' ? ', picked automatically' : ''}.`,
+    todo: fellBack ? `To stop trying llama.cpp, set ${setting} to "onnx".` : undefined,
+    details: reason,
+  };
+}
