@@ -22,12 +22,12 @@ const libc = target.startsWith('alpine-') ? 'musl' : 'glibc';
 const pkg = JSON.parse(fs.readFileSync(path.join(repo, 'package.json'), 'utf8'));
 // llama.cpp's prebuilt libraries for this target (CPU, and Vulkan or Metal where the platform has a package), loaded
 // through koffi. CUDA stays out (its package alone is several times the rest of the .vsix; `npm run llama:cuda` and
-// the README's packaging section say how to add it). Each package also carries node-llama-cpp's own addon and its
+// the README's packaging section say how to add it). Each package also carries node-llama-cpp's own addon (and its import library on Windows) and its
 // `llama-common` helper library, which this backend never loads: they stay out too.
 const llamaPrefix = `${{ linux: 'linux', darwin: 'mac', win32: 'win' }[os]}-${cpu}`;
 const LLAMA = Object.keys(pkg.optionalDependencies ?? {}).filter((n) => n.startsWith(`@node-llama-cpp/${llamaPrefix}`) && !n.endsWith('-cuda'));
 const NATIVE = ['onnxruntime-node', 'sharp', 'koffi', ...LLAMA];
-const LLAMA_UNUSED = /^llama-addon\.node$|^(lib)?llama-common\.(so|dylib|dll)$/;
+const LLAMA_UNUSED = /^llama-addon\.(node|lib)$|^(lib)?llama-common\.(so|dylib|dll)$/;
 // onnxruntime-node's other dependencies (adm-zip, global-agent, …) only serve its install script, which never runs
 // from a .vsix: ship it with just its runtime dependency.
 const RUNTIME_DEPS = { 'onnxruntime-node': ['onnxruntime-common'] };
@@ -48,10 +48,20 @@ let modules = path.join(repo, 'node_modules');
 if (target !== hostTarget) {
   const foreign = path.join(repo, '.cache', 'vsix', `npm-${target}`);
   fs.mkdirSync(foreign, { recursive: true });
-  fs.writeFileSync(path.join(foreign, 'package.json'), JSON.stringify({ private: true, dependencies: Object.fromEntries(NATIVE.map((n) => [n, pkg.dependencies[n] ?? pkg.optionalDependencies[n]])) }));
+  // npm checks a direct dependency's `os`/`cpu` against this machine, not against --os/--cpu (EBADPLATFORM for
+  // @node-llama-cpp/mac-*, win-*); optional dependencies are matched against the flags. So the llama.cpp packages go
+  // in as optional ones, and their presence is checked below.
+  const version = (n) => pkg.dependencies[n] ?? pkg.optionalDependencies[n];
+  fs.writeFileSync(path.join(foreign, 'package.json'), JSON.stringify({
+    private: true,
+    dependencies: Object.fromEntries(NATIVE.filter((n) => !LLAMA.includes(n)).map((n) => [n, version(n)])),
+    optionalDependencies: Object.fromEntries(LLAMA.map((n) => [n, version(n)])),
+  }));
   log(`installing ${NATIVE.join(', ')} for ${target}`);
   execFileSync('npm', ['install', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', `--os=${os}`, `--cpu=${cpu}`, `--libc=${libc}`], { cwd: foreign, stdio: 'inherit' });
   modules = path.join(foreign, 'node_modules');
+  const missing = NATIVE.filter((n) => !fs.existsSync(path.join(modules, n, 'package.json')));
+  if (missing.length) throw new Error(`npm did not install ${missing.join(', ')} for ${target}`);
 }
 
 /** Runtime closure of a package: dependencies plus the optional ones built for this target. */
