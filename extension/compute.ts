@@ -85,16 +85,17 @@ export function explainBackend(s: StatusResult | undefined): ComputeExplanation 
       what:
         requested === 'auto'
           ? 'Chosen when the model loads: llama.cpp if the model folder has a GGUF text decoder, otherwise ONNX Runtime.'
-          : `The text decoder will run on ${BACKEND_NAMES[requested] ?? requested} (chosen in ${setting}).`,
+          : `${BACKEND_NAMES[requested] ?? requested} will run the text decoder (chosen in ${setting}).`,
       details: reason,
     };
   }
   const fellBack = inUse === 'onnx' && requested === 'llama.cpp';
   return {
     short: BACKEND_NAMES[inUse] ?? inUse,
+    // Worded without "runs on", which is the label of the row above.
     what: fellBack
-      ? 'The text decoder runs on ONNX Runtime: llama.cpp could not run it here.'
-      : `The text decoder runs on ${BACKEND_NAMES[inUse] ?? inUse}${requested === 'auto' ? ', picked automatically' : ''}.`,
+      ? 'ONNX Runtime runs the text decoder: llama.cpp could not run it here.'
+      : `${BACKEND_NAMES[inUse] ?? inUse} runs the text decoder${requested === 'auto' ? ', picked automatically' : ''}.`,
     todo: fellBack ? `To stop trying llama.cpp, set ${setting} to "onnx".` : undefined,
     details: reason,
   };

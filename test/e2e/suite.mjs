@@ -670,7 +670,7 @@ try {
     const decoder = await statusRow('Text decoder');
     log(`  text decoder: ${decoder}`);
     // The runtime that answered, and why it was chosen (the engine's reason names llama.cpp's device).
-    if (!/Text decoder\s*llama\.cpp/.test(decoder) || !/runs on llama\.cpp/.test(decoder) || !/llama\.cpp requested/.test(decoder)) {
+    if (!/Text decoder\s*llama\.cpp/.test(decoder) || !/llama\.cpp runs the text decoder/.test(decoder) || !/llama\.cpp requested/.test(decoder)) {
       throw new Error(`Show Status does not say that llama.cpp ran the decoder, and why: ${decoder}`);
     }
     await shot('llama-cpp-status');
