@@ -33,7 +33,7 @@ export async function convertModelFolder(modelDir: string, outDir: string, opts:
   const m = readManifest(src);
   if (m.precision !== 'fp32' || m.embeddings.dtype !== 'float32') {
     throw new Error(
-      `${modelDir} is a ${m.precision} model folder: its weights are rounded (${m.precision === 'int4' ? '4-bit' : 'half precision'}), not the originals, so a GGUF made from them would not be the model; convert its checkpoint, or an fp32 folder of it, instead`,
+      `${modelDir} is an ${m.precision} model folder: its weights are rounded (${m.precision === 'int4' ? '4-bit' : 'half precision'}), not the originals, so a GGUF made from them would not be the model; convert its checkpoint, or an fp32 folder of it, instead`,
     );
   }
   if (opts.decoder === 'onnx') throw new Error(`${modelDir} already has its ONNX decoder; --decoder gguf or both adds a GGUF decoder to a model folder`);
