@@ -14,12 +14,15 @@ let ws: string;
 let model: string;
 let s: LspClient;
 
-before(async () => {
-  model = await ensureTinyModel('fp32');
-  ws = await mkdtemp(join(tmpdir(), 'dvl-damaged-'));
-  await writeFile(join(ws, 'ok.png'), await readFile(join(fixturesDir, 'lsp', 'diagram.png')));
-  s = await startLspServer({ workspaceFolders: [ws], args: ['--model', model], settings: { executionProvider: 'cpu' } });
-});
+before(
+  async () => {
+    model = await ensureTinyModel('fp32');
+    ws = await mkdtemp(join(tmpdir(), 'dvl-damaged-'));
+    await writeFile(join(ws, 'ok.png'), await readFile(join(fixturesDir, 'lsp', 'diagram.png')));
+    s = await startLspServer({ workspaceFolders: [ws], args: ['--model', model], settings: { executionProvider: 'cpu' } });
+  },
+  { timeout: 180_000 },
+);
 
 after(async () => {
   await s?.close();
@@ -66,7 +69,7 @@ const CASES: [string, Damage[]][] = [
 
 for (const [file, damages] of CASES) {
   for (const how of damages) {
-    test(`${file} ${how}: ModelUnavailable naming the file; the sidecar keeps serving`, async () => {
+    test(`${file} ${how}: ModelUnavailable naming the file; the sidecar keeps serving`, { timeout: 120_000 }, async () => {
       const dir = await damagedCopy(file, how);
       await useModel(dir);
       await assert.rejects(ask(), (e: { code: number; message: string }) => {
@@ -80,7 +83,7 @@ for (const [file, damages] of CASES) {
   }
 }
 
-test('after all of that, the intact model answers in the same sidecar', async () => {
+test('after all of that, the intact model answers in the same sidecar', { timeout: 120_000 }, async () => {
   await useModel(model);
   const ok = await ask();
   assert.equal(ok.model, model);
