@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { SHARE_ENV, Worker } from 'node:worker_threads';
 import {
   CancelledError,
   DiffusionVLError,
@@ -28,7 +28,8 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
   if (!existsSync(workerFile)) throw new Error(`engine worker not found at ${workerFile}; run the build`);
   const cancelFlag = new SharedArrayBuffer(4);
   const data: WorkerData = { options: { ...opts, modelDir }, cancelFlag };
-  const worker = new Worker(workerFile, { workerData: data });
+  // One environment for all threads: native libraries record there which build this process loaded (llama.cpp).
+  const worker = new Worker(workerFile, { workerData: data, env: SHARE_ENV });
   const info = await new Promise<EngineInfo>((ok, fail) => {
     const onMessage = (msg: FromWorker) => {
       if (msg.type === 'ready') ok(msg.info);
