@@ -7,6 +7,7 @@ import { convertSiglipInto } from './convertSiglip';
 import { openSiglipCheckpoint } from './siglipCheckpoint';
 import { buildVision } from './qwenvl';
 import { computeTypeOf } from './layers';
+import { diskFilledWhileWriting, isNoSpace } from '../engine/diskFilled';
 import { MANIFEST_FILE, type ModelManifest } from '../engine/manifest';
 import { hashSources, MODEL_FILES, textDims, writeEmbeddingsAndTokenizer } from './textSide';
 import { chooseTokenizer, CONVERTER_VERSION, IMAGE_PLACEHOLDER, type ConvertOptions, type ConvertProgress } from './convertOptions';
@@ -17,7 +18,8 @@ export { chooseTokenizer, CONVERTER_VERSION, IMAGE_PLACEHOLDER, type ConvertOpti
 /**
  * Converts a Hugging Face DiffusionVL checkpoint folder into the ONNX folder of docs/design.md. Everything is
  * written into `<out>.partial` and renamed into place at the end, so a failed or interrupted conversion never
- * leaves a half-written model where the engine would load it.
+ * leaves a half-written model where the engine would load it. A disk that fills up is a `diskFull` error that says
+ * so, whoever asked (the CLI, the sidecar's worker).
  */
 export async function convertCheckpoint(checkpointDir: string, outDir: string, opts: ConvertOptions): Promise<ModelManifest> {
   const out = resolve(outDir);
@@ -34,7 +36,7 @@ export async function convertCheckpoint(checkpointDir: string, outDir: string, o
     return manifest;
   } catch (err) {
     await rm(tmp, { recursive: true, force: true });
-    throw err;
+    throw isNoSpace(err) ? diskFilledWhileWriting(tmp, 'conversion') : err;
   } finally {
     await ckpt.close();
   }
