@@ -62,6 +62,22 @@ test('prompt-prefix reuse on llama.cpp: a second identical prompt reuses the cac
   if (first.stats.forwards.prefill > 0) assert.ok((second.stats.cache.prefixReusedTokens ?? 0) > 0);
 });
 
+test('a prompt longer than the first context: the context grows, the ids equal ONNX Runtime\'s, and the next identical prompt reuses its prefix', async () => {
+  const c = textCase();
+  const promptIds = Array.from({ length: 1100 }, (_, i) => c.prompt_ids[i % c.prompt_ids.length]);
+  const options = { ...caseOptions(c), maxNewTokens: 16 };
+  const onnx = await createEngine({ modelDir: await ensureTinyLlamaModel('qwenvl'), provider: 'cpu', threads: 1, backend: 'onnx' });
+  try {
+    const ref = await onnx.generateIds({ promptIds, images: [], options });
+    const first = await engine.generateIds({ promptIds, images: [], options });
+    assert.deepEqual(first.outputIds, ref.outputIds);
+    const again = await engine.generateIds({ promptIds, images: [], options });
+    assert.deepEqual(again.outputIds, ref.outputIds);
+    assert.ok((again.stats.cache.prefixReusedTokens ?? 0) >= 1096);
+  } finally {
+    await onnx.dispose();
+  }
+});
 
 test('SigLIP: every official case on llama.cpp gives the official ids, fused and unfused; unfused forward counts equal', async () => {
   const e = await createEngine({ modelDir: await ensureTinyLlamaModel('siglip'), provider: 'cpu', threads: 1, backend: 'llama.cpp' });

@@ -231,3 +231,33 @@ test('a pass the library would abort on (non-causal rows above its micro-batch) 
   assert.equal(r.status, 0, r.stderr.slice(-500));
   assert.match(r.stdout, /REFUSED: .*open pass of 17 rows exceeds the micro-batch of 16/);
 });
+
+test('reserve grows the context to what a run needs (the next 1024 cells), empties the cache, and the pass it refused before then runs', async () => {
+  const H = model.hiddenSize;
+  assert.equal(model.passLimits.cells, 1024);
+  assert.equal(await model.reserve(1000), false, 'a run that fits replaces nothing');
+  const n = 1100;
+  const x = new Float32Array(n * H);
+  for (let i = 0; i < n; i++) model.embedRow(1 + ((i * 7) % 400), x, i * H);
+  cache.truncate(0);
+  const before = await logitsOf(x.subarray(0, 72 * H), range(0, 72), blockCausal(8), 72, [64]);
+  await assert.rejects(model.decode(x, range(0, n), blockCausal(8), null, { commitRows: 0, outputRows: [] }), /refused a decoder pass before it reached the library/);
+  assert.equal(await model.reserve(n + 8), true);
+  assert.equal(model.passLimits.cells, 2048);
+  assert.equal(cache.length, 0, 'the new context starts empty, and the cache says so');
+  const after = await logitsOf(x, range(0, n), blockCausal(8), n, [64, n - 1]);
+  assert.equal(cache.length, n);
+  assert.ok(maxAbsDiff(before, after.subarray(0, model.vocabSize)) < 1e-4);
+  assert.equal(await model.reserve(2048), false);
+  await assert.rejects(model.reserve(model.maxCells + 1), /the model's context holds/);
+});
+
+test('releasing one model keeps the library log going through our sink for the models still open (no raw library lines)', async () => {
+  const lines: string[] = [];
+  const other = await LlamaModel.load(await ensureTinyGguf('qwenvl'), emb, { provider: 'cpu', threads: 1, kvType: 'f32', contextLength: 1024, log: (_level, text) => void lines.push(text) });
+  await other.release();
+  lines.length = 0;
+  // A new context: the library logs its buffers.
+  assert.equal(await model.reserve(model.passLimits.cells + 1), true);
+  assert.ok(lines.some((l) => /compute buffer/.test(l)), `the library's lines reach the sink: ${lines.length} lines`);
+});

@@ -126,9 +126,12 @@ export class EngineCore {
     const imageReq: ImageRequest = { alpha: req.options?.alpha, aspectRatio: req.options?.imageAspectRatio, imageCount: req.images.length };
     const vision = await this.encodeImages(req.images, imageReq, check);
     const prompt = this.splice(ids, vision.features);
+    // Measuring what verified steps cost (once) runs passes of its own, and a llama.cpp context may be replaced to
+    // fit this run: both before the cached prefix is looked at.
+    const verify = await this.verifySteps(o);
+    await this.reserveCache(prompt.promptLen, o, verify.k);
     const prefix = this.reusablePrefix(ids, vision.keys, prompt, o);
     const timing = { prefillMs: 0, decodeMs: 0 };
-    const verify = await this.verifySteps(o);
     const result = await this.runLoop(prompt, prefix, o, verify.k, ctx, check, timing);
     this.acceptance.add(result.forwards.draftsAccepted ?? 0, result.forwards.draftsChecked ?? 0);
     return this.report(result, verify, { t0, ort0, io0, visionMs: vision.ms, visionHit: vision.hit, reused: prefix.reused, promptTokens: prompt.promptLen, ...timing });
@@ -182,12 +185,21 @@ export class EngineCore {
     return { embeds, promptLen, counts };
   }
 
+  /** Cache room for this run: its padded length plus the rows of its widest pass (K drafted states). */
+  private async reserveCache(promptLen: number, o: ResolvedOptions, verifySteps: number): Promise<void> {
+    if (!this.decoder.reserve) return;
+    const lay = blockLayout(promptLen, o.maxNewTokens, o.blockSize);
+    if (await this.decoder.reserve(lay.totalLen + Math.max(1, verifySteps) * lay.blockLen)) this.cachedPrefix = [];
+  }
+
   /** Prompt-prefix reuse: full leading blocks identical to the previous prompt keep their K/V. */
   private reusablePrefix(ids: number[], imageKeys: string[], prompt: { promptLen: number; counts: number[] }, o: ResolvedOptions): { reused: number; digests: string[] } {
     if (o.noKvCache) return { reused: 0, digests: [] };
     const lay = blockLayout(prompt.promptLen, o.maxNewTokens, o.blockSize);
     const digests = prefixBlockDigests(ids, this.m.tokens.imagePlaceholder, imageKeys, prompt.counts, o.blockSize, lay.prefillLen / o.blockSize);
-    const shared = o.prefixCache ? sharedPrefix(this.cachedPrefix, digests) : 0;
+    // Never more blocks than the cache still holds (a pass without the cache empties llama.cpp's).
+    const held = Math.floor(this.cache.length / o.blockSize);
+    const shared = o.prefixCache ? Math.min(held, sharedPrefix(this.cachedPrefix, digests)) : 0;
     this.cachedPrefix = this.cachedPrefix.slice(0, shared);
     return { reused: shared * o.blockSize, digests };
   }

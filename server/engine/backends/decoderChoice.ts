@@ -10,11 +10,16 @@ import { LlamaModel } from './llamacpp/model';
 /** A decoder backend as the engine holds it: the loop's seam plus its cache and lifetime. */
 export interface DecoderRuntime extends DiffusionModel {
   createCache(initialCapacity: number): KvCache;
+  /**
+   * Room for a run that needs `cells` cache positions (its padded length plus the rows of its widest pass). A backend
+   * that sizes its cache up front may replace it, emptying it: it says so, and the run reuses no prefix.
+   */
+  reserve?(cells: number): Promise<boolean>;
   release(): Promise<void>;
 }
 
-/** KV cells of a llama.cpp context: the longest prompt (images included) plus its answer. */
-const LLAMA_CONTEXT_LENGTH = 8192;
+/** KV cells of a llama.cpp context before any run asks for more (LlamaModel.reserve grows it). */
+const LLAMA_CONTEXT_LENGTH = 1024;
 
 /**
  * Loads the llama.cpp decoder when the options and the folder call for it (see DECODER_BACKENDS): null with the

@@ -28,6 +28,25 @@ export function sanitizeSvg(bytes: Uint8Array, label: string): Buffer {
     /(<!DOCTYPE\s+[\w:.-]+)\s+(?:PUBLIC\s+(?:"[^"]*"|'[^']*')(?:\s+(?:"[^"]*"|'[^']*'))?|SYSTEM\s+(?:"[^"]*"|'[^']*'))/gi,
     '$1',
   );
+  // Each rewrite can pair quotes differently in malformed text (a removed `url(` lets a later quote open a new
+  // attribute value), so they run until nothing changes. Every change shortens the text, so this ends.
+  for (let pass = 0; ; pass++) {
+    const next = neutraliseReferences(text);
+    if (next === text) break;
+    if (pass === 16) throw new InputError(`${label}: SVG references could not be neutralised, which is not allowed`);
+    text = next;
+  }
+  // Entities that carry markup or further references could build a reference the rewriting above never saw.
+  if (/<!ENTITY\s+[^>]*?(?:"[^"]*[<&%][^"]*"|'[^']*[<&%][^']*')/i.test(text)) {
+    throw new InputError(`${label}: SVG declares entities that contain markup or references, which are not allowed`);
+  }
+  // CSS reads `\75 rl(` and `&#117;rl(` as url(: whatever still names an outside resource once those are undone is
+  // refused rather than guessed at.
+  if (escapedExternalReference(text)) throw new InputError(`${label}: SVG refers to an outside resource through escaped text, which is not allowed`);
+  return Buffer.from(text, 'utf8');
+}
+
+function neutraliseReferences(text: string): string {
   // href / xlink:href / src on any element (image, use, xi:include, feImage, xml-stylesheet PI, …), wherever the name
   // starts (a malformed attribute glued to the previous value included).
   text = text.replace(/((?<![\w.:-])(?:[\w.-]+:)?(?:href|src)\s*=\s*)("[^"]*"|'[^']*')/gi, (m, attr: string, quoted: string) =>
@@ -37,15 +56,7 @@ export function sanitizeSvg(bytes: Uint8Array, label: string): Buffer {
   text = text.replace(/url\(\s*(?:"([^"]*)"|'([^']*)'|([^)"']*))\s*\)?/gi, (m, a?: string, b?: string, c?: string) =>
     isLocalRef(a ?? b ?? c ?? '') ? m : 'none',
   );
-  text = text.replace(/@import\b[^;]*;?/gi, '');
-  // Entities that carry markup or further references could build a reference the rewriting above never saw.
-  if (/<!ENTITY\s+[^>]*?(?:"[^"]*[<&%][^"]*"|'[^']*[<&%][^']*')/i.test(text)) {
-    throw new InputError(`${label}: SVG declares entities that contain markup or references, which are not allowed`);
-  }
-  // CSS reads `\75 rl(` and `&#117;rl(` as url(: whatever still names an outside resource once those are undone is
-  // refused rather than guessed at.
-  if (escapedExternalReference(text)) throw new InputError(`${label}: SVG refers to an outside resource through escaped text, which is not allowed`);
-  return Buffer.from(text, 'utf8');
+  return text.replace(/@import\b[^;]*;?/gi, '');
 }
 
 function fromCode(code: number): string {

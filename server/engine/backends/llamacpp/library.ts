@@ -54,7 +54,12 @@ export interface LlamaLibrary {
   readonly fn: LlamaFunctions;
   /** Routes the library's log to `sink` (one process-wide callback; the latest sink wins; none: warnings and errors to stderr). */
   setLogSink(sink: LlamaLogSink | undefined): void;
-  /** Back to the library's own stderr log (before this thread's JS context goes away). */
+  /** One more model of this thread logs through the callback (pair with detachLog). */
+  holdLog(): void;
+  /**
+   * A model no longer needs the callback; the last one hands the log back to the library's own stderr log (before
+   * this thread's JS context goes away). Models still open keep it: their lines stay filtered.
+   */
   detachLog(): void;
 }
 
@@ -232,6 +237,7 @@ function openLibrary(dir: string, cpuVariant: string | undefined, log: LlamaLogS
   // The log callback goes in before any backend is loaded (loading logs). A callback entered from another thread
   // waits for this thread's event loop: calls that can log from worker threads (model load, decode) are made async.
   let sink = log ?? stderrSink;
+  let logHolders = 0;
   const callback = koffi.register((level: number, text: string) => {
     if (!sink || !text) return;
     const kind = level === GGML_LOG_LEVEL.error ? 'error' : level === GGML_LOG_LEVEL.warn ? 'warn' : level === GGML_LOG_LEVEL.info ? 'info' : 'debug';
@@ -285,7 +291,11 @@ function openLibrary(dir: string, cpuVariant: string | undefined, log: LlamaLogS
       sink = s ?? stderrSink;
       logSet(callback, null);
     },
+    holdLog() {
+      logHolders++;
+    },
     detachLog() {
+      if (logHolders > 0 && --logHolders > 0) return;
       // The callback belongs to this thread's JS context: once it ends, the library must not call it.
       logSet(null, null);
     },

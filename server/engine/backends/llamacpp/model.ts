@@ -15,7 +15,10 @@ export interface LlamaModelOptions extends LlamaLoadOptions {
   /** Which device: `cpu`, `cuda`, or a GPU through `auto`/`webgpu`/… (see devices.ts). */
   provider?: ExecutionProvider;
   threads?: number;
-  /** KV cells of the context (the longest prompt + answer, plus the rows of one pass). */
+  /**
+   * KV cells of the first context; `reserve` grows it to what a run needs (the cells and the library's attention
+   * buffers scale with it: 3B at 8192 cells holds about 300 MB of K/V and 300 MB of buffers).
+   */
   contextLength?: number;
   /** Rows one library call takes; larger block-causal passes are split at block boundaries. */
   microBatch?: number;
@@ -52,6 +55,7 @@ export class LlamaModel implements DiffusionModel {
   libraryMs = 0;
   private causal: boolean | null = null;
   private cache: LlamaKvCache | null = null;
+  private limits: PassLimits;
   private batchPtrs: { embd: unknown; pos: unknown; nSeqId: unknown; logits: unknown; seqIds: unknown[] };
   private released = false;
 
@@ -61,13 +65,18 @@ export class LlamaModel implements DiffusionModel {
     private ctx: unknown,
     private mem: unknown,
     private batch: Record<string, unknown>,
-    readonly limits: PassLimits,
+    limits: PassLimits,
+    /** The context's parameters, for a larger context (reserve). */
+    private ctxParams: Record<string, unknown>,
+    /** The most cells a context may have: the model's training context. */
+    readonly maxCells: number,
     private embeddings: EmbeddingTable,
     device: { label: string; reason: string },
   ) {
     const f = lib.fn;
     this.hiddenSize = Number(f.llama_model_n_embd(modelPtr));
     this.vocabSize = Number(f.llama_vocab_n_tokens(f.llama_model_get_vocab(modelPtr)));
+    this.limits = limits;
     this.device = device.label;
     this.deviceReason = device.reason;
     this.batchPtrs = {
@@ -85,6 +94,16 @@ export class LlamaModel implements DiffusionModel {
    */
   static async load(ggufPath: string, embeddings: EmbeddingTable, opts: LlamaModelOptions = {}): Promise<LlamaModel> {
     const lib = loadLlamaLibrary({ ...opts, cpuOnly: opts.cpuOnly ?? opts.provider === 'cpu' });
+    lib.holdLog();
+    try {
+      return await LlamaModel.open(lib, ggufPath, embeddings, opts);
+    } catch (err) {
+      lib.detachLog();
+      throw err;
+    }
+  }
+
+  private static async open(lib: LlamaLibrary, ggufPath: string, embeddings: EmbeddingTable, opts: LlamaModelOptions): Promise<LlamaModel> {
     const f = lib.fn;
     const choice = chooseLlamaDevice(lib.devices, opts.provider ?? 'auto');
     const mp = f.llama_model_default_params();
@@ -108,9 +127,11 @@ export class LlamaModel implements DiffusionModel {
     // The library reserves at least one output per sequence within the micro-batch's outputs (an assert otherwise).
     const sequences = Math.min(256, microBatch, opts.sequences ?? 64);
     const threads = opts.threads ?? Math.max(1, Math.min(availableParallelism(), 8));
-    const cp = f.llama_context_default_params();
+    const cp = f.llama_context_default_params() as Record<string, unknown>;
+    // The training context, or 8192 for a model that declares less (a tiny test model): beyond it llama.cpp only warns.
+    const maxCells = Math.max(8192, Number(f.llama_model_n_ctx_train(modelPtr)));
     Object.assign(cp, {
-      n_ctx: opts.contextLength ?? 4096,
+      n_ctx: Math.min(maxCells, opts.contextLength ?? 1024),
       n_batch: microBatch,
       n_ubatch: microBatch,
       n_seq_max: sequences,
@@ -135,13 +156,45 @@ export class LlamaModel implements DiffusionModel {
       f.llama_model_free(modelPtr);
       throw new LlamaUnavailableError(`the GGUF decoder's width ${hidden} is not the embedding table's ${embeddings.cols}`);
     }
-    const limits: PassLimits = {
-      maxRows: Number(f.llama_n_ubatch(ctx)),
-      maxSeqs: Number(f.llama_n_seq_max(ctx)),
-      cells: Number(f.llama_n_ctx(ctx)),
-    };
+    const limits = contextLimits(lib, ctx);
     const batch = f.llama_batch_init(limits.maxRows, hidden, limits.maxSeqs) as Record<string, unknown>;
-    return new LlamaModel(lib, modelPtr, ctx, f.llama_get_memory(ctx), batch, limits, embeddings, choice);
+    return new LlamaModel(lib, modelPtr, ctx, f.llama_get_memory(ctx), batch, limits, cp, maxCells, embeddings, choice);
+  }
+
+  /** The context's limits: rows and sequences per call, KV cells. */
+  get passLimits(): PassLimits {
+    return this.limits;
+  }
+
+  /**
+   * Makes room for a run that needs `cells` KV cells: a context that is too small is replaced by one rounded up to
+   * the next 1024 cells (never shrunk), which empties the cache. Sized to the runs it sees, the context's cells and
+   * attention buffers stay small for the usual question instead of reserving the longest prompt up front.
+   * Returns whether the cache was emptied.
+   */
+  async reserve(cells: number): Promise<boolean> {
+    if (this.released) throw new DiffusionVLError('model', 'the llama.cpp model was released');
+    if (cells <= this.limits.cells) return false;
+    if (cells > this.maxCells) throw new DiffusionVLError('prompt', `this run needs ${cells} positions; the model's context holds ${this.maxCells}`);
+    const f = this.lib.fn;
+    const want = Math.min(this.maxCells, Math.ceil(cells / 1024) * 1024);
+    // Free the old context first: both at once would double the peak this is here to lower.
+    f.llama_free(this.ctx);
+    this.cache?.forget();
+    this.causal = null;
+    let ctx = f.llama_init_from_model(this.modelPtr, { ...this.ctxParams, n_ctx: want });
+    const grown = !!ctx;
+    if (!ctx) ctx = f.llama_init_from_model(this.modelPtr, this.ctxParams);
+    if (!ctx) {
+      this.released = true;
+      throw new DiffusionVLError('model', `llama.cpp could not make a context of ${want} cells, nor the previous one (see the log)`);
+    }
+    this.ctx = ctx;
+    this.mem = f.llama_get_memory(ctx);
+    this.limits = contextLimits(this.lib, ctx);
+    if (!grown) throw new DiffusionVLError('model', `llama.cpp could not make a context of ${want} cells for this run (see the log)`);
+    this.ctxParams = { ...this.ctxParams, n_ctx: want };
+    return true;
   }
 
   /** The context's cache (one per model: the library's KV cells are the engine's cache). */
@@ -272,6 +325,11 @@ export class LlamaModel implements DiffusionModel {
   private refused(why: string): DiffusionVLError {
     return new DiffusionVLError('model', `llama.cpp backend: refused a decoder pass before it reached the library: ${why}`);
   }
+}
+
+function contextLimits(lib: LlamaLibrary, ctx: unknown): PassLimits {
+  const f = lib.fn;
+  return { maxRows: Number(f.llama_n_ubatch(ctx)), maxSeqs: Number(f.llama_n_seq_max(ctx)), cells: Number(f.llama_n_ctx(ctx)) };
 }
 
 /** The engine's KV cache on llama.cpp: the context's sequence 0. */
