@@ -49,7 +49,8 @@ if (files.length === 0) {
 const testTimeoutMs = 600_000;
 // Its own process group, so that a hung run is killed with every process it started.
 const child = spawn(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=tap', '--test-force-exit', `--test-timeout=${testTimeoutMs}`, ...files], {
-  stdio: ['inherit', 'pipe', 'inherit'],
+  // No terminal input: a process group of its own reading the terminal would be stopped (SIGTTIN).
+  stdio: ['ignore', 'pipe', 'inherit'],
   cwd: root,
   detached: true,
 });

@@ -79,6 +79,35 @@ test('a prompt longer than the first context: the context grows, the ids equal O
   }
 });
 
+test('one llama.cpp build per process: after the main thread loaded the library as the converter does, CPU engines started one after another do not abort it', () => {
+  // The converter's quantiser and the fastest-decoder check load the library with no CPU preference (a GPU package
+  // where one is installed); a CPU engine alone would prefer the CPU-only package: a second copy of ggml, and the
+  // second engine worker to load it aborted the process (GGML_ASSERT in ggml's static init).
+  const c = textCase();
+  const out = join(repoRoot, 'out', 'server', 'engine');
+  const script = `
+    const { loadLlamaLibrary } = require(${JSON.stringify(join(out, 'backends', 'llamacpp', 'library.js'))});
+    const { createEngine } = require(${JSON.stringify(join(out, 'engine.js'))});
+    (async () => {
+      loadLlamaLibrary({});
+      for (let i = 0; i < 3; i++) {
+        const e = await createEngine({ modelDir: process.argv[1], provider: 'cpu', threads: 1, backend: 'llama.cpp' });
+        if (e.info.backend !== 'llama.cpp') throw new Error(e.info.backendReason);
+        const r = await e.generateIds({ promptIds: ${JSON.stringify(c.prompt_ids)}, images: [], options: { maxNewTokens: 8, verifySteps: 1 } });
+        process.stdout.write(JSON.stringify(r.outputIds) + '\\n');
+        await e.dispose();
+      }
+    })().catch((err) => { console.error(err); process.exit(1); });`;
+  return ensureTinyLlamaModel('qwenvl').then((dir) => {
+    const r = spawnSync(process.execPath, ['-e', script, dir], { encoding: 'utf8', timeout: 180_000, env: { ...process.env, DIFFUSIONVL_LLAMA_LOADED_DIR: '' } });
+    assert.equal(r.signal, null, `killed by ${r.signal}: ${r.stderr.slice(-400)}`);
+    assert.equal(r.status, 0, r.stderr.slice(-400));
+    const runs = r.stdout.trim().split('\n');
+    assert.equal(runs.length, 3);
+    assert.ok(runs.every((l) => l === runs[0]), 'the same ids each time');
+  });
+});
+
 test('SigLIP: every official case on llama.cpp gives the official ids, fused and unfused; unfused forward counts equal', async () => {
   const e = await createEngine({ modelDir: await ensureTinyLlamaModel('siglip'), provider: 'cpu', threads: 1, backend: 'llama.cpp' });
   try {

@@ -16,13 +16,16 @@ let model: string;
 let llamaModel: string;
 let s: LspClient;
 
-before(async () => {
-  model = await ensureTinyModel('fp32');
-  llamaModel = await ensureTinyLlamaModel('qwenvl');
-  ws = await mkdtemp(join(tmpdir(), 'dvl-damaged-'));
-  await writeFile(join(ws, 'ok.png'), await readFile(join(fixturesDir, 'lsp', 'diagram.png')));
-  s = await startLspServer({ workspaceFolders: [ws], args: ['--model', model], settings: { executionProvider: 'cpu' } });
-});
+before(
+  async () => {
+    model = await ensureTinyModel('fp32');
+    llamaModel = await ensureTinyLlamaModel('qwenvl');
+    ws = await mkdtemp(join(tmpdir(), 'dvl-damaged-'));
+    await writeFile(join(ws, 'ok.png'), await readFile(join(fixturesDir, 'lsp', 'diagram.png')));
+    s = await startLspServer({ workspaceFolders: [ws], args: ['--model', model], settings: { executionProvider: 'cpu' } });
+  },
+  { timeout: 180_000 },
+);
 
 after(async () => {
   await s?.close();
@@ -69,7 +72,7 @@ const CASES: [string, Damage[]][] = [
 
 for (const [file, damages] of CASES) {
   for (const how of damages) {
-    test(`${file} ${how}: ModelUnavailable naming the file; the sidecar keeps serving`, async () => {
+    test(`${file} ${how}: ModelUnavailable naming the file; the sidecar keeps serving`, { timeout: 120_000 }, async () => {
       const dir = await damagedCopy(file, how);
       await useModel(dir);
       await assert.rejects(ask(), (e: { code: number; message: string }) => {
@@ -118,7 +121,7 @@ function lengthPrefixed(s: string): Buffer {
 }
 
 for (const [how, damage] of GGUF_DAMAGE) {
-  test(`decoder.gguf, ${how}: ModelUnavailable naming the file; llama.cpp never sees it; the sidecar keeps serving`, async () => {
+  test(`decoder.gguf, ${how}: ModelUnavailable naming the file; llama.cpp never sees it; the sidecar keeps serving`, { timeout: 120_000 }, async () => {
     const dir = join(ws, `gguf-${how.replace(/\W+/g, '-')}`);
     await mkdir(dir);
     // Links to the intact folder's files, except the damaged GGUF (78 MB: one copy at a time, removed afterwards).
@@ -141,7 +144,7 @@ for (const [how, damage] of GGUF_DAMAGE) {
   });
 }
 
-test('after all of that, the intact model answers in the same sidecar', async () => {
+test('after all of that, the intact model answers in the same sidecar', { timeout: 120_000 }, async () => {
   await useModel(model);
   const ok = await ask();
   assert.equal(ok.model, model);

@@ -38,7 +38,8 @@ before(async () => {
   writeFileSync(join(work, 'key'), `${KEY}\n`);
   tinyModel = await ensureTinyModel('fp32');
   [demo, tiny, keyed] = await Promise.all([
-    startServe([]),
+    // K = 3: a value `auto` never picks, so the stats show the flag took effect (the answer is the same at any K).
+    startServe(['--verify-steps', '3']),
     // The random-weight tiny model never emits end-of-text: its answers run as long as they are allowed to.
     startServe(['--model', tinyModel, '--max-queue', '1', '--request-timeout', '1']),
     startServe(['--api-key-file', join(work, 'key'), '--cors-origin', 'http://allowed.test']),
@@ -60,7 +61,8 @@ test('the openai SDK gets the same answer as `diffusionvl ask`, with usage and t
   assert.equal(r.choices[0].message.role, 'assistant');
   assert.equal(r.choices[0].message.content, expected);
   assert.equal(r.choices[0].finish_reason, 'stop');
-  const stats = (r as unknown as { diffusionvl: { generatedTokens: number; promptTokens: number; forwards: { total: number }; tokensPerForward: number; timings: { totalMs: number } } }).diffusionvl;
+  const stats = (r as unknown as { diffusionvl: { generatedTokens: number; promptTokens: number; forwards: { total: number }; tokensPerForward: number; verifySteps: number; timings: { totalMs: number } } }).diffusionvl;
+  assert.equal(stats.verifySteps, 3, 'serve --http --verify-steps 3');
   assert.equal(r.usage?.completion_tokens, stats.generatedTokens);
   assert.equal(r.usage?.prompt_tokens, stats.promptTokens);
   assert.ok(stats.promptTokens > 20, 'the prompt counts its image rows');

@@ -1,42 +1,29 @@
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { openCheckpoint, expectedTensors, readJson, type Checkpoint } from './checkpoint';
 import { detectArchitecture } from './checkpointConfig';
 import { convertSiglipInto } from './convertSiglip';
 import { openSiglipCheckpoint } from './siglipCheckpoint';
 import { buildVision } from './qwenvl';
 import { computeTypeOf } from './layers';
-import { diskFilledWhileWriting, isNoSpace } from '../engine/diskFilled';
 import { MANIFEST_FILE, type ModelManifest } from '../engine/manifest';
 import { hashSources, MODEL_FILES, textDims, writeEmbeddingsAndTokenizer } from './textSide';
 import { chooseTokenizer, CONVERTER_VERSION, IMAGE_PLACEHOLDER, type ConvertOptions, type ConvertProgress } from './convertOptions';
 import { textDecoderReads, writeTextDecoders } from './textDecoders';
+import { writeFolderAtomically } from './outFolder';
 
 export { chooseTokenizer, CONVERTER_VERSION, IMAGE_PLACEHOLDER, type ConvertOptions, type ConvertProgress } from './convertOptions';
 
 /**
- * Converts a Hugging Face DiffusionVL checkpoint folder into the ONNX folder of docs/design.md. Everything is
- * written into `<out>.partial` and renamed into place at the end, so a failed or interrupted conversion never
- * leaves a half-written model where the engine would load it. A disk that fills up is a `diskFull` error that says
- * so, whoever asked (the CLI, the sidecar's worker).
+ * Converts a Hugging Face DiffusionVL checkpoint folder into the ONNX folder of docs/design.md, written whole or not
+ * at all (writeFolderAtomically).
  */
 export async function convertCheckpoint(checkpointDir: string, outDir: string, opts: ConvertOptions): Promise<ModelManifest> {
-  const out = resolve(outDir);
-  const tmp = `${out}.partial`;
   const siglip = (await checkpointArchitecture(checkpointDir)) === 'diffusionvl_qwen';
   const ckpt = siglip ? await openSiglipCheckpoint(checkpointDir, { visionTower: opts.visionTower }) : await openCheckpoint(checkpointDir);
   try {
-    await rm(tmp, { recursive: true, force: true });
-    await mkdir(tmp, { recursive: true });
-    const manifest = 'towerWeights' in ckpt ? await convertSiglipInto(ckpt, tmp, opts) : await convertInto(ckpt, tmp, opts);
-    await rm(out, { recursive: true, force: true });
-    await mkdir(dirname(out), { recursive: true });
-    await rename(tmp, out);
-    return manifest;
-  } catch (err) {
-    await rm(tmp, { recursive: true, force: true });
-    throw isNoSpace(err) ? diskFilledWhileWriting(tmp, 'conversion') : err;
+    return await writeFolderAtomically(outDir, (tmp) => ('towerWeights' in ckpt ? convertSiglipInto(ckpt, tmp, opts) : convertInto(ckpt, tmp, opts)));
   } finally {
     await ckpt.close();
   }

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { SHARE_ENV, Worker } from 'node:worker_threads';
 import {
   CancelledError,
   DiffusionVLError,
@@ -28,7 +28,8 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
   if (!existsSync(workerFile)) throw new Error(`engine worker not found at ${workerFile}; run the build`);
   const cancelFlag = new SharedArrayBuffer(4);
   const data: WorkerData = { options: { ...opts, modelDir }, cancelFlag };
-  const worker = new Worker(workerFile, { workerData: data });
+  // One environment for all threads: native libraries record there which build this process loaded (llama.cpp).
+  const worker = new Worker(workerFile, { workerData: data, env: SHARE_ENV });
   const info = await new Promise<EngineInfo>((ok, fail) => {
     const onMessage = (msg: FromWorker) => {
       if (msg.type === 'ready') ok(msg.info);
@@ -40,10 +41,31 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     worker.on('message', onMessage);
     worker.once('error', fail);
   }).catch(async (err: unknown) => {
-    await worker.terminate();
+    await terminateWithin(worker);
     throw err;
   });
   return new WorkerEngine(worker, info, new Int32Array(cancelFlag));
+}
+
+/** How long stopping a worker may take before its caller goes on without it. */
+const TERMINATE_WAIT_MS = 10_000;
+
+/**
+ * Stops a worker. `terminate()` waits for the native call the thread is in to return; a library stuck in one must not
+ * hold the sidecar (every later request waits on a model change): after the wait the thread is left behind,
+ * unreferenced, and said so on stderr (the sidecar's log).
+ */
+async function terminateWithin(worker: Worker, ms = TERMINATE_WAIT_MS): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const gaveUp = new Promise<boolean>((ok) => {
+    timer = setTimeout(() => ok(true), ms);
+  });
+  const stuck = await Promise.race([worker.terminate().then(() => false, () => false), gaveUp]);
+  clearTimeout(timer);
+  if (stuck) {
+    worker.unref();
+    process.stderr.write(`engine worker ${worker.threadId} did not stop within ${ms / 1000} s (inside a native call); left behind\n`);
+  }
 }
 
 interface Pending {
@@ -94,7 +116,7 @@ class WorkerEngine implements Engine {
       this.worker.postMessage({ type: 'dispose' } satisfies ToWorker);
       await done;
     }
-    await this.worker.terminate();
+    await terminateWithin(this.worker);
   }
 
   private submit(method: 'ask' | 'generateIds', req: AskRequest | GenerateIdsRequest, controls: RunControls): Promise<GenerationResult> {

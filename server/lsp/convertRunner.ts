@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { SHARE_ENV, Worker } from 'node:worker_threads';
 import { CancelledError } from '../engine/api';
 import { DiffusionVLError, errorKind } from '../engine/errors';
 import { convertCheckpoint, type ConvertProgress } from '../converter/convert';
@@ -35,7 +35,8 @@ async function convertIn(job: ConvertJob, onProgress: (p: ConvertProgress) => vo
     if (signal.aborted) throw new CancelledError();
     return;
   }
-  const worker = new Worker(script, { workerData: { convertJob: job } });
+  // The quantiser loads llama.cpp: the same build as the rest of the process (see llamacpp/library.ts).
+  const worker = new Worker(script, { workerData: { convertJob: job }, env: SHARE_ENV });
   try {
     await new Promise<void>((resolve, reject) => {
       const onAbort = (): void => reject(new CancelledError());

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Engine, GenerationOptions, RemaskingStrategy } from '../engine/api';
+import type { DecoderBackend, Engine, EngineInfo, GenerationOptions, RemaskingStrategy } from '../engine/api';
 import { createEngine } from '../engine/engine';
 import { MANIFEST_FILE, readManifest } from '../engine/manifest';
 import { ArDecoder } from './arDecode';
@@ -47,6 +47,15 @@ export interface EvalRow {
   acceptance?: number;
   /** Questions whose output ids equal those of the first K listed, same remasking (that K's own row: all). */
   identicalToFirstK?: number;
+  /** Each question's answer, in the order drawn: compare runs question by question. */
+  answers: EvalAnswer[];
+}
+
+export interface EvalAnswer {
+  text: string;
+  correct: boolean;
+  /** Generated ids (diffusion: the whole generation, EOS fill included; AR: up to its stop). */
+  ids: number[];
 }
 
 export interface EvalReport {
@@ -55,6 +64,9 @@ export interface EvalReport {
   modelDir: string;
   arModelDir?: string;
   maxNewTokens: number;
+  /** The decoder backend the diffusion rows ran on, and why (absent when only the AR baseline ran). */
+  backend?: EngineInfo['backend'];
+  backendReason?: string;
   rows: EvalRow[];
 }
 
@@ -66,6 +78,8 @@ export interface EvalOptions {
   thresholds?: number[];
   maxNewTokens?: number;
   threads?: number;
+  /** The diffusion model's decoder backend (default: the engine's, auto). */
+  backend?: DecoderBackend;
   /** Run each diffusion configuration at each of these K (the first is the reference others are compared to). */
   verifySteps?: number[];
   onProgress?: (line: string) => void;
@@ -105,14 +119,14 @@ export async function evaluateSynthetic(o: EvalOptions): Promise<EvalReport> {
         try {
           for (const [i, it] of items.entries()) {
             const r = await ar.ask(pngs[i], it.question, maxNewTokens);
-            acc.add(it, r.text, r.ids.length, r.ids.length, r.forwards, r.totalMs);
+            acc.add(it, r.text, r.ids, r.ids.length, r.ids.length, r.forwards, r.totalMs);
           }
         } finally {
           await ar.dispose();
         }
         rows.push(acc.row(cfg, 1));
       } else {
-        engine ??= await createEngine({ modelDir: o.modelDir, provider: 'cpu', threads: o.threads });
+        engine ??= await createEngine({ modelDir: o.modelDir, provider: 'cpu', threads: o.threads, backend: o.backend });
         const options: GenerationOptions = { maxNewTokens, steps: blockSize, strategy: cfg.strategy, threshold: cfg.threshold, verifySteps: cfg.verifySteps };
         const key = `${cfg.strategy} ${cfg.threshold}`;
         const ref = reference.get(key);
@@ -125,7 +139,7 @@ export async function evaluateSynthetic(o: EvalOptions): Promise<EvalReport> {
           const f = r.stats.forwards;
           const eos = r.outputIds.indexOf(readEos(o.modelDir));
           const answerTokens = eos < 0 ? r.stats.generatedTokens : eos + 1;
-          acc.add(it, r.text, r.stats.generatedTokens, answerTokens, f.prefill + f.denoise + f.commit, r.stats.timings.totalMs);
+          acc.add(it, r.text, r.outputIds, r.stats.generatedTokens, answerTokens, f.prefill + f.denoise + f.commit, r.stats.timings.totalMs);
           outputs.push(r.outputIds);
           if (!ref || r.outputIds.every((id, j) => id === ref[i][j])) identical++;
           drafts += f.draftsAccepted ?? 0;
@@ -137,10 +151,11 @@ export async function evaluateSynthetic(o: EvalOptions): Promise<EvalReport> {
       }
       o.onProgress?.(`${cfg.name}: ${(rows[rows.length - 1].accuracy * 100).toFixed(1)} %`);
     }
+    const backend = engine ? { backend: engine.info.backend, backendReason: engine.info.backendReason } : {};
+    return { seed: o.seed, count: o.count, modelDir: o.modelDir, arModelDir: o.arModelDir, maxNewTokens, ...backend, rows };
   } finally {
     await engine?.dispose();
   }
-  return { seed: o.seed, count: o.count, modelDir: o.modelDir, arModelDir: o.arModelDir, maxNewTokens, rows };
 }
 
 const eosCache = new Map<string, number>();
@@ -157,11 +172,14 @@ class Tally {
   private forwards = 0;
   private ms = 0;
   private perType = new Map<string, { correct: number; count: number }>();
+  private answers: EvalAnswer[] = [];
 
   constructor(private items: SyntheticItem[]) {}
 
-  add(item: SyntheticItem, text: string, tokens: number, answerTokens: number, forwards: number, ms: number): void {
+  /** One question's result: its answer and ids, decoded positions (answer tokens up to EOS), forwards and time. */
+  add(item: SyntheticItem, text: string, ids: number[], tokens: number, answerTokens: number, forwards: number, ms: number): void {
     const ok = isCorrect(text, item.answer);
+    this.answers.push({ text, correct: ok, ids: [...ids] });
     this.correct += ok ? 1 : 0;
     this.tokens += tokens;
     this.answerTokens += answerTokens;
@@ -191,6 +209,7 @@ class Tally {
       answerTokensPerForward: this.answerTokens / Math.max(1, this.forwards),
       forwardsPerItem: this.forwards / n,
       msPerItem: this.ms / n,
+      answers: this.answers,
     };
   }
 }

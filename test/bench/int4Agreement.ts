@@ -9,9 +9,10 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fromBinary } from '@bufbuild/protobuf';
 import { convertCheckpoint } from '../../server/converter/convert';
-import { ModelProtoSchema, type TensorProto } from '../../server/onnx/gen/onnx_pb';
+import { qwen2TensorMap } from '../../server/converter/gguf/qwen2Gguf';
+import { Qwen2Readback } from '../../server/converter/qwen2Readback';
+import { OnnxInitializers } from '../../server/onnx/initializers';
 import { writeSafetensors, type TensorSource } from '../helpers/checkpoint/safetensorsWriter';
 import type { GenerationResult } from '../../server/engine/api';
 import { createEngine } from '../../server/engine/engine';
@@ -25,19 +26,6 @@ const opt = (name: string, fallback: string) => (argv.includes(`--${name}`) ? ar
 const source = join(repoRoot, 'models', 'default');
 const work = join(repoRoot, '.cache', 'bench-int4');
 
-/** float32 initializers of one graph, by name. */
-function initializers(file: string): Map<string, { dims: number[]; data: Float32Array }> {
-  const model = fromBinary(ModelProtoSchema, readFileSync(join(source, file)));
-  const out = new Map<string, { dims: number[]; data: Float32Array }>();
-  const data = readFileSync(join(source, `${file}.data`));
-  for (const t of model.graph!.initializer as TensorProto[]) {
-    if (t.dataType !== 1 || t.externalData.length === 0) continue;
-    const kv = Object.fromEntries(t.externalData.map((e) => [e.key, e.value]));
-    const bytes = data.subarray(Number(kv.offset), Number(kv.offset) + Number(kv.length));
-    out.set(t.name, { dims: t.dims.map(Number), data: new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)) });
-  }
-  return out;
-}
 
 /** W [n, k] from a stored Wᵀ [k, n], optionally only columns [c0, c1) of Wᵀ (rows of W). */
 function untranspose(t: { dims: number[]; data: Float32Array }, c0 = 0, c1 = t.dims[1]): Float32Array {
@@ -53,40 +41,14 @@ async function rebuildCheckpoint(m: ModelManifest, dir: string): Promise<void> {
   const tensors: TensorSource[] = [];
   const add = (name: string, shape: number[], data: Float32Array) =>
     tensors.push({ name, dtype: 'F32', shape, open: () => (chunk, start) => chunk.set(data.subarray(start, start + chunk.length)) });
-  const get = (g: Map<string, { dims: number[]; data: Float32Array }>, name: string) => {
-    const t = g.get(name);
-    if (!t) throw new Error(`no initializer ${name}`);
-    return t;
-  };
+  // The text model: read back exactly from the fp32 decoder, head and embedding table (the converter's own reader).
   const t = m.text;
-  const dec = initializers(onnxDecoderFiles(m).decoder);
-  const q = t.numHeads * t.headDim;
-  const kv = t.numKvHeads * t.headDim;
-  for (let i = 0; i < t.numLayers; i++) {
-    const p = `model.layers.${i}.`;
-    const qkv = get(dec, `${p}self_attn.qkv_proj.T`);
-    const bias = get(dec, `${p}self_attn.qkv_proj.bias`).data;
-    add(`${p}self_attn.q_proj.weight`, [q, t.hiddenSize], untranspose(qkv, 0, q));
-    add(`${p}self_attn.k_proj.weight`, [kv, t.hiddenSize], untranspose(qkv, q, q + kv));
-    add(`${p}self_attn.v_proj.weight`, [kv, t.hiddenSize], untranspose(qkv, q + kv, q + 2 * kv));
-    add(`${p}self_attn.q_proj.bias`, [q], bias.slice(0, q));
-    add(`${p}self_attn.k_proj.bias`, [kv], bias.slice(q, q + kv));
-    add(`${p}self_attn.v_proj.bias`, [kv], bias.slice(q + kv));
-    add(`${p}self_attn.o_proj.weight`, [t.hiddenSize, q], untranspose(get(dec, `${p}self_attn.o_proj.T`)));
-    const gu = get(dec, `${p}mlp.gate_up_proj.T`);
-    add(`${p}mlp.gate_proj.weight`, [t.intermediateSize, t.hiddenSize], untranspose(gu, 0, t.intermediateSize));
-    add(`${p}mlp.up_proj.weight`, [t.intermediateSize, t.hiddenSize], untranspose(gu, t.intermediateSize));
-    add(`${p}mlp.down_proj.weight`, [t.hiddenSize, t.intermediateSize], untranspose(get(dec, `${p}mlp.down_proj.T`)));
-    for (const n of ['input_layernorm', 'post_attention_layernorm']) add(`${p}${n}.weight`, [t.hiddenSize], get(dec, `${p}${n}.weight`).data);
-  }
-  add('model.norm.weight', [t.hiddenSize], get(dec, 'model.norm.weight').data);
-  add('lm_head.weight', [t.vocabSize, t.hiddenSize], untranspose(get(initializers(onnxDecoderFiles(m).lmHead), 'lm_head.T')));
-  const emb = readFileSync(join(source, m.embeddings.file));
-  if (m.embeddings.dtype !== 'float32') throw new Error('the default model is expected in fp32');
-  add('model.embed_tokens.weight', [t.vocabSize, t.hiddenSize], new Float32Array(emb.buffer.slice(emb.byteOffset, emb.byteOffset + emb.byteLength)));
+  const text = new Qwen2Readback(source, m, onnxDecoderFiles(m));
+  for (const { source: name, shape } of qwen2TensorMap({ ...t, tieWordEmbeddings: t.tiedLmHead })) add(name, shape, await text.readF32(name, shape));
 
+  const vis = new OnnxInitializers(join(source, m.files.vision));
+  const get = (g: OnnxInitializers, name: string) => g.readF32(name);
   const v = m.vision;
-  const vis = initializers(m.files.vision);
   const vp = 'model.vision_tower.vision_tower.';
   const C = v.hiddenSize;
   add(`${vp}patch_embed.proj.weight`, [C, v.inChannels, v.temporalPatchSize, v.patchSize, v.patchSize], untranspose(get(vis, 'vision.patch_embed.T')));

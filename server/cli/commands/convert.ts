@@ -1,13 +1,19 @@
 import { convertCheckpoint, type ConvertProgress } from '../../converter/convert';
 import { decoderPrecision } from '../../converter/convertOptions';
+import { convertModelFolder, isConvertedModelFolder } from '../../converter/fromModelFolder';
 import { DECODER_KINDS, type DecoderKind } from '../../engine/manifest';
 import { parse, UsageError, type Command } from '../command';
 
 export const convertCommand: Command = {
   name: 'convert',
-  summary: 'Convert a DiffusionVL safetensors checkpoint folder to ONNX (and/or a llama.cpp GGUF text decoder)',
+  summary: 'Convert a DiffusionVL safetensors checkpoint folder to ONNX (and/or a llama.cpp GGUF text decoder), or add a GGUF decoder to an fp32 model folder',
   usage: [
     'Usage: diffusionvl convert <checkpoint-dir> <out-dir> [--decoder onnx|gguf|both] [--precision P] [--tokenizer <tokenizer.json>] [--vision-tower <dir>] [--quiet]',
+    '       diffusionvl convert <fp32-model-dir> <out-dir> --decoder gguf|both --precision fp32|fp16|q8_0|q4_0|q4_k_m [--quiet]',
+    '',
+    '  The second form adds a GGUF decoder to a converted fp32 model folder whose checkpoint is not at hand: the text',
+    '  weights are read back exactly from its ONNX files; the vision tower, embeddings, tokenizer (and with both, the',
+    '  ONNX decoder) are copied as they are. fp16 and int4 folders are refused (their weights are not the originals).',
     '',
     '  --decoder     the text decoder and LM head for ONNX Runtime (onnx, default), for llama.cpp as one GGUF file',
     '                (gguf), or both; the vision tower and the embedding table are always written for ONNX Runtime',
@@ -26,7 +32,7 @@ export const convertCommand: Command = {
       'vision-tower': { type: 'string' },
       quiet: { type: 'boolean', default: false },
     });
-    if (positionals.length !== 2) throw new UsageError('convert needs <checkpoint-dir> and <out-dir>');
+    if (positionals.length !== 2) throw new UsageError('convert needs <checkpoint-dir> (or a converted fp32 model folder) and <out-dir>');
     const decoder = values.decoder as DecoderKind;
     if (!DECODER_KINDS.includes(decoder)) throw new UsageError(`--decoder must be one of ${DECODER_KINDS.join(', ')}`);
     let chosen: ReturnType<typeof decoderPrecision>;
@@ -51,7 +57,11 @@ export const convertCommand: Command = {
     const onNotice = (message: string) => {
       if (!values.quiet) process.stderr.write(`${process.stderr.isTTY ? '\r\x1b[K' : ''}note: ${message}\n`);
     };
-    const manifest = await convertCheckpoint(positionals[0], positionals[1], { precision, decoder, ggufType, tokenizer: values.tokenizer, visionTower: values['vision-tower'], onProgress, onNotice });
+    const fromFolder = isConvertedModelFolder(positionals[0]);
+    if (fromFolder && (values.tokenizer !== undefined || values['vision-tower'] !== undefined)) throw new UsageError('--tokenizer and --vision-tower apply to checkpoints; a model folder brings its own');
+    const manifest = fromFolder
+      ? await convertModelFolder(positionals[0], positionals[1], { decoder, ggufType, onProgress, onNotice })
+      : await convertCheckpoint(positionals[0], positionals[1], { precision, decoder, ggufType, tokenizer: values.tokenizer, visionTower: values['vision-tower'], onProgress, onNotice });
     if (showProgress && process.stderr.isTTY) process.stderr.write('\n');
     const secs = ((Date.now() - started) / 1000).toFixed(1);
     console.log(

@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { arBaselineDir, DEFAULT_THRESHOLDS, evaluateSynthetic, reportTable } from '../../synthetic/evaluate';
 import { intFlag, parse, UsageError, type Command } from '../command';
 import { defaultModelDir, isModelDir } from '../../engine/defaultModel';
-import { threadsFlag, verifyStepsFlag } from './generate';
+import { backendFlag, backendHelp, threadsFlag, verifyStepsFlag } from './generate';
 
 const usage = `Usage: diffusionvl eval-synthetic [--seed N] [--count K] [--json] [options]
 
@@ -22,7 +22,9 @@ Options:
   --max-tokens N         generation budget per answer (default 16)
   --verify-steps LIST    run each diffusion configuration at each K of the list (e.g. 1,2,4,8): denoising states
                          per forward, output ids compared question by question with the first K's
-  --threads N            ONNX Runtime intra-op threads`;
+  --threads N            ONNX Runtime intra-op threads
+${backendHelp}
+                         (the report names the backend that ran)`;
 
 export const evalSyntheticCommand: Command = {
   name: 'eval-synthetic',
@@ -42,6 +44,7 @@ export const evalSyntheticCommand: Command = {
         'max-tokens': { type: 'string' },
         'verify-steps': { type: 'string' },
         threads: { type: 'string' },
+        backend: { type: 'string' },
       },
       false,
     );
@@ -76,10 +79,11 @@ export const evalSyntheticCommand: Command = {
       thresholds,
       maxNewTokens,
       threads: threadsFlag(values.threads),
+      backend: backendFlag(values.backend),
       onProgress: values.json ? undefined : (line) => process.stderr.write(`${line}\n`),
     });
     if (values.json) console.log(JSON.stringify(report, null, 2));
-    else console.log(`seed ${seed}, ${count} questions\n\n${reportTable(report)}`);
+    else console.log(`seed ${seed}, ${count} questions${report.backend ? `, decoder on ${report.backend} (${report.backendReason})` : ''}\n\n${reportTable(report)}`);
     return 0;
   },
 };

@@ -87,7 +87,7 @@ export function backendFlag(value: string | undefined): DecoderBackend {
   return b;
 }
 
-/** Help line of --backend (generate, ask, serve, mcp). */
+/** Help line of --backend (generate, ask, serve, mcp, eval-synthetic). */
 export const backendHelp = `  --backend B            ${DECODER_BACKENDS.join('|')}: the text decoder's runtime (default ${DEFAULT_BACKEND}: llama.cpp when
                          the model folder has a GGUF decoder, else ONNX Runtime; falls back to ONNX Runtime with a reason)`;
 

@@ -42,6 +42,7 @@ export const serveCommand: Command = {
         'allow-image-urls': { type: 'boolean' },
         'max-queue': { type: 'string' },
         'request-timeout': { type: 'string' },
+        'verify-steps': { type: 'string' },
       }, false);
       return serveHttp(values);
     }

@@ -6,12 +6,12 @@ import { ApiKey } from '../../http/auth';
 import { BODY_TIMEOUT_MS, DEFAULT_MAX_QUEUE, HEADERS_TIMEOUT_MS } from '../../http/limits';
 import { isLoopbackHost, startHttpServer } from '../../http/server';
 import { intFlag, UsageError } from '../command';
-import { backendFlag, backendHelp, providerFlag, threadsFlag } from './generate';
+import { backendFlag, backendHelp, providerFlag, threadsFlag, verifyStepsFlag } from './generate';
 
 export const DEFAULT_HTTP_PORT = 8642;
 
 export const serveHttpUsage = `Usage: diffusionvl serve --http [--host 127.0.0.1] [--port ${DEFAULT_HTTP_PORT}] [--model DIR] [--provider P] [--backend B] [--threads N]
-                        [--api-key-file F] [--cors-origin ORIGIN]... [--allow-image-urls] [--max-queue N]
+                        [--verify-steps K] [--api-key-file F] [--cors-origin ORIGIN]... [--allow-image-urls] [--max-queue N]
 
 Serves the OpenAI chat-completions API over HTTP (POST /v1/chat/completions, GET /v1/models, GET /health), answered
 by one model on this machine. Images come as data: URLs in image_url parts. Logs (one line per request, never a key)
@@ -24,6 +24,7 @@ Options:
   --provider P           ${EXECUTION_PROVIDERS.join('|')} (default ${DEFAULT_PROVIDER}; falls back to cpu with a reason)
 ${backendHelp}
   --threads N            ONNX Runtime intra-op threads
+  --verify-steps K       denoising states per forward (auto or an integer; default auto)
   --api-key-file F       clients must send \`Authorization: Bearer <key>\`, the key being F's first line (16+ chars)
   --cors-origin ORIGIN   allow browser pages from ORIGIN (repeatable; default: no CORS)
   --allow-image-urls     also fetch http(s) image URLs (public addresses only, size and time limited)
@@ -38,6 +39,7 @@ export interface HttpFlags {
   provider?: string;
   backend?: string;
   threads?: string;
+  'verify-steps'?: string;
   'api-key-file'?: string;
   'cors-origin'?: string[];
   'allow-image-urls'?: boolean;
@@ -74,7 +76,13 @@ export async function serveHttp(values: HttpFlags): Promise<number> {
   console.info = console.log;
   const running = await startHttpServer({
     engineFactory: createEngine,
-    settings: { modelPath: modelDir, executionProvider: providerFlag(values.provider), backend: backendFlag(values.backend), threads: threadsFlag(values.threads) },
+    settings: {
+      modelPath: modelDir,
+      executionProvider: providerFlag(values.provider),
+      backend: backendFlag(values.backend),
+      threads: threadsFlag(values.threads),
+      verifySteps: verifyStepsFlag(values['verify-steps']),
+    },
     host,
     port,
     apiKey,

@@ -82,3 +82,22 @@ export const TOKEN_TYPE = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, 
 export function ggufFileName(type: GgufType): string {
   return `decoder.${type}.gguf`;
 }
+
+/** Names of the ggml tensor types (ggml.h's `ggml_type`) the quantiser writes for our GGUF types, fallbacks
+ * included, for saying what a quantised file holds. */
+export const GGML_TYPE_NAMES: Readonly<Record<number, string>> = {
+  0: 'F32',
+  1: 'F16',
+  2: 'Q4_0',
+  3: 'Q4_1',
+  6: 'Q5_0',
+  7: 'Q5_1',
+  8: 'Q8_0',
+  10: 'Q2_K',
+  11: 'Q3_K',
+  12: 'Q4_K',
+  13: 'Q5_K',
+  14: 'Q6_K',
+  20: 'IQ4_NL',
+  30: 'BF16',
+};

@@ -31,6 +31,8 @@ export interface LlamaLoadOptions {
 export const CPU_VARIANT_ENV = 'DIFFUSIONVL_LLAMA_CPU_VARIANT';
 /** The environment variable that names the library folder when no option does (another build, a CUDA package elsewhere). */
 export const LIBRARY_DIR_ENV = 'DIFFUSIONVL_LLAMA_LIB_DIR';
+/** Where this process (any of its threads) loaded the library from: every later load takes the same folder. */
+const LOADED_DIR_ENV = 'DIFFUSIONVL_LLAMA_LOADED_DIR';
 
 export interface LlamaDeviceInfo {
   index: number;
@@ -110,7 +112,10 @@ let loadedKey = '';
  */
 export function loadLlamaLibrary(options: LlamaLoadOptions = {}): LlamaLibrary {
   const cpuVariant = options.cpuVariant ?? (process.env[CPU_VARIANT_ENV] || undefined);
-  const dir = options.libraryDir ?? (process.env[LIBRARY_DIR_ENV] || findLibraryDir(options.cpuOnly ?? false));
+  // Whatever package another thread of this process loaded first: a second package is a second copy of ggml, and a
+  // worker loading it again after another one ended aborts the process (a GGML_ASSERT in ggml's static init). The
+  // record is an environment variable because the engine's and converter's workers share the environment (SHARE_ENV).
+  const dir = options.libraryDir ?? (process.env[LIBRARY_DIR_ENV] || process.env[LOADED_DIR_ENV] || findLibraryDir(options.cpuOnly ?? false));
   const key = `${dir}\0${cpuVariant ?? ''}`;
   if (loaded) {
     if (key !== loadedKey) throw new LlamaUnavailableError(`llama.cpp is already loaded from ${loaded.dir}${loaded.cpuVariant ? ` (CPU variant ${loaded.cpuVariant})` : ''} in this process; restart to load another build or variant`);
@@ -119,6 +124,7 @@ export function loadLlamaLibrary(options: LlamaLoadOptions = {}): LlamaLibrary {
   }
   loaded = openLibrary(dir, cpuVariant, options.log);
   loadedKey = key;
+  process.env[LOADED_DIR_ENV] = dir;
   return loaded;
 }
 
@@ -240,8 +246,10 @@ function openLibrary(dir: string, cpuVariant: string | undefined, log: LlamaLogS
   let logHolders = 0;
   const callback = koffi.register((level: number, text: string) => {
     if (!sink || !text) return;
-    const kind = level === GGML_LOG_LEVEL.error ? 'error' : level === GGML_LOG_LEVEL.warn ? 'warn' : level === GGML_LOG_LEVEL.info ? 'info' : 'debug';
-    sink(kind, text.replace(/\n$/, ''));
+    const line = text.replace(/\n$/, '');
+    let kind: Parameters<LlamaLogSink>[0] = level === GGML_LOG_LEVEL.error ? 'error' : level === GGML_LOG_LEVEL.warn ? 'warn' : level === GGML_LOG_LEVEL.info ? 'info' : 'debug';
+    if (kind === 'warn' && BENIGN_WARNINGS.some((re) => re.test(line))) kind = 'info';
+    sink(kind, line);
   }, koffi.pointer(LogCallback));
   const logSet = fn(llama, 'void llama_log_set(diffusionvl_llama_log_cb *cb, void *user_data)');
   logSet(callback, null);
@@ -303,6 +311,13 @@ function openLibrary(dir: string, cpuVariant: string | undefined, log: LlamaLogS
 }
 
 export { Batch, ContextParams, ModelParams, QuantizeParams };
+
+/**
+ * Warnings the library prints for every Qwen2 model, ours and the official GGUFs alike, that ask nothing of the user:
+ * kept as info. (Qwen's vocabulary holds `</s>` as an ordinary token, which llama.cpp's load check calls "probably a
+ * bug in the model".)
+ */
+const BENIGN_WARNINGS = [/control-looking token: \d+ '<\/s>' was not control-type/];
 
 /** Without a sink of the caller's: the library's warnings and errors on stderr, its chatter dropped. */
 const stderrSink: LlamaLogSink = (level, text) => {
