@@ -2,7 +2,7 @@
 // when another program fills the disk) and during a conversion. The outcome: a `diskFull` error that says so, and
 // nothing half-written left under a finished name.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { open, readdir, readFile, rm, stat } from 'node:fs/promises';
@@ -14,6 +14,7 @@ import { runConversion } from '../server/lsp/convertRunner';
 import { fetchCheckpoint } from '../server/lsp/download/fetchCheckpoint';
 import { writeGoldenTinyCheckpoint } from './helpers/checkpoint/tinyCheckpoint';
 import { startLocalHub, type HubFileSpec } from './helpers/lspHub';
+import { repoRoot } from './helpers/paths';
 
 const work = mkdtempSync(join(tmpdir(), 'dvl-diskfull-'));
 const mounts: string[] = [];
@@ -118,5 +119,18 @@ test('disk full during a conversion: a diskFull error, and neither the model nor
     assert.match(e.message, /the disk filled up while converting/);
     return true;
   });
+  assert.deepEqual(await readdir(disk), [], 'nothing left behind');
+});
+
+test('disk full during `diffusionvl convert`: the CLI says so in the same words, exits 1, and leaves nothing', { skip }, async () => {
+  const ckpt = join(work, 'ckpt-cli');
+  await writeGoldenTinyCheckpoint(ckpt);
+  const disk = join(work, 'conv-cli');
+  execFileSync('mkdir', ['-p', disk]);
+  mountTmpfs(disk, 2 << 20);
+  const outDir = join(disk, 'model');
+  const run = spawnSync(process.execPath, [join(repoRoot, 'bin', 'diffusionvl.js'), 'convert', ckpt, outDir, '--quiet'], { encoding: 'utf8' });
+  assert.equal(run.status, 1, run.stderr);
+  assert.equal(run.stderr, `diffusionvl: the disk filled up while converting; nothing of the new model was kept (${outDir}.partial): free some space and try again\n`);
   assert.deepEqual(await readdir(disk), [], 'nothing left behind');
 });

@@ -4,10 +4,13 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import sharp from 'sharp';
 import { openCheckpoint } from '../server/converter/checkpoint';
 import { DiffusionVLError } from '../server/engine/errors';
 import { EmbeddingTable } from '../server/engine/embeddings';
+import { resampleWork } from '../server/engine/image/pillowResize';
 import { sanitizeSvg } from '../server/engine/image/svg';
+import { preprocessSiglip } from '../server/engine/arch/siglip';
 import { readManifest } from '../server/engine/manifest';
 import { TextTokenizer } from '../server/engine/tokenizer';
 import { loadTarget, TARGETS } from './fuzz/targets';
@@ -21,6 +24,11 @@ import { repoRoot } from './helpers/paths';
  * working between fuzzing runs.
  */
 const fuzzDir = join(repoRoot, 'test', 'fuzz');
+/** The image fuzz target's SigLIP settings (a small anyres grid). */
+const THIN_SIGLIP = {
+  image: { aspectRatio: 'anyres_max_4', gridPinpoints: [[384, 384], [384, 768], [768, 384]] as [number, number][], mergeType: 'spatial_unpad' as const, newlineFile: 'image_newline.bin' },
+  vision: { numLayers: 1, hiddenSize: 32, numHeads: 2, headDim: 16, intermediateSize: 64, layerNormEps: 1e-6, patchSize: 14, imageSize: 384, outHiddenSize: 32 },
+};
 const inputs = (kind: string, target: string): { name: string; data: Buffer }[] => {
   const dir = join(fuzzDir, kind, target);
   return existsSync(dir) ? readdirSync(dir).sort().map((name) => ({ name, data: readFileSync(join(dir, name)) })) : [];
@@ -85,6 +93,24 @@ describe('fixes for fuzzing findings, asserted directly', () => {
     for (const text of ['{', '[]', '{"model":{"type":"BPE","vocab":7}}']) {
       await writeFile(join(dir, 'tokenizer.json'), text);
       assert.throws(() => TextTokenizer.fromFile(join(dir, 'tokenizer.json')), (e: unknown) => e instanceof DiffusionVLError && e.kind === 'model' && /tokenizer\.json: /.test(e.message), text);
+    }
+  });
+
+  it('thin images of 65,000 rows cost the resampler little work: palette views NEAREST, the pad square never built', async () => {
+    // Work is counted in the resampler's multiply-adds, which no machine load changes. The GIF took 11 s (load 14) on
+    // the anyres path when palette images were resampled BICUBIC; the strip's pad square is 12.9 GB if built.
+    const gif = readFileSync(join(fuzzDir, 'regressions', 'image', 'gif-21-by-64771-anyres-slow'));
+    const strip = await sharp({ create: { width: 1, height: 65_535, channels: 3, background: '#3a7' }, limitInputPixels: false }).png().toBuffer();
+    for (const [input, name] of [[gif, 'GIF 21×64771'], [strip, 'PNG 1×65535']] as const) {
+      for (const mode of ['pad', 'anyres_max_4'] as const) {
+        const before = resampleWork.multiplyAdds;
+        const pre = await preprocessSiglip(input, THIN_SIGLIP, mode, 'drop');
+        const work = resampleWork.multiplyAdds - before;
+        assert.equal(pre.pixelValues.length, pre.views.length * 3 * 384 * 384);
+        // A 1-pixel-wide strip has no palette, so its anyres views are upscaled BICUBIC across every row: ≈ 378 M.
+        const bound = name.startsWith('PNG') && mode !== 'pad' ? 400e6 : 25e6;
+        assert.ok(work < bound, `${name} ${mode}: ${(work / 1e6).toFixed(1)} M multiply-adds, over ${bound / 1e6} M`);
+      }
     }
   });
 

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { convertCheckpoint } from '../server/converter/convert';
 import { decoderPrecision } from '../server/converter/convertOptions';
+import { checkGgufDecoder } from '../server/converter/gguf/ggufCheck';
 import { quantizeGguf } from '../server/converter/gguf/quantize';
 import { writeQwen2Gguf } from '../server/converter/gguf/qwen2Gguf';
 import { readGgufVocab, type GgufVocab } from '../server/converter/gguf/vocab';
@@ -96,6 +97,8 @@ for (const [arch, ensure] of [['QwenVL', ensureTinyCheckpoint], ['SigLIP', ensur
       const matrices = readGguf(file).tensors.filter((t) => t.ne.length === 2 && t.name.startsWith('blk.'));
       assert.ok(matrices.every((t) => BLOCK_TYPES[type].includes(t.type)), `${type}: ${[...new Set(matrices.map((t) => t.type))].join(',')}`);
       assert.ok(!existsSync(join(dir, 'decoder.fp16.unquantized.gguf')));
+      // The header check the engine runs before llama.cpp passes every file the converter and the quantiser write.
+      assert.equal(checkGgufDecoder(file, m.text).tensors.length, readGguf(file).tensors.length);
       inLibrary(file, (l) => {
         assert.deepEqual({ nLayer: l.nLayer, nEmbd: l.nEmbd, nVocab: l.nVocab }, { nLayer: m.text.numLayers, nEmbd: m.text.hiddenSize, nVocab: m.text.vocabSize }, type);
         assert.match(l.desc, DESC[type]);
@@ -122,6 +125,7 @@ test('a GGUF without a vocabulary (no tokenizer) loads, sized by its vocab_size'
   const path = join(out, 'novocab.gguf');
   await writeQwen2Gguf(randomSource(), path, { type: 'fp16', name: 'novocab', text: tinyText(), tokens: { eos: 1, pad: 0 } });
   inLibrary(path, (l) => assert.deepEqual({ nLayer: l.nLayer, nEmbd: l.nEmbd, nVocab: l.nVocab }, { nLayer: 2, nEmbd: 64, nVocab: 465 }));
+  checkGgufDecoder(path, tinyText());
 });
 
 test('Q4_K_M through the library on 256-wide rows: the Q4_K/Q6_K mix llama-quantize writes', async () => {
@@ -132,6 +136,7 @@ test('Q4_K_M through the library on 256-wide rows: the Q4_K/Q6_K mix llama-quant
   await quantizeGguf(f16, q, 'q4_k_m');
   const types = new Set(readGguf(q).tensors.filter((t) => t.name.startsWith('blk.') && t.ne.length === 2).map((t) => t.type));
   assert.deepEqual([...types].sort((a, b) => a - b), [12, 14]); // Q4_K, and Q6_K for the mix's wider tensors
+  checkGgufDecoder(q, text);
   inLibrary(q, (l) => assert.match(l.desc, /Q4_K - Medium/));
 });
 

@@ -2,13 +2,13 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { deflateSync, gzipSync } from 'node:zlib';
 import sharp from 'sharp';
 import { InputError } from '../server/engine/api';
-import { decodeImage, type DecodeOptions } from '../server/engine/image';
+import { decodeImage, decodeImageRaw, type DecodeOptions } from '../server/engine/image';
 import { QWEN_IMAGE_DEFAULTS, preprocessImage } from '../server/engine/arch/qwenvl/preprocess';
 import { sanitizeSvg } from '../server/engine/image/svg';
 import { DOWNSCALED_PIXELS, MAX_IMAGE_PIXELS } from '../server/engine/image/limits';
@@ -141,6 +141,30 @@ test('BMP: 24-bit, 8-bit palette, 32-bit bit fields with alpha', async () => {
 
   await assert.rejects(decodeImage(bmp(2, 2, 8, () => [0, 0], { compression: 1, palette: [[0, 0, 0]] }), opts), /compressed BMP/);
   await assert.rejects(decodeImage(b24.subarray(0, b24.length - 4), opts), (e: Error) => e instanceof InputError && /truncated/.test(e.message));
+});
+
+test('a BMP above the downscale threshold is shrunk while it decodes (8200×6200 1-bit, 51 MP: not 153 MB decoded whole)', async () => {
+  const [w, h] = [8200, 6200];
+  // Left 4100 columns white (palette 1), the rest black (palette 0); one row repeated.
+  const row = Buffer.alloc(Math.floor((w + 31) / 32) * 4);
+  row.fill(0xff, 0, 512); // 4096 white columns
+  row[512] = 0xf0; // and 4 more
+  const file = bmp(w, h, 1, () => [...row], { palette: [[0, 0, 0], [255, 255, 255]] });
+  const t0 = Date.now();
+  const img = await decodeImageRaw(file, opts);
+  const k = Math.ceil(Math.sqrt((w * h) / DOWNSCALED_PIXELS));
+  assert.deepEqual([img.width, img.height, img.channels], [Math.ceil(w / k), Math.ceil(h / k), 3]);
+  assert.ok(img.width * img.height <= DOWNSCALED_PIXELS * 1.01, `${img.width}×${img.height}`);
+  assert.deepEqual(img.original, { width: w, height: h });
+  // Box averages: white, black, and the column straddling x = 4100 (k = 2: 4100 is even, so none is mixed).
+  const at = (x: number, y: number) => [...img.data.subarray((y * img.width + x) * 3, (y * img.width + x) * 3 + 3)];
+  assert.deepEqual(at(0, 0), [255, 255, 255]);
+  assert.deepEqual(at(4100 / k - 1, img.height - 1), [255, 255, 255]);
+  assert.deepEqual(at(4100 / k, 7), [0, 0, 0]);
+  console.log(`# shrink-decoded in ${Date.now() - t0} ms (taken under load: load average ${loadavg()[0].toFixed(1)})`);
+  // Over the pixel limit: refused from the header, before the rows are even checked for length.
+  const header = bmp(20000, 10001, 1, () => [], { palette: [[0, 0, 0], [255, 255, 255]] });
+  await assert.rejects(decodeImageRaw(header, opts), isInputError(/20000×10001 = 200020000 pixels, over the limit of 200000000/));
 });
 
 test('SVG is rasterised', async () => {

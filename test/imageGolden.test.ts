@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { decodeImage, resizeBicubic, sha256OfFloat32, type RgbImage } from '../server/engine/image';
+import { resizeBicubicOnCanvas } from '../server/engine/image/pillowResize';
 import { QWEN_IMAGE_DEFAULTS, preprocessImage, preprocessImages } from '../server/engine/arch/qwenvl/preprocess';
 import { goldenDir } from './helpers/paths';
 
@@ -70,6 +71,29 @@ test('bicubic resize is bit-exact with Pillow, downscaling and mixed too', async
     const out = resizeBicubic(src, c.size_wh[0], c.size_wh[1]);
     assert.equal(out.data.length, c.size_wh[0] * c.size_wh[1] * 3);
     assert.equal(createHash('sha256').update(out.data).digest('hex'), c.sha256, `${c.source} → ${c.size_wh.join('×')}`);
+  }
+});
+
+test('resizing an image pasted on a fill without building the canvas gives the canvas resize, pixel for pixel', () => {
+  let seed = 7;
+  const rnd = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    return (seed >>> 8) % n;
+  };
+  for (let t = 0; t < 300; t++) {
+    const [w, h] = [1 + rnd(30), 1 + rnd(30)];
+    const [cw, ch] = [w + rnd(3) * rnd(50), h + rnd(3) * rnd(50)];
+    const [x, y] = [rnd(cw - w + 1), rnd(ch - h + 1)];
+    // A quarter keep the canvas's width or height (one pass only), the rest scale both ways, up and down.
+    const [ow, oh] = [rnd(4) === 0 ? cw : 1 + rnd(70), rnd(4) === 0 ? ch : 1 + rnd(70)];
+    // Saturated pixels beside mid-tones, so the cubic's overshoot is clipped somewhere.
+    const src: RgbImage = { width: w, height: h, data: Uint8Array.from({ length: w * h * 3 }, () => (rnd(4) === 0 ? 255 * rnd(2) : rnd(256))) };
+    const fill: [number, number, number] = [rnd(256), rnd(256), rnd(256)];
+    const canvas: RgbImage = { width: cw, height: ch, data: new Uint8Array(cw * ch * 3) };
+    for (let i = 0; i < cw * ch; i++) canvas.data.set(fill, i * 3);
+    for (let r = 0; r < h; r++) canvas.data.set(src.data.subarray(r * w * 3, (r + 1) * w * 3), ((y + r) * cw + x) * 3);
+    const expected = resizeBicubic(canvas, ow, oh).data;
+    assert.deepEqual(resizeBicubicOnCanvas(src, cw, ch, x, y, fill, ow, oh).data, expected, JSON.stringify({ w, h, cw, ch, x, y, ow, oh }));
   }
 });
 

@@ -1,9 +1,11 @@
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
+import { diskFilledWhileWriting, isNoSpace } from '../engine/diskFilled';
 
 /**
  * Writes a model folder into `<out>.partial` and renames it into place at the end, so a failed or interrupted
- * conversion never leaves a half-written model where the engine would load it.
+ * conversion never leaves a half-written model where the engine would load it. A disk that fills up is a `diskFull`
+ * error that says so, whoever converts (the CLI, the sidecar's worker).
  */
 export async function writeFolderAtomically<T>(outDir: string, write: (dir: string) => Promise<T>): Promise<T> {
   const out = resolve(outDir);
@@ -18,6 +20,6 @@ export async function writeFolderAtomically<T>(outDir: string, write: (dir: stri
     return result;
   } catch (err) {
     await rm(tmp, { recursive: true, force: true });
-    throw err;
+    throw isNoSpace(err) ? diskFilledWhileWriting(tmp, 'conversion') : err;
   }
 }

@@ -6,13 +6,11 @@ import { CancelledError } from '../engine/api';
 import { DiffusionVLError, errorKind } from '../engine/errors';
 import { convertCheckpoint, type ConvertProgress } from '../converter/convert';
 import type { ConvertJob, ConvertMessage } from './convertWorker';
-import { diskFilledWhileWriting, isNoSpace } from './download/diskSpace';
 
 /** Any failure of the conversion is a `conversion` error unless it was raised with a kind of its own (an unsupported
- * checkpoint, a full disk, cancellation). */
-function asConversionError(err: unknown, outDir: string): Error {
+ * checkpoint, a full disk — convertCheckpoint says so itself —, cancellation). */
+function asConversionError(err: unknown): Error {
   if (errorKind(err)) return err as Error;
-  if (isNoSpace(err)) return diskFilledWhileWriting(`${outDir}.partial`, 'conversion');
   return new DiffusionVLError('conversion', `conversion failed: ${err instanceof Error ? err.message : String(err)}`);
 }
 
@@ -26,7 +24,7 @@ export async function runConversion(job: ConvertJob, onProgress: (p: ConvertProg
   try {
     await convertIn(job, onProgress, signal);
   } catch (err) {
-    throw asConversionError(err, job.outDir);
+    throw asConversionError(err);
   }
 }
 

@@ -3,7 +3,6 @@
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { convertCheckpoint, type ConvertProgress } from '../converter/convert';
 import { errorKind, type ErrorKind } from '../engine/errors';
-import { diskFilledWhileWriting, isNoSpace } from './download/diskSpace';
 import type { DecoderKind, GgufType, Precision } from '../protocol';
 
 export interface ConvertJob {
@@ -23,9 +22,8 @@ if (!isMainThread && parentPort && (workerData as { convertJob?: ConvertJob } | 
   convertCheckpoint(job.checkpointDir, job.outDir, { precision: job.precision, decoder: job.decoder, ggufType: job.ggufType, onProgress: (progress) => post({ type: 'progress', progress }) }).then(
     () => post({ type: 'done' }),
     (err: unknown) => {
-      // The error crosses to the main thread as text and kind; its errno code would be lost on the way.
-      const e = isNoSpace(err) ? diskFilledWhileWriting(`${job.outDir}.partial`, 'conversion') : err;
-      post({ type: 'error', message: e instanceof Error ? e.message : String(e), kind: errorKind(e) });
+      // The error crosses to the main thread as text and kind (a full disk is already `diskFull`: convertCheckpoint).
+      post({ type: 'error', message: err instanceof Error ? err.message : String(err), kind: errorKind(err) });
     },
   );
 }

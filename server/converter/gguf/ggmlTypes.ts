@@ -26,6 +26,48 @@ export const enum ValueType {
   FLOAT64 = 12,
 }
 
+/** Bytes of each fixed-size GGUF value type (STRING and ARRAY have none: a length comes first). */
+export const VALUE_TYPE_BYTES: Readonly<Record<number, number>> = { 0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8 };
+
+/**
+ * Every ggml tensor type a GGUF file may hold: [name, values per block, bytes per block] (gguf-py's
+ * GGML_QUANT_SIZES; the ids of removed types are absent). Quantised types store whole blocks along ne[0].
+ */
+export const GGML_TYPE_LAYOUT: Readonly<Record<number, readonly [string, number, number]>> = {
+  0: ['F32', 1, 4],
+  1: ['F16', 1, 2],
+  2: ['Q4_0', 32, 18],
+  3: ['Q4_1', 32, 20],
+  6: ['Q5_0', 32, 22],
+  7: ['Q5_1', 32, 24],
+  8: ['Q8_0', 32, 34],
+  9: ['Q8_1', 32, 40],
+  10: ['Q2_K', 256, 84],
+  11: ['Q3_K', 256, 110],
+  12: ['Q4_K', 256, 144],
+  13: ['Q5_K', 256, 176],
+  14: ['Q6_K', 256, 210],
+  15: ['Q8_K', 256, 292],
+  16: ['IQ2_XXS', 256, 66],
+  17: ['IQ2_XS', 256, 74],
+  18: ['IQ3_XXS', 256, 98],
+  19: ['IQ1_S', 256, 50],
+  20: ['IQ4_NL', 32, 18],
+  21: ['IQ3_S', 256, 110],
+  22: ['IQ2_S', 256, 82],
+  23: ['IQ4_XS', 256, 136],
+  24: ['I8', 1, 1],
+  25: ['I16', 1, 2],
+  26: ['I32', 1, 4],
+  27: ['I64', 1, 8],
+  28: ['F64', 1, 8],
+  29: ['IQ1_M', 256, 56],
+  30: ['BF16', 1, 2],
+  34: ['TQ1_0', 256, 54],
+  35: ['TQ2_0', 256, 66],
+  39: ['MXFP4', 32, 17],
+};
+
 /** ggml tensor types the converter writes itself (quantised ones come from llama.cpp's quantiser). */
 export const GGML_TYPE = { F32: 0, F16: 1 } as const;
 export type WrittenTensorType = keyof typeof GGML_TYPE;

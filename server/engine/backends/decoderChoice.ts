@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { checkGgufDecoder } from '../../converter/gguf/ggufCheck';
 import { DEFAULT_BACKEND, DEFAULT_PROVIDER, DiffusionVLError, type EngineOptions } from '../api';
 import type { DiffusionModel } from '../diffusionModel';
 import type { EmbeddingTable } from '../embeddings';
@@ -32,8 +33,12 @@ export async function loadLlamaDecoder(opts: EngineOptions, m: ModelManifest, em
   const gguf = manifestDecoders(m).gguf;
   const asked = requested === 'auto' ? 'auto' : 'llama.cpp requested';
   if (!gguf) return { llama: null, reason: `${asked}: this model folder has no GGUF decoder (convert it with --decoder gguf or both); ONNX Runtime` };
+  // A damaged file is the model's fault, not the library's: refused here (ModelUnavailable), never handed to llama.cpp,
+  // which aborts the process on some malformed headers instead of failing.
+  const ggufPath = join(opts.modelDir, gguf.file);
+  checkGgufDecoder(ggufPath, m.text);
   try {
-    const llama = await LlamaModel.load(join(opts.modelDir, gguf.file), emb, {
+    const llama = await LlamaModel.load(ggufPath, emb, {
       provider: opts.provider ?? DEFAULT_PROVIDER,
       threads: opts.threads,
       kvType: gguf.type === 'fp32' ? 'f32' : 'f16',

@@ -1,11 +1,15 @@
 import { InputError } from '../api';
-import { MAX_IMAGE_SIDE } from './limits';
+import { DOWNSCALE_ABOVE_PIXELS, DOWNSCALED_PIXELS, MAX_IMAGE_SIDE } from './limits';
 
 /**
  * A small BMP decoder: sharp (libvips without ImageMagick) cannot read BMP. Covers what real files use:
  * uncompressed 1/4/8-bit palette, 16/24/32-bit, and BI_BITFIELDS masks for 16/32-bit. RLE and embedded
  * JPEG/PNG are rejected. As in Pillow, 32-bit BI_RGB has no alpha (the 4th byte is padding) and
  * BI_BITFIELDS with an alpha mask yields RGBA.
+ *
+ * The declared size is checked against the image limits before anything is allocated, and an image above the
+ * decoder's downscale threshold is shrunk row by row while it decodes (box average), as sharp's path shrinks while
+ * decoding: a 32 MB 1-bit file can declare 200 megapixels, which decoded whole would be 600 MB.
  */
 
 export interface RawPixels {
@@ -13,6 +17,8 @@ export interface RawPixels {
   height: number;
   channels: 3 | 4;
   data: Uint8Array;
+  /** Size in the file, when it was shrunk while decoding. */
+  original?: { width: number; height: number };
 }
 
 export function isBmp(bytes: Uint8Array): boolean {
@@ -33,7 +39,7 @@ function channelReader(mask: number): (px: number) => number {
   return (px) => Math.floor((((px & mask) >>> shift) * 255) / max);
 }
 
-export function decodeBmp(bytes: Uint8Array, label: string, maxPixels: number): RawPixels {
+export function decodeBmp(bytes: Uint8Array, label: string, maxPixels: number, downscaleAbovePixels = DOWNSCALE_ABOVE_PIXELS): RawPixels {
   const fail = (what: string): never => {
     throw new InputError(`${label}: ${what}`);
   };
@@ -100,11 +106,11 @@ export function decodeBmp(bytes: Uint8Array, label: string, maxPixels: number): 
   if (dataOffset + stride * height > bytes.length) fail('truncated BMP pixel data');
   const hasAlpha = masks !== undefined && masks[3] !== 0;
   const channels = hasAlpha ? 4 : 3;
-  const out = new Uint8Array(width * height * channels);
   const readers = masks?.map(channelReader);
-  for (let y = 0; y < height; y++) {
+  const rowBytes = width * channels;
+  /** Decodes stored row `y` (top-down order) into `out` at `o`. */
+  const decodeRow = (y: number, out: Uint8Array, o: number): void => {
     const row = dataOffset + (topDown ? y : height - 1 - y) * stride;
-    let o = y * width * channels;
     for (let x = 0; x < width; x++, o += channels) {
       if (palette) {
         const bit = x * bpp;
@@ -123,6 +129,39 @@ export function decodeBmp(bytes: Uint8Array, label: string, maxPixels: number): 
         out[o + 2] = bytes[p];
       }
     }
-  }
+  };
+  if (width * height > downscaleAbovePixels) return { ...shrinkWhileDecoding(width, height, channels, decodeRow), original: { width, height } };
+  const out = new Uint8Array(rowBytes * height);
+  for (let y = 0; y < height; y++) decodeRow(y, out, y * rowBytes);
   return { width, height, channels, data: out };
+}
+
+/**
+ * Decodes row by row into a k×k box average (k the smallest integer that brings the image to about
+ * DOWNSCALED_PIXELS): memory is one decoded row, one row of sums and the small result.
+ */
+function shrinkWhileDecoding(width: number, height: number, channels: 3 | 4, decodeRow: (y: number, out: Uint8Array, o: number) => void): RawPixels {
+  const k = Math.ceil(Math.sqrt((width * height) / DOWNSCALED_PIXELS));
+  const ow = Math.ceil(width / k);
+  const oh = Math.ceil(height / k);
+  const row = new Uint8Array(width * channels);
+  const sums = new Uint32Array(ow * channels);
+  const out = new Uint8Array(ow * oh * channels);
+  for (let oy = 0; oy < oh; oy++) {
+    sums.fill(0);
+    const y0 = oy * k;
+    const rows = Math.min(k, height - y0);
+    for (let y = y0; y < y0 + rows; y++) {
+      decodeRow(y, row, 0);
+      for (let x = 0; x < width; x++) {
+        const s = ((x / k) | 0) * channels;
+        for (let c = 0; c < channels; c++) sums[s + c] += row[x * channels + c];
+      }
+    }
+    for (let ox = 0, o = oy * ow * channels; ox < ow; ox++) {
+      const n = Math.min(k, width - ox * k) * rows;
+      for (let c = 0; c < channels; c++, o++) out[o] = Math.round(sums[ox * channels + c] / n);
+    }
+  }
+  return { width: ow, height: oh, channels, data: out };
 }

@@ -167,8 +167,8 @@ export async function decodeImageRaw(input: ImageInput | Uint8Array, opts: Omit<
   let bytes = read.bytes;
 
   if (isBmp(bytes)) {
-    const bmp = decodeBmp(bytes, label, opts.maxInputPixels);
-    return { width: bmp.width, height: bmp.height, channels: bmp.channels, data: bmp.data };
+    const bmp = decodeBmp(bytes, label, opts.maxInputPixels, opts.downscaleAbovePixels);
+    return { width: bmp.width, height: bmp.height, channels: bmp.channels, data: bmp.data, ...(bmp.original ? { original: bmp.original } : {}) };
   }
   if (startsWith(bytes, [0x1f, 0x8b])) {
     // Gzipped SVG (svgz), which librsvg would otherwise inflate itself, past our SVG sanitising.

@@ -80,34 +80,61 @@ function clip8(acc: number): number {
   return v < 0 ? 0 : v > 255 ? 255 : v;
 }
 
-/** Horizontal pass over input rows [yFirst, yFirst + rows). */
-function resampleHorizontal(src: RgbImage, outWidth: number, yFirst: number, rows: number, c: Coefficients): Uint8Array {
-  const out = new Uint8Array(outWidth * rows * 3);
+/**
+ * Multiply-adds done by the bicubic passes since the process started: the work an image costs, independent of the
+ * machine's speed or load (tests bound it for inputs that once took seconds).
+ */
+export const resampleWork = { multiplyAdds: 0 };
+
+/** Taps summed over output indices [from, to). */
+function tapsOf(c: Coefficients, from: number, to: number): number {
+  let n = 0;
+  for (let i = from; i < to; i++) n += c.bounds[i * 2 + 1];
+  return n;
+}
+
+/** Horizontal pass of one RGB row starting at `rowBase` in `data`, output columns [from, to), written at `o`. */
+function horizontalRow(data: Uint8Array, rowBase: number, out: Uint8Array, o: number, from: number, to: number, c: Coefficients): void {
   const { ksize, bounds, weights } = c;
-  const inStride = src.width * 3;
-  const data = src.data;
-  for (let y = 0; y < rows; y++) {
-    const rowBase = (y + yFirst) * inStride;
-    let o = y * outWidth * 3;
-    for (let xx = 0; xx < outWidth; xx++) {
-      const xmin = bounds[xx * 2];
-      const count = bounds[xx * 2 + 1];
-      const kBase = xx * ksize;
-      let s0 = ROUNDING;
-      let s1 = ROUNDING;
-      let s2 = ROUNDING;
-      let p = rowBase + xmin * 3;
-      for (let x = 0; x < count; x++, p += 3) {
-        const w = weights[kBase + x];
-        s0 = (s0 + data[p] * w) | 0;
-        s1 = (s1 + data[p + 1] * w) | 0;
-        s2 = (s2 + data[p + 2] * w) | 0;
-      }
-      out[o++] = clip8(s0);
-      out[o++] = clip8(s1);
-      out[o++] = clip8(s2);
+  for (let xx = from; xx < to; xx++) {
+    const count = bounds[xx * 2 + 1];
+    const kBase = xx * ksize;
+    let s0 = ROUNDING;
+    let s1 = ROUNDING;
+    let s2 = ROUNDING;
+    let p = rowBase + bounds[xx * 2] * 3;
+    for (let x = 0; x < count; x++, p += 3) {
+      const w = weights[kBase + x];
+      s0 = (s0 + data[p] * w) | 0;
+      s1 = (s1 + data[p + 1] * w) | 0;
+      s2 = (s2 + data[p + 2] * w) | 0;
     }
+    out[o++] = clip8(s0);
+    out[o++] = clip8(s1);
+    out[o++] = clip8(s2);
   }
+}
+
+/**
+ * Horizontal pass over input rows [yFirst, yFirst + rows). A row equal to the one before it (flat backgrounds, or a
+ * thin image upscaled across: comparing costs one read of the input row) takes the previous row's output.
+ */
+function resampleHorizontal(src: RgbImage, outWidth: number, yFirst: number, rows: number, c: Coefficients): Uint8Array {
+  const outStride = outWidth * 3;
+  const out = new Uint8Array(outStride * rows);
+  const inStride = src.width * 3;
+  const rowsOf = Buffer.from(src.data.buffer, src.data.byteOffset, src.data.byteLength);
+  let computed = 0;
+  for (let y = 0; y < rows; y++) {
+    const base = (y + yFirst) * inStride;
+    if (y > 0 && rowsOf.compare(rowsOf, base - inStride, base, base, base + inStride) === 0) {
+      out.copyWithin(y * outStride, (y - 1) * outStride, y * outStride);
+      continue;
+    }
+    horizontalRow(src.data, base, out, y * outStride, 0, outWidth, c);
+    computed++;
+  }
+  resampleWork.multiplyAdds += computed * tapsOf(c, 0, outWidth) * 3;
   return out;
 }
 
@@ -121,6 +148,7 @@ function resampleVertical(src: RgbImage, outHeight: number, c: Coefficients, ySh
   const acc = new Int32Array(stride);
   const { ksize, bounds, weights } = c;
   const d = src.data;
+  resampleWork.multiplyAdds += stride * tapsOf(c, 0, outHeight);
   for (let yy = 0; yy < outHeight; yy++) {
     const ymin = bounds[yy * 2] - yShift;
     const count = bounds[yy * 2 + 1];
@@ -172,6 +200,122 @@ export function resizeBicubic(src: RgbImage, width: number, height: number): Rgb
     img = { width: img.width, height, data: resampleVertical(img, height, vert, yShift) };
   }
   return img;
+}
+
+/**
+ * `resizeBicubic` of `src` pasted at (x, y) on a canvasWidth×canvasHeight canvas filled with `fill` (an RGB colour),
+ * without building the canvas: the pixels equal building it and resizing it, as the sums are the same integers
+ * regrouped. Every tap on the fill contributes fill·weight, so each output sums the fill's weights once and reads only
+ * the taps that land on the image; outputs whose taps miss the image are the fill's own. A thin image padded to a
+ * huge square (1 × 65,535 → 65,535², 12.9 GB as a canvas) then costs about what the image holds.
+ */
+export function resizeBicubicOnCanvas(src: RgbImage, canvasWidth: number, canvasHeight: number, x: number, y: number, fill: readonly [number, number, number], width: number, height: number): RgbImage {
+  const { width: w, height: h, data } = src;
+  if (!(x >= 0 && y >= 0 && x + w <= canvasWidth && y + h <= canvasHeight)) throw new RangeError('resizeBicubicOnCanvas: the image does not fit the canvas at that place');
+  if (data.length !== w * h * 3) throw new RangeError('resize: data length does not match width·height·3');
+  const stride = width * 3;
+
+  // Horizontal: the fill row's outputs (`fillOut`), and for each image row the output columns [lo, hi) whose taps
+  // reach the image's columns (contiguous: windows only move right), kept in `mid` (image rows × those columns).
+  let fillOut: Uint8Array;
+  let lo: number;
+  let hi: number;
+  let mid: Uint8Array;
+  if (width === canvasWidth) {
+    fillOut = new Uint8Array(stride);
+    for (let i = 0; i < stride; i += 3) fillOut.set(fill, i);
+    [lo, hi, mid] = [x, x + w, data];
+  } else {
+    const c = bicubicCoefficients(canvasWidth, width);
+    const { ksize, bounds, weights } = c;
+    fillOut = new Uint8Array(stride);
+    lo = 0;
+    while (lo < width && bounds[lo * 2] + bounds[lo * 2 + 1] <= x) lo++;
+    hi = lo;
+    while (hi < width && bounds[hi * 2] < x + w) hi++;
+    // Per output column: the weight of its taps on the fill, and its taps on the image [first, last).
+    const fillWeight = new Int32Array(width);
+    const first = new Int32Array(width);
+    const last = new Int32Array(width);
+    for (let xx = 0; xx < width; xx++) {
+      const xmin = bounds[xx * 2];
+      const count = bounds[xx * 2 + 1];
+      const a = Math.min(Math.max(xmin, x), xmin + count);
+      const b = Math.max(Math.min(xmin + count, x + w), a);
+      let all = 0;
+      let onImage = 0;
+      for (let t = 0; t < count; t++) {
+        all += weights[xx * ksize + t];
+        if (xmin + t >= a && xmin + t < b) onImage += weights[xx * ksize + t];
+      }
+      fillWeight[xx] = all - onImage;
+      first[xx] = a;
+      last[xx] = b;
+      for (let ch = 0; ch < 3; ch++) fillOut[xx * 3 + ch] = clip8((ROUNDING + fill[ch] * all) | 0);
+    }
+    const cols = (hi - lo) * 3;
+    mid = new Uint8Array(cols * h);
+    let work = 0;
+    for (let r = 0; r < h; r++) {
+      const rowBase = r * w * 3;
+      for (let xx = lo, o = r * cols; xx < hi; xx++) {
+        const fw = fillWeight[xx];
+        let s0 = (ROUNDING + fill[0] * fw) | 0;
+        let s1 = (ROUNDING + fill[1] * fw) | 0;
+        let s2 = (ROUNDING + fill[2] * fw) | 0;
+        const kBase = xx * ksize - bounds[xx * 2];
+        for (let px = first[xx], p = rowBase + (px - x) * 3; px < last[xx]; px++, p += 3) {
+          const wt = weights[kBase + px];
+          s0 = (s0 + data[p] * wt) | 0;
+          s1 = (s1 + data[p + 1] * wt) | 0;
+          s2 = (s2 + data[p + 2] * wt) | 0;
+        }
+        mid[o++] = clip8(s0);
+        mid[o++] = clip8(s1);
+        mid[o++] = clip8(s2);
+      }
+    }
+    for (let xx = lo; xx < hi; xx++) work += last[xx] - first[xx];
+    resampleWork.multiplyAdds += work * h * 3;
+  }
+  const cols = (hi - lo) * 3;
+  const out = new Uint8Array(stride * height);
+  if (height === canvasHeight) {
+    for (let r = 0; r < height; r++) {
+      out.set(fillOut, r * stride);
+      if (r >= y && r < y + h) out.set(mid.subarray((r - y) * cols, (r - y + 1) * cols), r * stride + lo * 3);
+    }
+    return { width, height, data: out };
+  }
+
+  // Vertical: likewise, rows of `mid` stand for image rows; every other row is `fillOut`.
+  const { ksize, bounds, weights } = bicubicCoefficients(canvasHeight, height);
+  let work = 0;
+  for (let yy = 0; yy < height; yy++) {
+    const ymin = bounds[yy * 2];
+    const count = bounds[yy * 2 + 1];
+    const kBase = yy * ksize - ymin;
+    const a = Math.min(Math.max(ymin, y), ymin + count);
+    const b = Math.max(Math.min(ymin + count, y + h), a);
+    let all = 0;
+    let onImage = 0;
+    for (let t = 0; t < count; t++) {
+      all += weights[yy * ksize + t];
+      if (ymin + t >= a && ymin + t < b) onImage += weights[yy * ksize + t];
+    }
+    const fw = all - onImage;
+    const o = yy * stride;
+    for (let col = 0; col < stride; col++) out[o + col] = clip8((ROUNDING + fillOut[col] * all) | 0);
+    if (a === b) continue;
+    for (let col = 0; col < cols; col++) {
+      let acc = (ROUNDING + fillOut[lo * 3 + col] * fw) | 0;
+      for (let r = a, p = (a - y) * cols + col; r < b; r++, p += cols) acc = (acc + mid[p] * weights[kBase + r]) | 0;
+      out[o + lo * 3 + col] = clip8(acc);
+    }
+    work += (b - a) * cols;
+  }
+  resampleWork.multiplyAdds += work;
+  return { width, height, data: out };
 }
 
 /**

@@ -29,15 +29,3 @@ export async function ensureFreeSpace(dir: string, needed: number): Promise<void
   const free = await freeBytes(dir);
   if (free < needed + margin) throw new DiskFullError(dir, needed + margin, free);
 }
-
-/** A write that failed because the volume filled up (ENOSPC, or EDQUOT for a user's quota). */
-export function isNoSpace(err: unknown): boolean {
-  const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  return code === 'ENOSPC' || code === 'EDQUOT';
-}
-
-/** The `diskFull` error for a write that ran out of space midway (another program filled the disk after our check). */
-export function diskFilledWhileWriting(path: string, during: 'download' | 'conversion'): DiffusionVLError {
-  const what = during === 'download' ? 'downloading; the part already downloaded is kept and resumes' : 'converting; nothing of the new model was kept';
-  return new DiffusionVLError('diskFull', `the disk filled up while ${what} (${path}): free some space and try again`);
-}

@@ -2,7 +2,7 @@ import { open, rename, rm, stat, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { hashFile, type ExpectedHash } from './hashes';
 import { DiffusionVLError } from '../../engine/errors';
-import { diskFilledWhileWriting, isNoSpace } from './diskSpace';
+import { diskFilledWhileWriting, isNoSpace } from '../../engine/diskFilled';
 import { isTransientStatus, refusalMessage, retryAfterMs, sleep } from './hubResponses';
 
 export interface FetchFileOptions {

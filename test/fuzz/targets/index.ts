@@ -7,6 +7,7 @@ export const TARGETS: { name: string; description: string; module: string }[] = 
   { name: 'qwenvl-config', description: 'config.json, vision_config.json and preprocessor_config.json of a DiffusionVL-QwenVL checkpoint', module: './qwenvlConfig' },
   { name: 'siglip-config', description: 'config.json of a DiffusionVL-Qwen (SigLIP) checkpoint and its tower config.json', module: './siglipConfig' },
   { name: 'tokenizer', description: 'tokenizer.json and tokenizer_config.json of a converted model', module: './tokenizer' },
+  { name: 'gguf', description: "a model folder's GGUF decoder, checked before llama.cpp may load it", module: './gguf' },
   { name: 'manifest', description: "a converted model's manifest.json and its embedding table", module: './manifest' },
   { name: 'bmp', description: 'the BMP decoder', module: './bmp' },
   { name: 'svg', description: 'SVG input: sanitising (external references, entities) and rasterising, sizes', module: './svg' },

@@ -4,8 +4,7 @@
  * Pillow does, alpha dropped without compositing, black canvas for tiles, grey 127 squares for "pad".
  */
 import type { RawImage } from '../../image/decode';
-import { DOWNSCALE_ABOVE_PIXELS, DOWNSCALED_PIXELS } from '../../image/limits';
-import { resizeBicubic, resizeNearest, type RgbImage } from '../../image/pillowResize';
+import { resizeBicubic, resizeBicubicOnCanvas, resizeNearest, type RgbImage } from '../../image/pillowResize';
 import { resizeAndPadGeometry, selectBestResolution } from './anyres';
 
 /** A decoded picture as PIL holds it: colour (grey replicated to RGB, which resamples identically) and its alpha. */
@@ -116,24 +115,13 @@ export const PAD_GREY = 127;
  * The driver's "pad" path: `expand2square` on grey 127, alpha dropped, then one BICUBIC resize to size×size. That
  * resize is the processor's, after its `convert("RGB")`, so palette images are BICUBIC here too. (For a non-square
  * palette image the official `expand2square` pastes its indices onto a 'P' canvas whose palette holds only the grey,
- * scrambling its colours; that is not imitated.)
+ * scrambling its colours; that is not imitated.) The square is never built: a long banner's (28,000 × 500) would be
+ * 2.4 GB, a 1 × 65,535 strip's 12.9 GB; the resize computes the same pixels from the image and the grey alone.
  */
 export function padView(img: PilImage, size: number): RgbImage {
-  let rgb = img.rgb;
-  // The square canvas is (longer side)²: for a long banner (28,000 × 500) that is 2.4 GB before the resize. As the
-  // decoder does for huge images, shrink first so that the canvas holds DOWNSCALED_PIXELS; the official code pads at
-  // full size, so only images whose square would exceed DOWNSCALE_ABOVE_PIXELS differ from it.
-  const longer = Math.max(rgb.width, rgb.height);
-  if (longer * longer > DOWNSCALE_ABOVE_PIXELS) {
-    const scale = Math.floor(Math.sqrt(DOWNSCALED_PIXELS)) / longer;
-    rgb = resizeBicubic(rgb, Math.max(1, Math.round(rgb.width * scale)), Math.max(1, Math.round(rgb.height * scale)));
-  }
-  const { width, height } = rgb;
-  if (width !== height) {
-    const s = Math.max(width, height);
-    const square: RgbImage = { width: s, height: s, data: new Uint8Array(s * s * 3).fill(PAD_GREY) };
-    paste(square, rgb, width > height ? 0 : Math.floor((s - width) / 2), width > height ? Math.floor((s - height) / 2) : 0);
-    rgb = square;
-  }
-  return resizeBicubic(rgb, size, size);
+  const { width, height } = img.rgb;
+  const s = Math.max(width, height);
+  const x = width > height ? 0 : Math.floor((s - width) / 2);
+  const y = width > height ? Math.floor((s - height) / 2) : 0;
+  return resizeBicubicOnCanvas(img.rgb, s, s, x, y, [PAD_GREY, PAD_GREY, PAD_GREY], size, size);
 }
