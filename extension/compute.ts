@@ -68,3 +68,35 @@ export function explainCompute(s: StatusResult | undefined): ComputeExplanation 
     details,
   };
 }
+
+const BACKEND_NAMES: Record<string, string> = { onnx: 'ONNX Runtime', 'llama.cpp': 'llama.cpp' };
+
+/**
+ * Which runtime runs the text decoder (the vision tower is always ONNX Runtime's), and why: the engine's reason names
+ * the device llama.cpp picked or why it could not run, so it is shown as it is, after the plain sentence.
+ */
+export function explainBackend(s: StatusResult | undefined): ComputeExplanation {
+  if (!s) return { short: '', what: 'The DiffusionVL server has not reported yet.' };
+  const { requested, inUse, reason } = s.backend;
+  const setting = 'the setting DiffusionVL › Backend (diffusionvl.backend)';
+  if (!inUse) {
+    return {
+      short: requested === 'auto' ? 'llama.cpp or ONNX Runtime' : BACKEND_NAMES[requested] ?? requested,
+      what:
+        requested === 'auto'
+          ? 'Chosen when the model loads: llama.cpp if the model folder has a GGUF text decoder, otherwise ONNX Runtime.'
+          : `${BACKEND_NAMES[requested] ?? requested} will run the text decoder (chosen in ${setting}).`,
+      details: reason,
+    };
+  }
+  const fellBack = inUse === 'onnx' && requested === 'llama.cpp';
+  return {
+    short: BACKEND_NAMES[inUse] ?? inUse,
+    // Worded without "runs on", which is the label of the row above.
+    what: fellBack
+      ? 'ONNX Runtime runs the text decoder: llama.cpp could not run it here.'
+      : `${BACKEND_NAMES[inUse] ?? inUse} runs the text decoder${requested === 'auto' ? ', picked automatically' : ''}.`,
+    todo: fellBack ? `To stop trying llama.cpp, set ${setting} to "onnx".` : undefined,
+    details: reason,
+  };
+}

@@ -20,11 +20,14 @@ const [os, cpu0] = target.replace(/^alpine-/, 'linux-').split('-');
 const cpu = cpu0 === 'armhf' ? 'arm' : cpu0;
 const libc = target.startsWith('alpine-') ? 'musl' : 'glibc';
 const pkg = JSON.parse(fs.readFileSync(path.join(repo, 'package.json'), 'utf8'));
-// llama.cpp's prebuilt libraries for this target (CPU, and Vulkan where the platform has a package; CUDA stays out:
-// ≈ 140 MB compressed), loaded through koffi.
+// llama.cpp's prebuilt libraries for this target (CPU, and Vulkan or Metal where the platform has a package), loaded
+// through koffi. CUDA stays out (its package alone is several times the rest of the .vsix; `npm run llama:cuda` and
+// the README's packaging section say how to add it). Each package also carries node-llama-cpp's own addon (and its import library on Windows) and its
+// `llama-common` helper library, which this backend never loads: they stay out too.
 const llamaPrefix = `${{ linux: 'linux', darwin: 'mac', win32: 'win' }[os]}-${cpu}`;
 const LLAMA = Object.keys(pkg.optionalDependencies ?? {}).filter((n) => n.startsWith(`@node-llama-cpp/${llamaPrefix}`) && !n.endsWith('-cuda'));
 const NATIVE = ['onnxruntime-node', 'sharp', 'koffi', ...LLAMA];
+const LLAMA_UNUSED = /^llama-addon\.(node|lib)$|^(lib)?llama-common\.(so|dylib|dll)$/;
 // onnxruntime-node's other dependencies (adm-zip, global-agent, …) only serve its install script, which never runs
 // from a .vsix: ship it with just its runtime dependency.
 const RUNTIME_DEPS = { 'onnxruntime-node': ['onnxruntime-common'] };
@@ -45,10 +48,20 @@ let modules = path.join(repo, 'node_modules');
 if (target !== hostTarget) {
   const foreign = path.join(repo, '.cache', 'vsix', `npm-${target}`);
   fs.mkdirSync(foreign, { recursive: true });
-  fs.writeFileSync(path.join(foreign, 'package.json'), JSON.stringify({ private: true, dependencies: Object.fromEntries(NATIVE.map((n) => [n, pkg.dependencies[n] ?? pkg.optionalDependencies[n]])) }));
+  // npm checks a direct dependency's `os`/`cpu` against this machine, not against --os/--cpu (EBADPLATFORM for
+  // @node-llama-cpp/mac-*, win-*); optional dependencies are matched against the flags. So the llama.cpp packages go
+  // in as optional ones, and their presence is checked below.
+  const version = (n) => pkg.dependencies[n] ?? pkg.optionalDependencies[n];
+  fs.writeFileSync(path.join(foreign, 'package.json'), JSON.stringify({
+    private: true,
+    dependencies: Object.fromEntries(NATIVE.filter((n) => !LLAMA.includes(n)).map((n) => [n, version(n)])),
+    optionalDependencies: Object.fromEntries(LLAMA.map((n) => [n, version(n)])),
+  }));
   log(`installing ${NATIVE.join(', ')} for ${target}`);
   execFileSync('npm', ['install', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', `--os=${os}`, `--cpu=${cpu}`, `--libc=${libc}`], { cwd: foreign, stdio: 'inherit' });
   modules = path.join(foreign, 'node_modules');
+  const missing = NATIVE.filter((n) => !fs.existsSync(path.join(modules, n, 'package.json')));
+  if (missing.length) throw new Error(`npm did not install ${missing.join(', ')} for ${target}`);
 }
 
 /** Runtime closure of a package: dependencies plus the optional ones built for this target. */
@@ -88,6 +101,7 @@ for (const name of closure(NATIVE)) {
     // onnxruntime-node ships every platform's binaries in one package: keep only this target's.
     filter: (src) => {
       const rel = path.relative(path.join(modules), src);
+      if (name.startsWith('@node-llama-cpp/') && LLAMA_UNUSED.test(path.basename(src))) return false;
       if (!rel.startsWith(onnxBin + path.sep)) return true;
       const [plat, arch] = rel.slice(onnxBin.length + 1).split(path.sep);
       return plat === os && (arch === undefined || arch === cpu);
@@ -118,4 +132,30 @@ if (!vsce) {
 }
 fs.mkdirSync(outDir, { recursive: true });
 execFileSync(process.execPath, [vsce, 'package', '--target', target, '--skip-license', '--allow-missing-repository', '--out', out], { cwd: stage, stdio: 'inherit' });
-log(`${path.relative(repo, out)} (${(fs.statSync(out).size / 1048576).toFixed(1)} MB)`);
+const mb = (n) => `${(n / 1048576).toFixed(1)} MB`;
+log(`${path.relative(repo, out)} (${mb(fs.statSync(out).size)})`);
+// What llama.cpp adds to the download: each library package's files, compressed in the .vsix and unpacked.
+const perPackage = new Map();
+for (const e of zipEntries(fs.readFileSync(out))) {
+  const m = /^extension\/node_modules\/(@node-llama-cpp\/[^/]+)\//.exec(e.name);
+  if (!m) continue;
+  const t = perPackage.get(m[1]) ?? { packed: 0, unpacked: 0 };
+  t.packed += e.compressedSize;
+  t.unpacked += e.size;
+  perPackage.set(m[1], t);
+}
+for (const [name, t] of perPackage) log(`  ${name}: ${mb(t.packed)} in the .vsix, ${mb(t.unpacked)} installed`);
+
+/** Names and sizes from a zip's central directory (the .vsix vsce just wrote; no zip64 below 4 GB). */
+function zipEntries(zip) {
+  let eocd = zip.length - 22;
+  while (eocd >= 0 && zip.readUInt32LE(eocd) !== 0x06054b50) eocd--;
+  if (eocd < 0) throw new Error(`${out} is not a zip archive`);
+  const entries = [];
+  for (let n = 0, at = zip.readUInt32LE(eocd + 16); n < zip.readUInt16LE(eocd + 10); n++) {
+    const nameLen = zip.readUInt16LE(at + 28);
+    entries.push({ name: zip.toString('utf8', at + 46, at + 46 + nameLen), compressedSize: zip.readUInt32LE(at + 20), size: zip.readUInt32LE(at + 24) });
+    at += 46 + nameLen + zip.readUInt16LE(at + 30) + zip.readUInt16LE(at + 32);
+  }
+  return entries;
+}

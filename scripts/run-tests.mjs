@@ -13,8 +13,9 @@ import { join, relative } from 'node:path';
 const root = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..');
 const args = process.argv.slice(2);
 // Suites with their own command: benchmarks, `npm run test:e2e` (e2e, vscode), `npm run test:webgpu` (webgpu, which
-// runs `--suite webgpu` here once its driver is set up), `npm run test:soak` (soak: long runs of many requests).
-const OWN_SUITES = new Set(['bench', 'e2e', 'soak', 'vscode', 'webgpu']);
+// runs `--suite webgpu` here once its driver is set up), `npm run test:soak` (soak: long runs of many requests),
+// `npm run test:vsix` (vsix: the packaged extension, after `npm run package`).
+const OWN_SUITES = new Set(['bench', 'e2e', 'soak', 'vscode', 'vsix', 'webgpu']);
 const suiteAt = args.indexOf('--suite');
 const suite = suiteAt >= 0 ? args.splice(suiteAt, 2)[1] : undefined;
 if (suite !== undefined && !OWN_SUITES.has(suite)) {

@@ -5,7 +5,7 @@ import { architectureLabel, MANIFEST_FILE, Methods, type PrepareModelParams, typ
 import type { Sidecar } from '../client';
 import { showUserError } from '../userErrors';
 import { SidecarError } from '../client';
-import { explainCompute } from '../compute';
+import { explainBackend, explainCompute } from '../compute';
 import { DEMO_SUMMARY } from '../demo';
 import { setServerAllowed } from '../remote';
 import { REMOTE_STATE_WORDS, STATE_WORDS } from '../statusBar';
@@ -93,10 +93,10 @@ async function useLocalFolder(ctx: vscode.ExtensionContext, sidecar: Sidecar): P
 type Action = vscode.QuickPickItem & { run?: () => unknown };
 
 /** The whole CPU/GPU explanation, which a quick-pick row would cut off, with the setting one click away. */
-async function explainComputeModal(c: ReturnType<typeof explainCompute>): Promise<void> {
+async function explainComputeModal(c: ReturnType<typeof explainCompute>, setting = 'diffusionvl.executionProvider'): Promise<void> {
   const detail = [c.todo, c.details ? `Details: ${c.details}` : undefined].filter(Boolean).join('\n\n');
   const pick = await vscode.window.showInformationMessage(c.what, { modal: true, detail }, 'Open Setting');
-  if (pick === 'Open Setting') await vscode.commands.executeCommand('workbench.action.openSettings', 'diffusionvl.executionProvider');
+  if (pick === 'Open Setting') await vscode.commands.executeCommand('workbench.action.openSettings', setting);
 }
 
 /** Show Status: the server's view (model, provider and why, memory, queue) with the actions that fix what's wrong. */
@@ -120,11 +120,14 @@ async function showStatus(ctx: vscode.ExtensionContext, sidecar: Sidecar): Promi
     if (s) rows.push({ label: `$(list-ordered) Requests`, description: `${s.queue.running} running, ${s.queue.waitingInteractive + s.queue.waitingHover} waiting, ${s.queue.completed} done, ${s.queue.failed} failed, ${s.queue.cancelled} cancelled` });
   } else if (s) {
     const compute = explainCompute(s);
+    const decoder = explainBackend(s);
     const demo = model.demo;
     rows.push(
       { label: `$(${demo ? 'beaker' : 'symbol-misc'}) Model`, description: `${model.label} — ${STATE_WORDS[s.model.state]}${s.model.architecture ? ` · ${architectureLabel(s.model.architecture)}` : ''}`, detail: demo ? DEMO_SUMMARY : s.model.dir ?? 'none configured' },
       // The explanation is longer than a row: the row says where, picking it shows why and what to do.
       { label: `$(chip) Runs on`, description: compute.short, detail: compute.what, run: () => explainComputeModal(compute) },
+      // The reason names llama.cpp's device, or why it could not run: shown in the row, so nothing falls back unseen.
+      { label: `$(layers) Text decoder`, description: decoder.short, detail: [decoder.what, decoder.details].filter(Boolean).join(' — '), run: () => explainComputeModal(decoder, 'diffusionvl.backend') },
       { label: `$(pulse) Memory`, description: `${mib(s.memory.rssBytes)} resident, ${mib(s.memory.externalBytes)} native buffers` },
       { label: `$(list-ordered) Requests`, description: `${s.queue.running} running, ${s.queue.waitingInteractive + s.queue.waitingHover} waiting, ${s.queue.completed} done, ${s.queue.failed} failed, ${s.queue.cancelled} cancelled` },
     );

@@ -48,5 +48,8 @@ fi
 step "build" npm run --silent build
 # A model that generates long enough to be interrupted (restart and cancel scenarios): the random-weight tiny model.
 step "long-generation model" node -e "require('./out/test/helpers/tinyModel.js').ensureTinyModel('fp32').then((d) => require('fs').writeFileSync(process.argv[1], d))" "$CACHE/long-model.path"
+# A model folder with a GGUF decoder beside the ONNX one (the tiny model, as `convert --decoder both` writes it): the
+# llama-cpp scenario runs its decoder on the llama.cpp libraries inside the .vsix.
+step "GGUF-decoder model" node -e "require('./out/test/helpers/tinyLlamaModel.js').ensureTinyLlamaModel('qwenvl').then((d) => require('fs').writeFileSync(process.argv[1], d))" "$CACHE/llama-model.path"
 step "package .vsix" npm run --silent package
 echo "[e2e setup] ready"

@@ -29,6 +29,8 @@ if (!process.env.E2E_MODEL) {
 // The default model answers in a block or two; the restart and cancel scenarios need a generation that runs long
 // enough to interrupt, so they switch to the random-weight tiny model (it never emits EOS). setup.sh records it.
 const LONG_MODEL = process.env.E2E_LONG_MODEL || fs.readFileSync(path.join(CACHE, 'long-model.path'), 'utf8').trim();
+// The tiny model with a GGUF decoder beside its ONNX one, for the llama.cpp libraries the .vsix carries (setup.sh).
+const LLAMA_MODEL = process.env.E2E_LLAMA_MODEL || fs.readFileSync(path.join(CACHE, 'llama-model.path'), 'utf8').trim();
 const ARTIFACTS = path.join(REPO, 'test-artifacts', 'e2e');
 const WORK = path.join(CACHE, 'run');
 const ONLY = process.env.E2E_ONLY ? new Set(process.env.E2E_ONLY.split(',')) : undefined;
@@ -63,7 +65,7 @@ function freePort() {
 }
 
 // ------------------------------------------------------------------ fresh profile and workspace
-for (const f of [VSIX, CODE_SERVER, path.join(MODEL, 'manifest.json'), path.join(LONG_MODEL, 'manifest.json')]) {
+for (const f of [VSIX, CODE_SERVER, path.join(MODEL, 'manifest.json'), path.join(LONG_MODEL, 'manifest.json'), path.join(LLAMA_MODEL, 'manifest.json')]) {
   if (!fs.existsSync(f)) {
     console.error(`e2e: ${f} is missing; run test/e2e/setup.sh first`);
     process.exit(2);
@@ -81,6 +83,8 @@ const FLOW = fs.readFileSync(ws('images', 'flow.png'));
 fs.mkdirSync(ws('images', 'many'), { recursive: true });
 for (let i = 1; i <= 8; i++) fs.writeFileSync(ws('images', 'many', `diagram-${i}.png`), FLOW);
 fs.writeFileSync(ws('images', 'truncated.png'), FLOW.subarray(0, FLOW.length >> 1));
+// An image of its own for the llama-cpp scenario, so that its answer panel is a new one.
+fs.writeFileSync(ws('images', 'llama.png'), FLOW);
 const HUGE = path.join(CACHE, 'fixtures', 'chart-12000x9000.png');
 if (!fs.existsSync(HUGE)) {
   const sharp = createRequire(path.join(REPO, 'package.json'))('sharp');
@@ -308,12 +312,28 @@ async function applyAltTextFix(screenshot) {
   await page.keyboard.press('Enter');
 }
 
+/**
+ * Opens Show Status and returns the text of the row labelled `label` (whitespace collapsed), leaving the pick open.
+ * A quick pick closes when focus moves (an answer panel finishing its drawing can take it): it is opened once more,
+ * so that what is checked is the status, not the race. Seen once in a full run, never alone.
+ */
+async function statusRow(label) {
+  const row = quickInput().locator('.monaco-list-row', { hasText: label });
+  await palette('DiffusionVL: Show Status');
+  try {
+    await row.waitFor({ timeout: 15_000 });
+  } catch {
+    log('  the status pick closed before it was read; opening it again');
+    await page.keyboard.press('Escape');
+    await palette('DiffusionVL: Show Status');
+    await row.waitFor({ timeout: 15_000 });
+  }
+  return (await row.innerText()).replace(/\s+/g, ' ');
+}
+
 /** "N done" from Show Status' Requests row: how many requests the model has answered. */
 async function requestsDone() {
-  await palette('DiffusionVL: Show Status');
-  const row = quickInput().locator('.monaco-list-row', { hasText: 'Requests' });
-  await row.waitFor({ timeout: 30_000 });
-  const m = /(\d+) done/.exec(await row.innerText());
+  const m = /(\d+) done/.exec(await statusRow('Requests'));
   await page.keyboard.press('Escape');
   if (!m) throw new Error('no request count in Show Status');
   return Number(m[1]);
@@ -402,19 +422,7 @@ try {
   });
 
   await scenario('status', async () => {
-    const row = quickInput().locator('.monaco-list-row', { hasText: 'Runs on' });
-    await palette('DiffusionVL: Show Status');
-    try {
-      await row.waitFor({ timeout: 15_000 });
-    } catch {
-      // A quick pick closes when focus moves (the first-run answer panel finishing its drawing can take it): once
-      // more, so that what is checked is the status, not the race. Seen once in a full run, never alone.
-      log('  the status pick closed before it was read; opening it again');
-      await page.keyboard.press('Escape');
-      await palette('DiffusionVL: Show Status');
-      await row.waitFor({ timeout: 15_000 });
-    }
-    const text = (await row.innerText()).replace(/\s+/g, ' ');
+    const text = await statusRow('Runs on');
     log(`  runs on: ${text}`);
     // In the user's words: no developer commands, no bare provider jargon.
     if (/npm run|not loaded|auto —/.test(text)) throw new Error(`developer wording in the status: ${text}`);
@@ -646,6 +654,28 @@ try {
     log(`  answer: ${JSON.stringify(answer)}`);
     // The chart (chart-1.png stretched to 12000×9000) has 4 bars, which the demo model still counts after shrinking.
     if (answer !== '4') throw new Error(`expected "4" about the 12000×9000 chart, got ${JSON.stringify(answer)}`);
+  });
+
+  await scenario('llama-cpp', async () => {
+    // The installed .vsix runs the text decoder on the llama.cpp libraries it carries: a model folder with a GGUF
+    // decoder and the backend setting on llama.cpp (the random-weight tiny model: any 8 tokens will do).
+    await useModel(LLAMA_MODEL, { 'diffusionvl.backend': 'llama.cpp', 'diffusionvl.maxNewTokens': 8 });
+    await askViaPalette('llama.png', 'Describe the image.');
+    const frame = await answerFrameFor('images/llama.png');
+    await frame.locator('.exchange.done, .exchange.failed').first().waitFor({ timeout: 180_000 });
+    if (await frame.locator('.exchange.failed').count()) throw new Error(`the GGUF model did not answer: ${await frame.locator('.exchange.failed .state').first().innerText()}`);
+    const answer = (await frame.locator('.exchange.done .answer').first().innerText()).trim();
+    log(`  answer: ${JSON.stringify(answer)}`);
+    if (!answer) throw new Error('an empty answer from the GGUF model');
+    const decoder = await statusRow('Text decoder');
+    log(`  text decoder: ${decoder}`);
+    // The runtime that answered, and why it was chosen (the engine's reason names llama.cpp's device).
+    if (!/Text decoder\s*llama\.cpp/.test(decoder) || !/llama\.cpp runs the text decoder/.test(decoder) || !/llama\.cpp requested/.test(decoder)) {
+      throw new Error(`Show Status does not say that llama.cpp ran the decoder, and why: ${decoder}`);
+    }
+    await shot('llama-cpp-status');
+    await page.keyboard.press('Escape');
+    await useModel(DEMO);
   });
 
   await scenario('restart', async () => {
