@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { convertCheckpoint } from '../server/converter/convert';
 import { decoderPrecision } from '../server/converter/convertOptions';
-import { checkGgufDecoder } from '../server/converter/gguf/ggufCheck';
+import { checkGgufDecoder } from '../server/engine/backends/llamacpp/ggufCheck';
 import { quantizeGguf } from '../server/converter/gguf/quantize';
 import { writeQwen2Gguf } from '../server/converter/gguf/qwen2Gguf';
 import { readGgufVocab, type GgufVocab } from '../server/converter/gguf/vocab';

@@ -3,7 +3,7 @@ import { basename, join } from 'node:path';
 import type { DecoderKind, GgufType, ModelDecoders, ModelFiles } from '../engine/manifest';
 import type { QwenVLTextConfig } from './checkpointConfig';
 import type { ConvertProgress } from './convertOptions';
-import { ggufFileName } from './gguf/ggmlTypes';
+import { ggufFileName } from '../engine/backends/llamacpp/ggmlTypes';
 import { quantizeGguf } from './gguf/quantize';
 import { qwen2TensorMap, writeQwen2Gguf } from './gguf/qwen2Gguf';
 import { readGgufVocab } from './gguf/vocab';

@@ -13,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { GGML_TYPE_NAMES } from '../../server/converter/gguf/ggmlTypes';
+import { GGML_TYPE_NAMES } from '../../server/engine/backends/llamacpp/ggmlTypes';
 import type { DecoderBackend } from '../../server/engine/api';
 import { readManifest, type GgufType } from '../../server/engine/manifest';
 import type { EvalReport } from '../../server/synthetic/evaluate';

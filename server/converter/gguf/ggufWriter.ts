@@ -1,6 +1,6 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { f32ToF16Array } from '../../engine/half';
-import { GGML_TYPE, GGUF_ALIGNMENT, GGUF_MAGIC, GGUF_VERSION, ValueType, type WrittenTensorType } from './ggmlTypes';
+import { GGML_TYPE, GGUF_ALIGNMENT, GGUF_MAGIC, GGUF_VERSION, ValueType, type WrittenTensorType } from '../../engine/backends/llamacpp/ggmlTypes';
 
 /** A metadata value with its GGUF type. */
 export type GgufValue =

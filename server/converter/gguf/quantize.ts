@@ -3,7 +3,7 @@ import { rm } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import type { GgufType } from '../../engine/manifest';
 import { loadLlamaLibrary, type LlamaLogSink } from '../../engine/backends/llamacpp/library';
-import { LLAMA_FTYPE } from './ggmlTypes';
+import { LLAMA_FTYPE } from '../../engine/backends/llamacpp/ggmlTypes';
 
 /**
  * Quantises a GGUF file with llama.cpp's own quantiser (`llama_model_quantize`, the code behind its

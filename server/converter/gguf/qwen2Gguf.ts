@@ -5,7 +5,7 @@
  */
 import { rm } from 'node:fs/promises';
 import type { QwenVLTextConfig } from '../checkpointConfig';
-import { GGUF_ALIGNMENT, LLAMA_FTYPE } from './ggmlTypes';
+import { GGUF_ALIGNMENT, LLAMA_FTYPE } from '../../engine/backends/llamacpp/ggmlTypes';
 import { GgufWriter } from './ggufWriter';
 import type { GgufVocab } from './vocab';
 

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { TOKEN_TYPE } from './ggmlTypes';
+import { TOKEN_TYPE } from '../../engine/backends/llamacpp/ggmlTypes';
 
 /** The tokenizer metadata of a llama.cpp BPE ("gpt2") model, as llama.cpp's own converter derives it. */
 export interface GgufVocab {

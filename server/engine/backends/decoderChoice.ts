@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { checkGgufDecoder } from '../../converter/gguf/ggufCheck';
+import { checkGgufDecoder } from './llamacpp/ggufCheck';
 import { DEFAULT_BACKEND, DEFAULT_PROVIDER, DiffusionVLError, type EngineOptions } from '../api';
 import type { DiffusionModel } from '../diffusionModel';
 import type { EmbeddingTable } from '../embeddings';
@@ -12,7 +12,7 @@ export interface DecoderRuntime extends DiffusionModel {
   createCache(initialCapacity: number): KvCache;
   /**
    * Room for a run that needs `cells` cache positions (its padded length plus the rows of its widest pass). A backend
-   * that sizes its cache up front may replace it, emptying it: it says so, and the run reuses no prefix.
+   * that sizes its cache up front may replace it, emptying it (the cache's length says so); it returns whether it did.
    */
   reserve?(cells: number): Promise<boolean>;
   release(): Promise<void>;

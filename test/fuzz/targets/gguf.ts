@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { checkGgufDecoder } from '../../../server/converter/gguf/ggufCheck';
+import { checkGgufDecoder } from '../../../server/engine/backends/llamacpp/ggufCheck';
 import { expectRefusal, Finding, invariant, type FuzzTarget } from '../target';
 import { scratchDir } from './scratch';
 

@@ -6,8 +6,8 @@
  * are those of the model folder's manifest. Every refusal is a `model` error naming the file.
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { DiffusionVLError } from '../../engine/errors';
-import type { TextDims } from '../../engine/manifest';
+import { DiffusionVLError } from '../../errors';
+import type { TextDims } from '../../manifest';
 import { GGML_TYPE_LAYOUT, GGUF_ALIGNMENT, GGUF_MAGIC, ValueType, VALUE_TYPE_BYTES } from './ggmlTypes';
 
 /** llama.cpp's own limits (ggml.h, llama-hparams.h): dimensions per tensor, name length with its NUL, layers. */

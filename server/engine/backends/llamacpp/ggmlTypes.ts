@@ -2,7 +2,7 @@
  * The numbers of the GGUF format (v3) and of ggml/llama.cpp this converter writes, from gguf-py's constants and
  * llama.h of the llama.cpp build the runtime loads.
  */
-import type { GgufType } from '../../engine/manifest';
+import type { GgufType } from '../../manifest';
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" read as a little-endian u32
 export const GGUF_VERSION = 3;
