@@ -107,13 +107,18 @@ test('disk full during a download: a diskFull error, only the resumable .part le
   }
 });
 
-test('disk full during a conversion: a diskFull error, and neither the model nor its .partial folder is left', { skip }, async () => {
-  const ckpt = join(work, 'ckpt');
+/** The tiny checkpoint, and a 2 MiB tmpfs too small for its conversion (into `<disk>/model`). */
+async function checkpointAndSmallDisk(ckptName: string, diskName: string): Promise<{ ckpt: string; disk: string; outDir: string }> {
+  const ckpt = join(work, ckptName);
   await writeGoldenTinyCheckpoint(ckpt);
-  const disk = join(work, 'conv');
+  const disk = join(work, diskName);
   execFileSync('mkdir', ['-p', disk]);
   mountTmpfs(disk, 2 << 20);
-  const outDir = join(disk, 'model');
+  return { ckpt, disk, outDir: join(disk, 'model') };
+}
+
+test('disk full during a conversion: a diskFull error, and neither the model nor its .partial folder is left', { skip }, async () => {
+  const { ckpt, disk, outDir } = await checkpointAndSmallDisk('ckpt', 'conv');
   await assert.rejects(runConversion({ checkpointDir: ckpt, outDir, precision: 'fp32' }, () => {}, new AbortController().signal), (e: Error) => {
     assert.equal(errorKind(e), 'diskFull', e.message);
     assert.match(e.message, /the disk filled up while converting/);
@@ -123,12 +128,7 @@ test('disk full during a conversion: a diskFull error, and neither the model nor
 });
 
 test('disk full during `diffusionvl convert`: the CLI says so in the same words, exits 1, and leaves nothing', { skip }, async () => {
-  const ckpt = join(work, 'ckpt-cli');
-  await writeGoldenTinyCheckpoint(ckpt);
-  const disk = join(work, 'conv-cli');
-  execFileSync('mkdir', ['-p', disk]);
-  mountTmpfs(disk, 2 << 20);
-  const outDir = join(disk, 'model');
+  const { ckpt, disk, outDir } = await checkpointAndSmallDisk('ckpt-cli', 'conv-cli');
   const run = spawnSync(process.execPath, [join(repoRoot, 'bin', 'diffusionvl.js'), 'convert', ckpt, outDir, '--quiet'], { encoding: 'utf8' });
   assert.equal(run.status, 1, run.stderr);
   assert.equal(run.stderr, `diffusionvl: the disk filled up while converting; nothing of the new model was kept (${outDir}.partial): free some space and try again\n`);

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { copyFile, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
+import { isModelDir } from '../engine/defaultModel';
 import { MANIFEST_FILE, manifestDecoders, readManifest, type DecoderKind, type GgufType, type ModelManifest } from '../engine/manifest';
 import { CONVERTER_VERSION, type ConvertProgress } from './convertOptions';
 import { writeFolderAtomically } from './outFolder';
@@ -24,7 +25,7 @@ export interface FolderConvertOptions {
 
 /** Whether `dir` is a converted model folder (its manifest, no checkpoint config) rather than a checkpoint. */
 export function isConvertedModelFolder(dir: string): boolean {
-  return existsSync(join(dir, MANIFEST_FILE)) && !existsSync(join(dir, 'config.json'));
+  return isModelDir(dir) && !existsSync(join(dir, 'config.json'));
 }
 
 export async function convertModelFolder(modelDir: string, outDir: string, opts: FolderConvertOptions): Promise<ModelManifest> {

@@ -185,11 +185,14 @@ export class EngineCore {
     return { embeds, promptLen, counts };
   }
 
-  /** Cache room for this run: its padded length plus the rows of its widest pass (K drafted states). */
+  /**
+   * Cache room for this run: its padded length plus the rows of its widest pass (K drafted states). A replaced cache
+   * is empty, and reusablePrefix never reuses more than the cache holds.
+   */
   private async reserveCache(promptLen: number, o: ResolvedOptions, verifySteps: number): Promise<void> {
     if (!this.decoder.reserve) return;
     const lay = blockLayout(promptLen, o.maxNewTokens, o.blockSize);
-    if (await this.decoder.reserve(lay.totalLen + Math.max(1, verifySteps) * lay.blockLen)) this.cachedPrefix = [];
+    await this.decoder.reserve(lay.totalLen + Math.max(1, verifySteps) * lay.blockLen);
   }
 
   /** Prompt-prefix reuse: full leading blocks identical to the previous prompt keep their K/V. */

@@ -17,7 +17,7 @@ export interface LlamaModelOptions extends LlamaLoadOptions {
   threads?: number;
   /**
    * KV cells of the first context; `reserve` grows it to what a run needs (the cells and the library's attention
-   * buffers scale with it: 3B at 8192 cells holds about 300 MB of K/V and 300 MB of buffers).
+   * buffers scale with it: at the 3B widths 8192 cells hold 302 MB of f16 K/V).
    */
   contextLength?: number;
   /** Rows one library call takes; larger block-causal passes are split at block boundaries. */
@@ -182,7 +182,8 @@ export class LlamaModel implements DiffusionModel {
     f.llama_free(this.ctx);
     this.cache?.forget();
     this.causal = null;
-    let ctx = f.llama_init_from_model(this.modelPtr, { ...this.ctxParams, n_ctx: want });
+    const larger = { ...this.ctxParams, n_ctx: want };
+    let ctx = f.llama_init_from_model(this.modelPtr, larger);
     const grown = !!ctx;
     if (!ctx) ctx = f.llama_init_from_model(this.modelPtr, this.ctxParams);
     if (!ctx) {
@@ -193,7 +194,7 @@ export class LlamaModel implements DiffusionModel {
     this.mem = f.llama_get_memory(ctx);
     this.limits = contextLimits(this.lib, ctx);
     if (!grown) throw new DiffusionVLError('model', `llama.cpp could not make a context of ${want} cells for this run (see the log)`);
-    this.ctxParams = { ...this.ctxParams, n_ctx: want };
+    this.ctxParams = larger;
     return true;
   }
 
